@@ -1,0 +1,312 @@
+// The gateway process: loads and compiles the config, binds every worker's listeners, runs the
+// admin listener and signal handling on the main thread, publishes new snapshots on SIGHUP,
+// and drains on SIGTERM/SIGINT.
+#include "cli/gateway_command.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "admin/admin_server.h"
+#include "config/compiler.h"
+#include "config/loader.h"
+#include "config/stats_ids.h"
+#include "config/syntax.h"
+#include "net/socket.h"
+#include "proxy/worker.h"
+#include "stats/prometheus.h"
+
+namespace portico::cli {
+
+namespace {
+
+struct Options {
+  std::string config_path;
+  std::string admin = "127.0.0.1:9901";
+  uint32_t workers = 0;
+  uint32_t drain_timeout_ms = 30'000;
+};
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: portico gateway -c PATH [--admin HOST:PORT|none] [--workers N]\n"
+               "                       [--drain-timeout DURATION]\n"
+               "  -c, --config PATH     YAML file or folder of YAML files (Gateway, HTTPRoute,\n"
+               "                        Backend, TrafficPolicy resources)\n"
+               "  --admin HOST:PORT     admin listener (default 127.0.0.1:9901; 'none' to disable)\n"
+               "  --workers N           worker threads (default: number of cores)\n"
+               "  --drain-timeout D     how long SIGTERM waits for in-flight requests (default 30s)\n");
+}
+
+class Gateway {
+ public:
+  explicit Gateway(Options options) : options_(std::move(options)) {}
+
+  int run() {
+    std::shared_ptr<const config::Snapshot> snapshot = loadConfig(/*initial=*/true);
+    if (!snapshot) return 1;
+    if (snapshot->ports.empty()) {
+      std::fprintf(stderr, "portico: error: the configuration defines no usable listener\n");
+      return 1;
+    }
+    uint32_t n = options_.workers;
+    for (uint32_t i = 0; i < n; ++i) shards_.push_back(std::make_unique<stats::Shard>());
+    // Bind every worker's sockets before starting any worker, so a port in use fails fast.
+    std::vector<std::vector<int>> fds(n);
+    for (uint32_t w = 0; w < n; ++w) {
+      for (const auto& port : snapshot->ports) {
+        Result<int> fd = net::listenTcp(port.bind, /*reuse_port=*/true);
+        if (!fd.ok()) {
+          std::fprintf(stderr, "portico: error: %s\n", fd.status().message().c_str());
+          return 1;
+        }
+        fds[w].push_back(*fd);
+      }
+    }
+    if (!startAdmin()) return 1;
+    for (const auto& port : snapshot->ports) {
+      std::fprintf(stderr, "portico: listening on %s\n", port.bind.toString().c_str());
+    }
+    current_ = snapshot;
+    proxy::WorkerOptions wopts;
+    wopts.drain_timeout_ms = options_.drain_timeout_ms;
+    for (uint32_t w = 0; w < n; ++w) {
+      workers_.push_back(std::make_unique<proxy::Worker>(w, *shards_[w], wopts));
+      workers_.back()->start(snapshot, std::move(fds[w]));
+    }
+    std::fprintf(stderr, "portico: %u worker(s) running\n", n);
+    loop_.run();
+    if (joiner_.joinable()) joiner_.join();
+    for (auto& w : workers_) w->join();
+    std::fprintf(stderr, "portico: stopped\n");
+    return 0;
+  }
+
+  bool setUpSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    // Blocked in every thread (workers inherit the mask); read through a signalfd here.
+    if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) return false;
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) return false;
+    signals_ = std::make_unique<SignalHandler>(*this, sfd);
+    return loop_.add(sfd, EPOLLIN, signals_.get());
+  }
+
+ private:
+  class SignalHandler final : public net::IoHandler {
+   public:
+    SignalHandler(Gateway& g, int fd) : g_(g), fd_(fd) {}
+    ~SignalHandler() override { ::close(fd_); }
+    void onIo(uint32_t) override {
+      signalfd_siginfo si;
+      while (::read(fd_, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+          g_.reload();
+        } else {
+          g_.shutdown();
+        }
+      }
+    }
+
+   private:
+    Gateway& g_;
+    int fd_;
+  };
+
+  std::shared_ptr<const config::Snapshot> loadConfig(bool initial) {
+    config::LoadResult loaded = config::loadPath(options_.config_path);
+    for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
+    if (loaded.outcome != config::LoadOutcome::kOk) {
+      std::fprintf(stderr, "portico: %s: configuration %s\n", options_.config_path.c_str(),
+                   initial ? "not loaded" : "not reloaded; keeping the running configuration");
+      return nullptr;
+    }
+    config::CompileResult compiled = config::compile(loaded.resources, ids_, ++version_);
+    for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
+    return compiled.snapshot;
+  }
+
+  void reload() {
+    if (draining_) return;
+    std::shared_ptr<const config::Snapshot> next = loadConfig(/*initial=*/false);
+    if (!next) return;
+    // New (address, port) pairs get fresh sockets; workers keep the listeners they have.
+    std::vector<std::vector<int>> fds(workers_.size());
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      for (const auto& port : next->ports) {
+        bool existed = false;
+        for (const auto& old : current_->ports) {
+          if (old.port == port.port && old.bind.ipString() == port.bind.ipString()) existed = true;
+        }
+        int fd = -1;
+        if (!existed) {
+          Result<int> r = net::listenTcp(port.bind, true);
+          if (!r.ok()) {
+            std::fprintf(stderr, "portico: error: %s (listener skipped)\n",
+                         r.status().message().c_str());
+          } else {
+            fd = *r;
+          }
+        }
+        fds[w].push_back(fd);
+      }
+    }
+    current_ = next;
+    for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->publish(next, std::move(fds[w]));
+    std::fprintf(stderr, "portico: configuration version %llu applied\n",
+                 static_cast<unsigned long long>(next->version));
+  }
+
+  void shutdown() {
+    if (draining_) return;
+    draining_ = true;
+    std::fprintf(stderr, "portico: draining (up to %u ms)\n", options_.drain_timeout_ms);
+    for (auto& w : workers_) w->drain();
+    joiner_ = std::thread([this] {
+      for (auto& w : workers_) w->join();
+      loop_.stop();
+    });
+  }
+
+  bool startAdmin() {
+    if (options_.admin == "none") return true;
+    auto addr = net::Address::parseHostPort(options_.admin);
+    if (!addr) {
+      std::fprintf(stderr, "portico: error: --admin: '%s' is not HOST:PORT\n",
+                   options_.admin.c_str());
+      return false;
+    }
+    Result<int> fd = net::listenTcp(*addr, false, 128);
+    if (!fd.ok()) {
+      std::fprintf(stderr, "portico: error: admin: %s\n", fd.status().message().c_str());
+      return false;
+    }
+    std::fprintf(stderr, "portico: admin listening on %s\n",
+                 net::localAddress(*fd).toString().c_str());
+    admin_ = std::make_unique<admin::AdminServer>(
+        loop_, *fd, [this](std::string_view method, std::string_view path, std::string_view) {
+          return handleAdmin(method, path);
+        });
+    return true;
+  }
+
+  admin::AdminResponse handleAdmin(std::string_view method, std::string_view path) {
+    admin::AdminResponse r;
+    if (method != "GET" && method != "HEAD") {
+      r.status = 405;
+      r.body = "admin endpoints are read-only (GET)\n";
+      return r;
+    }
+    if (path == "/ready") {
+      r.status = draining_ ? 503 : 200;
+      r.body = draining_ ? "DRAINING\n" : "LIVE\n";
+    } else if (path == "/stats/prometheus" || path == "/metrics") {
+      std::vector<const stats::Shard*> shards;
+      for (const auto& s : shards_) shards.push_back(s.get());
+      stats::ExpositionNames names{&current_->route_stat_names, &current_->backend_stat_names};
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = stats::renderPrometheus(shards, names);
+    } else if (path == "/config_dump") {
+      r.content_type = "application/json";
+      r.body = current_->config_dump_json;
+      if (r.body.empty() || r.body.back() != '\n') r.body += '\n';
+    } else if (path == "/" || path == "/help") {
+      r.body =
+          "admin commands are:\n"
+          "  /ready: 200 LIVE while serving, 503 DRAINING after SIGTERM\n"
+          "  /stats/prometheus: metrics in Prometheus text format 0.0.4\n"
+          "  /config_dump: the running configuration and each resource's status (JSON)\n";
+    } else {
+      r.status = 404;
+      r.body = "unknown admin path; see /help\n";
+    }
+    return r;
+  }
+
+  Options options_;
+  net::EventLoop loop_;
+  config::StatsIds ids_;
+  uint64_t version_ = 0;
+  std::shared_ptr<const config::Snapshot> current_;
+  std::vector<std::unique_ptr<stats::Shard>> shards_;
+  std::vector<std::unique_ptr<proxy::Worker>> workers_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<SignalHandler> signals_;
+  std::atomic<bool> draining_{false};
+  std::thread joiner_;
+};
+
+}  // namespace
+
+int gatewayMain(int argc, char** argv) {
+  Options o;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "portico gateway: %s needs a value\n", a.c_str());
+        std::exit(64);
+      }
+      return argv[++i];
+    };
+    if (a == "-c" || a == "--config") {
+      o.config_path = value();
+    } else if (a == "--admin") {
+      o.admin = value();
+    } else if (a == "--workers") {
+      std::string v = value();
+      o.workers = static_cast<uint32_t>(std::atoi(v.c_str()));
+      if (o.workers == 0 || o.workers > 256) {
+        std::fprintf(stderr, "portico gateway: --workers: '%s' is not 1..256\n", v.c_str());
+        return 64;
+      }
+    } else if (a == "--drain-timeout") {
+      std::string v = value();
+      auto ms = config::parseDurationMs(v);
+      if (!ms) {
+        std::fprintf(stderr, "portico gateway: --drain-timeout: '%s' is not a duration (30s)\n",
+                     v.c_str());
+        return 64;
+      }
+      o.drain_timeout_ms = static_cast<uint32_t>(*ms);
+    } else if (a == "-h" || a == "--help") {
+      usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "portico gateway: unknown argument '%s'\n", a.c_str());
+      usage();
+      return 64;
+    }
+  }
+  if (o.config_path.empty()) {
+    std::fprintf(stderr, "portico gateway: -c PATH is required\n");
+    usage();
+    return 64;
+  }
+  if (o.workers == 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o.workers = cores > 0 ? static_cast<uint32_t>(cores) : 1;
+  }
+  Gateway gateway(std::move(o));
+  if (!gateway.setUpSignals()) {
+    std::perror("portico: signals");
+    return 1;
+  }
+  return gateway.run();
+}
+
+}  // namespace portico::cli

@@ -1,0 +1,148 @@
+// Internal to the compiler (compiler.cc, compile_routes.cc, compile_policy.cc,
+// config_dump.cc): the state of one compile() run. Not for other components.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "config/compiler.h"
+#include "config/model.h"
+#include "router/route_table.h"
+
+namespace portico::config::internal {
+
+// Status of one Gateway listener, as reported in status.listeners[].
+struct ListenerStatus {
+  std::string name;
+  Condition accepted{"Accepted", true, "Accepted", ""};
+  std::optional<Condition> conflicted;  // set when Conflicted=True
+  bool resolved_refs = true;            // false when allowedRoutes.kinds has unsupported kinds
+  bool programmed = false;
+  uint32_t attached_routes = 0;
+};
+
+// status.parents[] entry of an HTTPRoute.
+struct ParentStatus {
+  ParentRefModel ref;
+  Condition accepted{"Accepted", false, "NoMatchingParent", ""};
+};
+
+// status.ancestors[] entry of a TrafficPolicy.
+struct AncestorStatus {
+  std::string gateway_ns;
+  std::string gateway_name;
+  Condition accepted{"Accepted", true, "Accepted", ""};
+};
+
+// Status of any resource, turned into JSON by the config dump.
+struct ResourceStatus {
+  std::vector<Condition> conditions;
+  std::vector<ListenerStatus> listeners;  // Gateway
+  std::vector<std::string> addresses;     // Gateway
+  std::vector<ParentStatus> parents;      // HTTPRoute
+  std::optional<Condition> resolved_refs;  // HTTPRoute, copied to every parent
+  std::vector<AncestorStatus> ancestors;  // TrafficPolicy
+};
+
+// An accepted listener being compiled.
+struct ListenerBuild {
+  uint32_t gateway = 0;   // index into Compilation::gateways_
+  uint32_t listener = 0;  // index into the Gateway's listeners
+  router::ListenerSpec spec;
+  std::set<uint32_t> routes;  // route items attached (dedupe across parentRefs)
+};
+
+// A listening socket being compiled.
+struct PortBuild {
+  std::string bind_ip;
+  net::Address bind;
+  uint16_t port = 0;
+  std::vector<uint32_t> listeners;  // indexes into Compilation::listeners_
+  PortSettings settings;
+  std::map<std::string, std::string> set_by;  // setting field -> "TrafficPolicy ns/name"
+};
+
+struct GatewayItem {
+  uint32_t resource = 0;
+  GatewayModel model;
+  std::vector<uint32_t> ports;  // indexes into Compilation::ports_
+};
+
+struct RouteItem {
+  uint32_t resource = 0;
+  HttpRouteModel model;
+  std::vector<const Rule*> rules;  // parallel to model.rules
+};
+
+struct BackendItem {
+  uint32_t resource = 0;
+  BackendModel model;
+  bool needs_ref_port = false;  // some endpoint has no port
+};
+
+struct PolicyItem {
+  uint32_t resource = 0;
+  TrafficPolicyModel model;
+};
+
+class Compilation {
+ public:
+  Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version);
+  CompileResult run();
+
+ private:
+  // compiler.cc
+  void decodeAll();
+  void buildListeners();
+  void buildPorts();
+  void fillStatsNames();
+  Reporter reporterFor(uint32_t resource);
+  // Condition message from the error diagnostics emitted since `first` ("" if none).
+  std::string errorsSince(size_t first) const;
+
+  // compile_routes.cc
+  void attachRoutes();
+  void compileRules(RouteItem& route);
+  const Backend* resolveBackendRef(const BackendRefModel& ref, Reporter& r, std::string* failure_reason,
+                                   std::string* failure_message);
+  const Backend* materializeBackend(const BackendItem& item, uint16_t ref_port);
+  void attachParent(uint32_t route_index, const ParentRefModel& ref, ParentStatus* status,
+                    Reporter& r);
+
+  // compile_policy.cc
+  void applyPolicies();
+
+  // config_dump.cc
+  std::string configDump() const;
+
+  const std::vector<Resource>& resources_;
+  StatsIds& ids_;
+  std::shared_ptr<Snapshot> snapshot_;
+  std::vector<Diagnostic> diagnostics_;
+  std::vector<ResourceStatus> status_;  // parallel to resources_
+
+  std::set<std::tuple<std::string, std::string, std::string>> rejected_;  // (kind, ns, name)
+  std::vector<GatewayItem> gateways_;
+  std::vector<RouteItem> routes_;
+  std::vector<BackendItem> backends_;
+  std::vector<PolicyItem> policies_;
+  std::map<std::pair<std::string, std::string>, uint32_t> gateway_by_name_;  // (ns, name)
+  std::map<std::pair<std::string, std::string>, uint32_t> backend_by_name_;
+  // Materialized Backends by (ns/name, port for portless endpoints or 0).
+  std::map<std::pair<std::string, uint16_t>, const Backend*> materialized_;
+
+  std::vector<ListenerBuild> listeners_;
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> listener_build_;  // (gateway, listener)
+  std::vector<PortBuild> ports_;
+  std::map<std::pair<std::string, uint16_t>, uint32_t> port_by_key_;  // (bind ip, port)
+};
+
+// Sort key for "oldest first, then alphabetical {namespace}/{name}".
+bool olderFirst(const Resource& a, const Resource& b);
+
+}  // namespace portico::config::internal

@@ -1,0 +1,237 @@
+// HTTPRoutes: rules and backendRef resolution, then attachment to Gateway listeners
+// (parentRefs, allowedRoutes, hostname intersection).
+#include <algorithm>
+
+#include "config/compilation.h"
+#include "config/syntax.h"
+
+namespace portico::config::internal {
+namespace {
+
+// A rule's timeout: unset -> 0 (the Gateway default); "0s" -> disabled.
+uint32_t timeoutMs(const std::optional<uint64_t>& ms) {
+  if (!ms) return 0;
+  if (*ms == 0 || *ms >= kTimeoutDisabledMs) return kTimeoutDisabledMs;
+  return static_cast<uint32_t>(*ms);
+}
+
+std::string describeParent(const ParentRefModel& ref) {
+  std::string out = "Gateway " + ref.ns + '/' + ref.name;
+  if (!ref.section_name.empty()) out += " listener \"" + ref.section_name + "\"";
+  if (ref.port != 0) out += " port " + std::to_string(ref.port);
+  return out;
+}
+
+}  // namespace
+
+const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t ref_port) {
+  const Resource& res = resources_[item.resource];
+  auto key = std::make_pair(res.ns + '/' + res.name, ref_port);
+  auto it = materialized_.find(key);
+  if (it != materialized_.end()) return it->second;
+  auto backend = std::make_unique<Backend>();
+  backend->ns = res.ns;
+  backend->name = res.name;
+  backend->stats_id = ids_.backend(key.first);
+  backend->index = static_cast<uint32_t>(snapshot_->backends.size());
+  for (const EndpointModel& e : item.model.endpoints) {
+    uint16_t port = e.port != 0 ? e.port : ref_port;
+    std::optional<net::Address> address = net::Address::parseIp(e.address, port);
+    if (!address || port == 0) continue;  // validated by the decoder; defensive
+    Endpoint endpoint;
+    endpoint.address = *address;
+    endpoint.authority = address->toString();
+    endpoint.pool_id = ids_.pool(endpoint.authority);
+    backend->endpoints.push_back(std::move(endpoint));
+  }
+  const Backend* out = backend.get();
+  materialized_[key] = out;
+  snapshot_->backends.push_back(std::move(backend));
+  return out;
+}
+
+const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref,
+                                              Reporter& r, std::string* failure_reason,
+                                              std::string* failure_message) {
+  bool core_service = ref.group.empty() && ref.kind == "Service";
+  bool portico_backend = ref.group == kPorticoGroup && ref.kind == "Backend";
+  if (!core_service && !portico_backend) {
+    *failure_reason = "InvalidKind";
+    *failure_message = "backendRef kind " + (ref.group.empty() ? "" : ref.group + "/") +
+                       ref.kind +
+                       " is not supported (use a portico.dev Backend, or a Service reference "
+                       "that names a Backend)";
+    r.warning(ref.where.mark, ref.where.path,
+              "ResolvedRefs=False/InvalidKind: " + *failure_message +
+                  "; its share of the traffic answers 500");
+    return nullptr;
+  }
+  auto it = backend_by_name_.find({ref.ns, ref.name});
+  if (it == backend_by_name_.end()) {
+    *failure_reason = "BackendNotFound";
+    *failure_message = "Backend " + ref.ns + '/' + ref.name +
+                       (rejected_.count({"Backend", ref.ns, ref.name}) ? " is invalid (see its errors)"
+                                                                      : " not found");
+    r.warning(ref.where.mark, ref.where.path,
+              "ResolvedRefs=False/BackendNotFound: " + *failure_message +
+                  "; its share of the traffic answers 500");
+    return nullptr;
+  }
+  const BackendItem& item = backends_[it->second];
+  if (item.needs_ref_port && ref.port == 0) {
+    std::string endpoint_path;
+    for (const EndpointModel& e : item.model.endpoints)
+      if (e.port == 0 && endpoint_path.empty()) endpoint_path = e.where.path;
+    *failure_reason = "UnresolvedPort";
+    *failure_message = "Backend " + ref.ns + '/' + ref.name + " has an endpoint without port (" +
+                       endpoint_path + ") and this backendRef sets no port";
+    r.error(ref.where.mark, ref.where.path,
+            "Required value: port: " + *failure_message + "; its share of the traffic answers 500");
+    return nullptr;
+  }
+  return materializeBackend(item, item.needs_ref_port ? ref.port : 0);
+}
+
+void Compilation::compileRules(RouteItem& route) {
+  const Resource& res = resources_[route.resource];
+  Reporter r = reporterFor(route.resource);
+  uint32_t stats_id = ids_.route(res.ns + '/' + res.name);
+  Condition resolved{"ResolvedRefs", true, "ResolvedRefs", ""};
+  for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
+    const RuleModel& rm = route.model.rules[i];
+    auto rule = std::make_unique<Rule>();
+    rule->route_ns = res.ns;
+    rule->route_name = res.name;
+    rule->rule_index = i;
+    rule->route_stats_id = stats_id;
+    rule->request_timeout_ms = timeoutMs(rm.request_timeout_ms);
+    rule->backend_request_timeout_ms = timeoutMs(rm.backend_request_timeout_ms);
+    for (const BackendRefModel& ref : rm.backend_refs) {
+      std::string reason, message;
+      const Backend* backend = resolveBackendRef(ref, r, &reason, &message);
+      if (backend == nullptr && resolved.status) resolved = {"ResolvedRefs", false, reason, message};
+      rule->backends.push_back(WeightedBackend{backend, ref.weight});
+      rule->total_weight += ref.weight;
+    }
+    if (rm.backend_refs.empty()) {
+      r.warning(rm.where.mark, rm.where.path, "no backendRefs: matching requests answer 500");
+    } else if (rule->total_weight == 0) {
+      r.warning(rm.where.mark, fieldPath(rm.where.path, "backendRefs"),
+                "every backendRef has weight 0: matching requests answer 500");
+    }
+    route.rules.push_back(rule.get());
+    snapshot_->rules.push_back(std::move(rule));
+  }
+  status_[route.resource].resolved_refs = resolved;
+}
+
+void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
+                               ParentStatus* status, Reporter& r) {
+  const RouteItem& route = routes_[route_index];
+  const Resource& res = resources_[route.resource];
+  auto notAttached = [&](const std::string& reason, const std::string& message) {
+    status->accepted = Condition{"Accepted", false, reason, message};
+    r.warning(ref.where.mark, ref.where.path, "Accepted=False/" + reason + ": " + message);
+  };
+  if (ref.group != kGatewayGroup || ref.kind != "Gateway") {
+    notAttached("UnsupportedValue", "parentRef kind " + ref.group + '/' + ref.kind +
+                                        " is not supported (only Gateway)");
+    return;
+  }
+  auto git = gateway_by_name_.find({ref.ns, ref.name});
+  if (git == gateway_by_name_.end()) {
+    notAttached("NoMatchingParent",
+                "Gateway " + ref.ns + '/' + ref.name +
+                    (rejected_.count({"Gateway", ref.ns, ref.name}) ? " is invalid (see its errors)"
+                                                                   : " not found"));
+    return;
+  }
+  uint32_t g = git->second;
+  GatewayItem& gw = gateways_[g];
+  const Resource& gw_res = resources_[gw.resource];
+  ResourceStatus& gw_status = status_[gw.resource];
+
+  bool any_selected = false, any_served = false, any_allowed = false;
+  uint32_t attached = 0;
+  std::string not_served;
+  for (uint32_t li = 0; li < gw.model.listeners.size(); ++li) {
+    const ListenerModel& lm = gw.model.listeners[li];
+    if (!ref.section_name.empty() && lm.name != ref.section_name) continue;
+    if (ref.port != 0 && lm.port != ref.port) continue;
+    any_selected = true;
+    auto bit = listener_build_.find({g, li});
+    if (bit == listener_build_.end()) {
+      if (not_served.empty()) not_served = "listener \"" + lm.name + "\" is not accepted";
+      continue;
+    }
+    any_served = true;
+    if ((!lm.allow_all_namespaces && res.ns != gw_res.ns) || !lm.allows_http_route) continue;
+    any_allowed = true;
+    std::vector<std::string> hostnames;
+    if (route.model.hostnames.empty()) {
+      if (!lm.hostname.empty()) hostnames.push_back(lm.hostname);
+    } else {
+      for (const std::string& h : route.model.hostnames) {
+        std::optional<std::string> common = intersectHostnames(h, lm.hostname);
+        if (common && std::find(hostnames.begin(), hostnames.end(), *common) == hostnames.end())
+          hostnames.push_back(*common);
+      }
+      if (hostnames.empty()) continue;
+    }
+    ++attached;
+    ListenerBuild& lb = listeners_[bit->second];
+    if (!lb.routes.insert(route_index).second) continue;  // already via another parentRef
+    router::RouteSpec spec;
+    spec.ns = res.ns;
+    spec.name = res.name;
+    spec.created_us = res.created_us;
+    spec.hostnames = std::move(hostnames);
+    for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
+      router::RuleSpec rule;
+      rule.rule = route.rules[i];
+      for (const MatchModel& m : route.model.rules[i].matches) {
+        router::MatchSpec match;
+        match.path_type = m.path_kind == PathKind::kExact ? router::PathType::kExact
+                                                          : router::PathType::kPathPrefix;
+        match.path = m.path;
+        rule.matches.push_back(std::move(match));
+      }
+      spec.rules.push_back(std::move(rule));
+    }
+    lb.spec.routes.push_back(std::move(spec));
+    ++gw_status.listeners[li].attached_routes;
+  }
+  if (attached > 0) {
+    status->accepted = Condition{"Accepted", true, "Accepted", ""};
+  } else if (!any_selected) {
+    notAttached("NoMatchingParent", describeParent(ref) + ": no listener with this sectionName/port");
+  } else if (!any_served) {
+    notAttached("NoMatchingParent", describeParent(ref) + ": " + not_served);
+  } else if (!any_allowed) {
+    notAttached("NotAllowedByListeners",
+                describeParent(ref) + ": allowedRoutes does not admit HTTPRoutes from namespace " +
+                    res.ns);
+  } else {
+    notAttached("NoMatchingListenerHostname",
+                describeParent(ref) + ": no route hostname matches the listener hostnames");
+  }
+}
+
+void Compilation::attachRoutes() {
+  // Backends whose endpoints all have ports exist even when no route uses them.
+  for (const BackendItem& item : backends_)
+    if (!item.needs_ref_port) materializeBackend(item, 0);
+  for (uint32_t ri = 0; ri < routes_.size(); ++ri) {
+    RouteItem& route = routes_[ri];
+    compileRules(route);
+    Reporter r = reporterFor(route.resource);
+    for (const ParentRefModel& ref : route.model.parent_refs) {
+      ParentStatus ps;
+      ps.ref = ref;
+      attachParent(ri, ref, &ps, r);
+      status_[route.resource].parents.push_back(std::move(ps));
+    }
+  }
+}
+
+}  // namespace portico::config::internal

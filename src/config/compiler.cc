@@ -1,0 +1,312 @@
+// compile(): the phases, resource classification, listeners and ports.
+// Routes: compile_routes.cc. Policies: compile_policy.cc. Status JSON: config_dump.cc.
+#include "config/compiler.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "config/compilation.h"
+
+namespace portico::config {
+namespace internal {
+namespace {
+
+enum class KindClass { kGateway, kHttpRoute, kBackend, kTrafficPolicy, kIgnored, kUnknown };
+
+constexpr std::string_view kIgnoredGatewayKinds[] = {
+    "GatewayClass", "GRPCRoute", "TLSRoute",         "TCPRoute",    "UDPRoute",
+    "ReferenceGrant", "BackendTLSPolicy", "ListenerSet", "XListenerSet"};
+
+KindClass classify(const Resource& res, std::string* problem) {
+  std::string_view group = res.group(), version = res.version();
+  if (group == kGatewayGroup) {
+    bool served_version = version == "v1" || version == "v1beta1";
+    if (res.kind == "Gateway" || res.kind == "HTTPRoute") {
+      if (served_version) return res.kind == "Gateway" ? KindClass::kGateway : KindClass::kHttpRoute;
+      *problem = "Unsupported value: \"" + res.api_version + "\": " + res.kind +
+                 " is served as gateway.networking.k8s.io/v1";
+      return KindClass::kUnknown;
+    }
+    for (std::string_view k : kIgnoredGatewayKinds) {
+      if (res.kind == k) {
+        *problem = "kind " + res.kind + " is not supported yet; ignored";
+        return KindClass::kIgnored;
+      }
+    }
+  } else if (group == kPorticoGroup) {
+    if (res.kind == "Backend" || res.kind == "TrafficPolicy") {
+      if (version == "v1alpha1")
+        return res.kind == "Backend" ? KindClass::kBackend : KindClass::kTrafficPolicy;
+      *problem = "Unsupported value: \"" + res.api_version + "\": " + res.kind +
+                 " is served as portico.dev/v1alpha1";
+      return KindClass::kUnknown;
+    }
+  }
+  *problem = "Unsupported value: kind " + res.kind + " of apiVersion \"" + res.api_version +
+             "\": supported kinds are Gateway and HTTPRoute (gateway.networking.k8s.io/v1), "
+             "Backend and TrafficPolicy (portico.dev/v1alpha1)";
+  return KindClass::kUnknown;
+}
+
+// The mark of a top-level field's value, or of the document.
+YAML::Mark topFieldMark(const Resource& res, std::string_view key) {
+  if (res.document.IsMap()) {
+    for (auto it = res.document.begin(); it != res.document.end(); ++it)
+      if (it->first.IsScalar() && it->first.Scalar() == key) return markOf(it->second);
+  }
+  return res.mark;
+}
+
+std::string where(const Resource& res) {
+  std::string out = res.file.empty() ? std::string("<input>") : res.file;
+  if (!res.mark.is_null()) out += ':' + std::to_string(res.mark.line + 1);
+  return out;
+}
+
+}  // namespace
+
+bool olderFirst(const Resource& a, const Resource& b) {
+  if (a.created_us != b.created_us) return a.created_us < b.created_us;
+  return (a.ns + '/' + a.name) < (b.ns + '/' + b.name);
+}
+
+Compilation::Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version)
+    : resources_(resources),
+      ids_(ids),
+      snapshot_(std::make_shared<Snapshot>()),
+      status_(resources.size()) {
+  snapshot_->version = version;
+}
+
+Reporter Compilation::reporterFor(uint32_t resource) {
+  return Reporter(resources_[resource].subject(), &diagnostics_);
+}
+
+std::string Compilation::errorsSince(size_t first) const {
+  std::string out;
+  for (size_t i = first; i < diagnostics_.size(); ++i) {
+    const Diagnostic& d = diagnostics_[i];
+    if (d.severity != Severity::kError) continue;
+    if (!out.empty()) out += "; ";
+    if (!d.field_path.empty()) out += d.field_path + ": ";
+    out += d.message;
+    if (out.size() > 2000) {
+      out += "; ...";
+      break;
+    }
+  }
+  return out;
+}
+
+void Compilation::decodeAll() {
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, uint32_t> seen;
+  for (uint32_t i = 0; i < resources_.size(); ++i) {
+    const Resource& res = resources_[i];
+    Reporter r = reporterFor(i);
+    size_t first = diagnostics_.size();
+    std::string problem;
+    KindClass kind = classify(res, &problem);
+    if (kind == KindClass::kIgnored || kind == KindClass::kUnknown) {
+      r.add(kind == KindClass::kIgnored ? Severity::kWarning : Severity::kError,
+            topFieldMark(res, "kind"), "kind", problem);
+      status_[i].conditions.push_back(Condition{"Accepted", false, "Unsupported", problem});
+      continue;
+    }
+    auto key = std::make_tuple(std::string(res.group()), res.kind, res.ns, res.name);
+    auto [it, inserted] = seen.emplace(key, i);
+    if (!inserted) {
+      std::string message = "Duplicate value: " + res.id() + " is already defined at " +
+                            where(resources_[it->second]) + "; this definition is ignored";
+      YAML::Mark name_mark = res.mark;
+      if (res.metadata.IsMap()) {
+        for (auto m = res.metadata.begin(); m != res.metadata.end(); ++m)
+          if (m->first.IsScalar() && m->first.Scalar() == "name") name_mark = markOf(m->second);
+      }
+      r.error(name_mark, "metadata.name", message);
+      status_[i].conditions.push_back(Condition{"Accepted", false, "Duplicate", message});
+      continue;
+    }
+    bool ok = false;
+    switch (kind) {
+      case KindClass::kGateway:
+        if (std::optional<GatewayModel> m = decodeGateway(res, r)) {
+          for (const ListenerModel& l : m->listeners) {
+            ListenerStatus ls;
+            ls.name = l.name;
+            if (!l.accepted) ls.accepted = Condition{"Accepted", false, l.reason, l.message};
+            ls.resolved_refs = l.allows_http_route;
+            status_[i].listeners.push_back(std::move(ls));
+          }
+          gateway_by_name_[{res.ns, res.name}] = static_cast<uint32_t>(gateways_.size());
+          gateways_.push_back(GatewayItem{i, std::move(*m), {}});
+          ok = true;
+        }
+        break;
+      case KindClass::kHttpRoute:
+        if (std::optional<HttpRouteModel> m = decodeHttpRoute(res, r)) {
+          routes_.push_back(RouteItem{i, std::move(*m), {}});
+          ok = true;
+        }
+        break;
+      case KindClass::kBackend:
+        if (std::optional<BackendModel> m = decodeBackend(res, r)) {
+          bool needs_port = std::any_of(m->endpoints.begin(), m->endpoints.end(),
+                                        [](const EndpointModel& e) { return e.port == 0; });
+          backend_by_name_[{res.ns, res.name}] = static_cast<uint32_t>(backends_.size());
+          backends_.push_back(BackendItem{i, std::move(*m), needs_port});
+          status_[i].conditions.push_back(Condition{"Accepted", true, "Accepted", ""});
+          ok = true;
+        }
+        break;
+      case KindClass::kTrafficPolicy:
+        if (std::optional<TrafficPolicyModel> m = decodeTrafficPolicy(res, r)) {
+          policies_.push_back(PolicyItem{i, std::move(*m)});
+          ok = true;
+        }
+        break;
+      default:
+        break;
+    }
+    if (!ok) {
+      rejected_.insert({res.kind, res.ns, res.name});
+      std::string reason = kind == KindClass::kHttpRoute ? "UnsupportedValue" : "Invalid";
+      status_[i].conditions.push_back(Condition{"Accepted", false, reason, errorsSince(first)});
+    }
+  }
+}
+
+void Compilation::buildListeners() {
+  std::vector<uint32_t> order(gateways_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return olderFirst(resources_[gateways_[a].resource], resources_[gateways_[b].resource]);
+  });
+  for (uint32_t g : order) {
+    GatewayItem& gw = gateways_[g];
+    const Resource& res = resources_[gw.resource];
+    ResourceStatus& st = status_[gw.resource];
+    Reporter r = reporterFor(gw.resource);
+    std::vector<std::string> ips = gw.model.addresses;
+    if (ips.empty()) ips.push_back("0.0.0.0");
+    st.addresses = ips;
+    uint32_t served = 0;
+    for (uint32_t li = 0; li < gw.model.listeners.size(); ++li) {
+      const ListenerModel& lm = gw.model.listeners[li];
+      ListenerStatus& ls = st.listeners[li];
+      if (!lm.accepted) continue;
+      std::string id = res.ns + '/' + res.name + '/' + lm.name;
+      // Listeners on one socket must differ in hostname; the older Gateway keeps it.
+      std::string conflict;
+      for (const std::string& ip : ips) {
+        auto pit = port_by_key_.find({ip, lm.port});
+        if (pit == port_by_key_.end()) continue;
+        for (uint32_t other : ports_[pit->second].listeners) {
+          if (listeners_[other].spec.hostname == lm.hostname) conflict = listeners_[other].spec.id;
+        }
+      }
+      if (!conflict.empty()) {
+        std::string message = "Conflicted: port " + std::to_string(lm.port) + " with hostname \"" +
+                              lm.hostname + "\" is already served by listener " + conflict;
+        r.error(lm.where.mark, lm.where.path, message);
+        ls.accepted = Condition{"Accepted", false, "HostnameConflict", message};
+        ls.conflicted = Condition{"Conflicted", true, "HostnameConflict", message};
+        continue;
+      }
+      uint32_t build = static_cast<uint32_t>(listeners_.size());
+      ListenerBuild lb;
+      lb.gateway = g;
+      lb.listener = li;
+      lb.spec.id = id;
+      lb.spec.hostname = lm.hostname;
+      listeners_.push_back(std::move(lb));
+      listener_build_[{g, li}] = build;
+      for (const std::string& ip : ips) {
+        auto [pit, inserted] =
+            port_by_key_.emplace(std::make_pair(ip, lm.port), static_cast<uint32_t>(ports_.size()));
+        if (inserted) {
+          PortBuild pb;
+          pb.bind_ip = ip;
+          pb.bind = net::Address::parseIp(ip, lm.port).value_or(net::Address{});
+          pb.port = lm.port;
+          ports_.push_back(std::move(pb));
+        }
+        ports_[pit->second].listeners.push_back(build);
+        if (std::find(gw.ports.begin(), gw.ports.end(), pit->second) == gw.ports.end())
+          gw.ports.push_back(pit->second);
+      }
+      ls.programmed = true;
+      ++served;
+    }
+    size_t total = gw.model.listeners.size();
+    if (served == total) {
+      st.conditions.push_back(Condition{"Accepted", true, "Accepted", ""});
+    } else {
+      std::string message = std::to_string(total - served) + " of " + std::to_string(total) +
+                            " listeners are not valid or not supported";
+      st.conditions.push_back(Condition{"Accepted", served > 0, "ListenersNotValid", message});
+    }
+    if (served > 0) {
+      st.conditions.push_back(Condition{"Programmed", true, "Programmed",
+                                        "compiled into config version " +
+                                            std::to_string(snapshot_->version)});
+    } else {
+      st.conditions.push_back(Condition{"Programmed", false, "Invalid", "no listener is served"});
+    }
+  }
+}
+
+void Compilation::buildPorts() {
+  std::vector<uint32_t> order(ports_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return std::tie(ports_[a].port, ports_[a].bind_ip) < std::tie(ports_[b].port, ports_[b].bind_ip);
+  });
+  for (uint32_t pi : order) {
+    const PortBuild& pb = ports_[pi];
+    std::vector<router::ListenerSpec> specs;
+    for (uint32_t l : pb.listeners) specs.push_back(listeners_[l].spec);
+    Port port;
+    port.bind = pb.bind;
+    port.port = pb.port;
+    port.settings = pb.settings;
+    port.routes = std::make_shared<const router::RouteTable>(std::move(specs));
+    snapshot_->ports.push_back(std::move(port));
+  }
+}
+
+void Compilation::fillStatsNames() {
+  snapshot_->route_stats_count = ids_.routeCount();
+  snapshot_->backend_stats_count = ids_.backendCount();
+  snapshot_->pool_count = ids_.poolCount();
+  snapshot_->route_stat_names = ids_.routeNames();
+  snapshot_->backend_stat_names = ids_.backendNames();
+}
+
+CompileResult Compilation::run() {
+  try {
+    decodeAll();
+    buildListeners();
+    applyPolicies();
+    attachRoutes();
+    buildPorts();
+    fillStatsNames();
+    snapshot_->config_dump_json = configDump();
+  } catch (const std::exception& e) {
+    // Not expected: decoders catch yaml-cpp errors. Fail closed with an empty snapshot.
+    Diagnostic d;
+    d.message = std::string("internal error while compiling the configuration: ") + e.what();
+    diagnostics_.push_back(std::move(d));
+    uint64_t version = snapshot_->version;
+    snapshot_ = std::make_shared<Snapshot>();
+    snapshot_->version = version;
+  }
+  return CompileResult{std::move(snapshot_), std::move(diagnostics_)};
+}
+
+}  // namespace internal
+
+CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version) {
+  return internal::Compilation(resources, ids, version).run();
+}
+
+}  // namespace portico::config

@@ -1,0 +1,31 @@
+// The config compiler: resources -> an immutable Snapshot for the workers, plus diagnostics.
+//
+// Main thread only. Never throws. Fault isolation: an invalid resource is rejected alone (an
+// invalid Gateway listener alone), with diagnostics; everything else compiles. References
+// that do not resolve keep their place: an unresolved backendRef answers 500 for its share.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "config/diagnostic.h"
+#include "config/resource.h"
+#include "config/snapshot.h"
+#include "config/stats_ids.h"
+
+namespace portico::config {
+
+struct CompileResult {
+  std::shared_ptr<const Snapshot> snapshot;  // never null; may have no ports
+  std::vector<Diagnostic> diagnostics;       // errors: rejected parts; warnings: degraded
+};
+
+// Compiles `resources` (from loadPath/loadString) into a Snapshot with the given version.
+// `ids` assigns stats and pool ids; it must be the same object across reloads so that ids
+// stay stable. Supported kinds: Gateway and HTTPRoute (gateway.networking.k8s.io/v1, v1beta1),
+// Backend and TrafficPolicy (portico.dev/v1alpha1).
+CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids,
+                      uint64_t version = 0);
+
+}  // namespace portico::config

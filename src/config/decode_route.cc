@@ -1,0 +1,296 @@
+// Decoding of HTTPRoute (gateway.networking.k8s.io/v1) specs.
+//
+// Every field of HTTPRoute v1 is parsed. Fields whose runtime is not implemented yet (header,
+// query and method matches, regex paths, filters, retries, session persistence) are validated
+// and then reported as errors "... is not implemented yet", which rejects the route: serving
+// it without them would route traffic the user excluded.
+#include <strings.h>
+
+#include <algorithm>
+#include <array>
+
+#include "config/model.h"
+#include "config/syntax.h"
+
+namespace portico::config {
+namespace {
+
+constexpr size_t kMaxParentRefs = 32;
+constexpr size_t kMaxHostnames = 16;
+constexpr size_t kMaxRules = 16;
+constexpr size_t kMaxMatchesPerRule = 64;
+constexpr size_t kMaxMatchesTotal = 128;
+constexpr size_t kMaxHeaderMatches = 16;
+constexpr size_t kMaxFilters = 16;
+constexpr size_t kMaxBackendRefs = 16;
+constexpr int64_t kMaxWeight = 1'000'000;
+
+constexpr std::array<std::string_view, 9> kMethods = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+constexpr std::array<std::string_view, 8> kFilterTypes = {
+    "RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect",
+    "URLRewrite",            "CORS",                   "ExtensionRef",  "ExternalAuth"};
+
+std::string unsupportedValue(std::string_view value, std::string_view supported) {
+  return "Unsupported value: \"" + std::string(value) + "\": supported values: " +
+         std::string(supported);
+}
+
+ParentRefModel decodeParentRef(Reporter& r, const YAML::Node& node, const std::string& path,
+                               const Resource& res) {
+  ParentRefModel p;
+  p.where = Where{markOf(node), path};
+  p.ns = res.ns;
+  MapReader m(r, node, path);
+  if (std::optional<std::string> group = m.string("group")) p.group = *group;
+  if (std::optional<std::string> kind = m.string("kind")) p.kind = *kind;
+  if (std::optional<std::string> ns = m.string("namespace")) {
+    std::string problem = checkDnsLabel(*ns);
+    if (!problem.empty()) r.error(m.markOf("namespace"), m.childPath("namespace"), invalidValue(*ns, problem));
+    p.ns = *ns;
+  }
+  if (std::optional<std::string> name = m.string("name", Need::kRequired)) p.name = *name;
+  if (std::optional<std::string> section = m.string("sectionName")) {
+    std::string problem = checkDnsSubdomain(*section);
+    if (!problem.empty())
+      r.error(m.markOf("sectionName"), m.childPath("sectionName"), invalidValue(*section, problem));
+    p.section_name = *section;
+  }
+  if (std::optional<int64_t> port = m.integer("port", 1, 65535)) p.port = static_cast<uint16_t>(*port);
+  m.finish();
+  return p;
+}
+
+// headers[] or queryParams[] of a match.
+void decodeStringMatches(Reporter& r, const YAML::Node& node, const std::string& path,
+                         bool header_names, std::vector<HeaderMatchModel>* out) {
+  forEachItem(r, node, path, kMaxHeaderMatches,
+              [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                MapReader m(r, item, item_path);
+                HeaderMatchModel h;
+                std::string type = m.string("type").value_or("Exact");
+                if (type == "RegularExpression") {
+                  h.type = StringMatchKind::kRegularExpression;
+                } else if (type != "Exact") {
+                  r.error(m.markOf("type"), m.childPath("type"),
+                          unsupportedValue(type, "\"Exact\", \"RegularExpression\""));
+                }
+                if (std::optional<std::string> name = m.string("name", Need::kRequired)) {
+                  std::string problem = header_names ? checkHeaderName(*name)
+                                                     : (name->empty() || name->size() > 256
+                                                            ? "must be 1 to 256 characters"
+                                                            : "");
+                  if (!problem.empty())
+                    r.error(m.markOf("name"), m.childPath("name"), invalidValue(*name, problem));
+                  h.name = *name;
+                }
+                if (std::optional<std::string> value = m.string("value", Need::kRequired)) {
+                  if (value->empty() || value->size() > 4096)
+                    r.error(m.markOf("value"), m.childPath("value"),
+                            invalidValue(*value, "must be 1 to 4096 characters"));
+                  h.value = *value;
+                }
+                m.finish();
+                for (const HeaderMatchModel& prev : *out) {
+                  bool same = header_names ? strcasecmp(prev.name.c_str(), h.name.c_str()) == 0
+                                           : prev.name == h.name;
+                  if (same)
+                    r.warning(markOf(item), item_path,
+                              "Duplicate value: \"" + h.name +
+                                  "\": only the first match on a name is considered");
+                }
+                out->push_back(std::move(h));
+              });
+}
+
+MatchModel decodeMatch(Reporter& r, const YAML::Node& node, const std::string& path) {
+  MatchModel match;
+  match.where = Where{markOf(node), path};
+  MapReader m(r, node, path);
+  if (m.has("path")) {
+    MapReader p(r, m.take("path"), m.childPath("path"));
+    std::string type = p.string("type").value_or("PathPrefix");
+    std::string value = p.string("value").value_or("/");
+    if (type == "Exact" || type == "PathPrefix") {
+      match.path_kind = type == "Exact" ? PathKind::kExact : PathKind::kPathPrefix;
+      std::string problem = checkPathValue(value);
+      if (!problem.empty()) r.error(p.markOf("value"), p.childPath("value"), invalidValue(value, problem));
+    } else if (type == "RegularExpression") {
+      match.path_kind = PathKind::kRegularExpression;
+      if (value.empty() || value.size() > 1024)
+        r.error(p.markOf("value"), p.childPath("value"), invalidValue(value, "must be 1 to 1024 characters"));
+      r.error(p.markOf("type"), p.childPath("type"),
+              "RegularExpression path matching is not implemented yet");
+    } else {
+      r.error(p.markOf("type"), p.childPath("type"),
+              unsupportedValue(type, "\"Exact\", \"PathPrefix\", \"RegularExpression\""));
+    }
+    match.path = value;
+    p.finish();
+  }
+  if (m.has("headers")) {
+    decodeStringMatches(r, m.take("headers"), m.childPath("headers"), true, &match.headers);
+    if (!match.headers.empty())
+      r.error(m.markOf("headers"), m.childPath("headers"), "header matching is not implemented yet");
+  }
+  if (m.has("queryParams")) {
+    decodeStringMatches(r, m.take("queryParams"), m.childPath("queryParams"), false,
+                        &match.query_params);
+    if (!match.query_params.empty())
+      r.error(m.markOf("queryParams"), m.childPath("queryParams"),
+            "query parameter matching is not implemented yet");
+  }
+  if (std::optional<std::string> method = m.string("method")) {
+    if (std::find(kMethods.begin(), kMethods.end(), *method) == kMethods.end()) {
+      r.error(m.markOf("method"), m.childPath("method"),
+              unsupportedValue(*method, "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH"));
+    } else {
+      r.error(m.markOf("method"), m.childPath("method"), "method matching is not implemented yet");
+    }
+    match.method = *method;
+  }
+  m.finish();
+  return match;
+}
+
+// filters[] of a rule or of a backendRef: validated for type, then rejected.
+void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path) {
+  forEachItem(r, node, path, kMaxFilters, [&](const YAML::Node& item, const std::string& item_path, size_t) {
+    MapReader m(r, item, item_path);
+    std::optional<std::string> type = m.string("type", Need::kRequired);
+    // Each type's configuration lives in the field named after it (lowerCamelCase).
+    for (std::string_view key : {"requestHeaderModifier", "responseHeaderModifier", "requestMirror",
+                                 "requestRedirect", "urlRewrite", "cors", "extensionRef",
+                                 "externalAuth"}) {
+      m.ignore(key);
+    }
+    m.finish();
+    if (!type) return;
+    if (std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) == kFilterTypes.end()) {
+      r.error(m.markOf("type"), m.childPath("type"),
+              unsupportedValue(*type, "RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
+                                      "RequestRedirect, URLRewrite, CORS, ExtensionRef"));
+    } else {
+      r.error(m.markOf("type"), m.childPath("type"), "filter " + *type + " is not implemented yet");
+    }
+  });
+}
+
+BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std::string& path,
+                                 const Resource& res) {
+  BackendRefModel b;
+  b.where = Where{markOf(node), path};
+  b.ns = res.ns;
+  MapReader m(r, node, path);
+  if (std::optional<std::string> group = m.string("group")) b.group = *group;
+  if (std::optional<std::string> kind = m.string("kind")) b.kind = *kind;
+  if (std::optional<std::string> name = m.string("name", Need::kRequired)) b.name = *name;
+  if (std::optional<std::string> ns = m.string("namespace")) {
+    std::string problem = checkDnsLabel(*ns);
+    if (!problem.empty()) r.error(m.markOf("namespace"), m.childPath("namespace"), invalidValue(*ns, problem));
+    b.ns = *ns;
+  }
+  if (std::optional<int64_t> port = m.integer("port", 1, 65535)) b.port = static_cast<uint16_t>(*port);
+  if (std::optional<int64_t> weight = m.integer("weight", 0, kMaxWeight))
+    b.weight = static_cast<uint32_t>(*weight);
+  if (m.has("filters")) decodeFilters(r, m.take("filters"), m.childPath("filters"));
+  m.finish();
+  return b;
+}
+
+RuleModel decodeRule(Reporter& r, const YAML::Node& node, const std::string& path,
+                     const Resource& res, size_t* total_matches) {
+  RuleModel rule;
+  rule.where = Where{markOf(node), path};
+  MapReader m(r, node, path);
+  if (std::optional<std::string> name = m.string("name")) {
+    std::string problem = checkDnsSubdomain(*name);
+    if (!problem.empty()) r.error(m.markOf("name"), m.childPath("name"), invalidValue(*name, problem));
+    rule.name = *name;
+  }
+  YAML::Node matches = m.take("matches");
+  forEachItem(r, matches, m.childPath("matches"), kMaxMatchesPerRule,
+              [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                rule.matches.push_back(decodeMatch(r, item, item_path));
+              });
+  *total_matches += rule.matches.size();
+  if (rule.matches.empty()) {
+    MatchModel def;  // PathPrefix "/"
+    def.where = Where{m.mark(), path};
+    rule.matches.push_back(def);
+  }
+  if (m.has("filters")) decodeFilters(r, m.take("filters"), m.childPath("filters"));
+  forEachItem(r, m.take("backendRefs"), m.childPath("backendRefs"), kMaxBackendRefs,
+              [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                rule.backend_refs.push_back(decodeBackendRef(r, item, item_path, res));
+              });
+  if (m.has("timeouts")) {
+    MapReader t(r, m.take("timeouts"), m.childPath("timeouts"));
+    rule.request_timeout_ms = t.duration("request");
+    rule.backend_request_timeout_ms = t.duration("backendRequest");
+    if (rule.request_timeout_ms && rule.backend_request_timeout_ms && *rule.request_timeout_ms != 0 &&
+        (*rule.backend_request_timeout_ms == 0 ||
+         *rule.backend_request_timeout_ms > *rule.request_timeout_ms)) {
+      r.error(t.markOf("backendRequest"), t.childPath("backendRequest"),
+              "Invalid value: backendRequest timeout cannot be longer than request timeout");
+    }
+    t.finish();
+  }
+  m.unsupported("retry", "retry");
+  m.unsupported("sessionPersistence", "sessionPersistence");
+  m.finish();
+  return rule;
+}
+
+}  // namespace
+
+std::optional<HttpRouteModel> decodeHttpRoute(const Resource& res, Reporter& r) {
+  int errors_before = r.errorCount();
+  HttpRouteModel route;
+  MapReader spec(r, res.spec, "spec");
+  forEachItem(r, spec.take("parentRefs"), spec.childPath("parentRefs"), kMaxParentRefs,
+              [&](const YAML::Node& item, const std::string& path, size_t) {
+                route.parent_refs.push_back(decodeParentRef(r, item, path, res));
+              });
+  forEachItem(r, spec.take("hostnames"), spec.childPath("hostnames"), kMaxHostnames,
+              [&](const YAML::Node& item, const std::string& path, size_t) {
+                std::optional<std::string> h = readString(r, item, path);
+                if (!h) return;
+                std::string problem = checkHostname(*h, /*allow_wildcard=*/true);
+                if (!problem.empty()) {
+                  r.error(markOf(item), path, invalidValue(*h, problem));
+                  return;
+                }
+                if (std::find(route.hostnames.begin(), route.hostnames.end(), *h) ==
+                    route.hostnames.end())
+                  route.hostnames.push_back(*h);
+              });
+  size_t total_matches = 0;
+  YAML::Node rules = spec.take("rules");
+  forEachItem(r, rules, spec.childPath("rules"), kMaxRules,
+              [&](const YAML::Node& item, const std::string& path, size_t) {
+                route.rules.push_back(decodeRule(r, item, path, res, &total_matches));
+              });
+  if (total_matches > kMaxMatchesTotal) {
+    r.error(markOf(rules), spec.childPath("rules"),
+            "Too many: " + std::to_string(total_matches) + ": at most " +
+                std::to_string(kMaxMatchesTotal) + " matches across all rules");
+  }
+  if (isAbsent(rules)) {
+    RuleModel def;  // one rule matching PathPrefix "/", no backends
+    def.where = Where{spec.mark(), "spec.rules"};
+    MatchModel match;
+    match.where = def.where;
+    def.matches.push_back(match);
+    route.rules.push_back(def);
+  }
+  spec.unsupported("useDefaultGateways", "useDefaultGateways");
+  spec.finish();
+  if (r.errorCount() > errors_before) return std::nullopt;
+  if (route.parent_refs.empty()) {
+    r.warning(spec.mark(), "spec.parentRefs", "no parentRefs: the route is attached to no Gateway");
+  }
+  return route;
+}
+
+}  // namespace portico::config

@@ -1,0 +1,162 @@
+// Decoded, validated resource specs: the compiler's input after the YAML is checked.
+//
+// Each struct mirrors a resource's spec with defaults applied. `Where` keeps the position and
+// field path of an element so that errors found later (resolution, attachment) point at it.
+// Fields parsed but not routed on yet (header/query/method matches) are kept so that the
+// route table can use them without touching the decoders.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/resource.h"
+#include "config/yaml_reader.h"
+
+namespace portico::config {
+
+inline constexpr std::string_view kGatewayGroup = "gateway.networking.k8s.io";
+inline constexpr std::string_view kPorticoGroup = "portico.dev";
+
+struct Where {
+  YAML::Mark mark = YAML::Mark::null_mark();
+  std::string path;
+};
+
+// A status condition as Gateway API defines it (metav1.Condition without times).
+struct Condition {
+  std::string type;    // "Accepted", "ResolvedRefs", "Programmed", "Conflicted"
+  bool status = true;  // "True" / "False"
+  std::string reason;
+  std::string message;
+};
+
+// ---- Gateway ---------------------------------------------------------------------------
+
+struct ListenerModel {
+  Where where;
+  std::string name;
+  uint16_t port = 0;
+  std::string protocol;  // "HTTP", ...
+  std::string hostname;  // "" (any), "a.example.com", "*.example.com"
+  bool allow_all_namespaces = false;  // allowedRoutes.namespaces.from: All (else Same)
+  bool allows_http_route = true;      // allowedRoutes.kinds includes HTTPRoute (or is unset)
+  // Accepted=False with this reason/message when the listener is not served.
+  bool accepted = true;
+  std::string reason = "Accepted";
+  std::string message;
+};
+
+struct GatewayModel {
+  std::string class_name;
+  std::vector<ListenerModel> listeners;  // every listener, accepted or not, in spec order
+  std::vector<std::string> addresses;    // IP literals to bind; empty: 0.0.0.0
+};
+
+// ---- HTTPRoute -------------------------------------------------------------------------
+
+struct ParentRefModel {
+  Where where;
+  std::string group{kGatewayGroup};
+  std::string kind = "Gateway";
+  std::string ns;  // defaults to the route's namespace
+  std::string name;
+  std::string section_name;  // "" = every listener
+  uint16_t port = 0;         // 0 = any port
+};
+
+enum class PathKind : uint8_t { kExact, kPathPrefix, kRegularExpression };
+enum class StringMatchKind : uint8_t { kExact, kRegularExpression };
+
+struct HeaderMatchModel {
+  StringMatchKind type = StringMatchKind::kExact;
+  std::string name;
+  std::string value;
+};
+
+struct MatchModel {
+  Where where;
+  PathKind path_kind = PathKind::kPathPrefix;
+  std::string path = "/";
+  std::string method;                         // "" = any
+  std::vector<HeaderMatchModel> headers;      // names as written; compare case-insensitively
+  std::vector<HeaderMatchModel> query_params;  // names compared case-sensitively
+};
+
+struct BackendRefModel {
+  Where where;
+  std::string group;           // "" = core
+  std::string kind = "Service";
+  std::string ns;              // defaults to the route's namespace
+  std::string name;
+  uint16_t port = 0;           // 0 = unset
+  uint32_t weight = 1;
+};
+
+struct RuleModel {
+  Where where;
+  std::string name;
+  std::vector<MatchModel> matches;  // never empty: defaults to PathPrefix "/"
+  std::vector<BackendRefModel> backend_refs;
+  std::optional<uint64_t> request_timeout_ms;          // timeouts.request ("0s" = 0)
+  std::optional<uint64_t> backend_request_timeout_ms;  // timeouts.backendRequest
+};
+
+struct HttpRouteModel {
+  std::vector<ParentRefModel> parent_refs;
+  std::vector<std::string> hostnames;
+  std::vector<RuleModel> rules;
+};
+
+// ---- Backend (portico.dev) -------------------------------------------------------------
+
+struct EndpointModel {
+  Where where;
+  std::string address;  // IP literal
+  uint16_t port = 0;    // 0 = take the backendRef's port
+};
+
+struct BackendModel {
+  std::vector<EndpointModel> endpoints;
+};
+
+// ---- TrafficPolicy (portico.dev) -------------------------------------------------------
+
+struct PolicyTargetModel {
+  Where where;
+  std::string name;  // a Gateway in the policy's namespace
+};
+
+// A setting of a TrafficPolicy and where it is written (for conflict diagnostics).
+template <typename T>
+struct Setting {
+  std::optional<T> value;
+  Where where;
+};
+
+struct TrafficPolicyModel {
+  std::vector<PolicyTargetModel> targets;
+  Setting<uint64_t> request_headers_ms;
+  Setting<uint64_t> request_body_ms;
+  Setting<uint64_t> idle_ms;
+  Setting<uint64_t> connect_ms;
+  Setting<uint64_t> request_ms;
+  Setting<uint32_t> max_request_line_bytes;
+  Setting<uint32_t> max_request_headers_bytes;
+  Setting<uint32_t> max_request_headers;
+};
+
+// ---- Decoders --------------------------------------------------------------------------
+// Each validates res.spec strictly, reporting through `r` (whose subject is `res`).
+// nullopt: the resource is rejected as a whole. A Gateway listener that is invalid is kept
+// with accepted=false (only that listener is rejected).
+
+std::optional<GatewayModel> decodeGateway(const Resource& res, Reporter& r);
+std::optional<HttpRouteModel> decodeHttpRoute(const Resource& res, Reporter& r);
+std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r);
+std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Reporter& r);
+
+}  // namespace portico::config

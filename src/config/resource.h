@@ -1,0 +1,57 @@
+// A configuration resource: one Kubernetes-style YAML document
+// {apiVersion, kind, metadata, spec}, with its source file and the parsed YAML kept so that
+// every later diagnostic can point at the line and column of the field it is about.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/diagnostic.h"
+#include "config/yaml_reader.h"
+
+namespace portico::config {
+
+// Sorts after every real timestamp: resources without creationTimestamp are "newest".
+inline constexpr int64_t kNoTimestamp = INT64_MAX;
+
+struct Resource {
+  std::string file;       // source file as given to the loader
+  YAML::Node document;    // the whole document; nodes keep their Marks (0-based line/column)
+  YAML::Mark mark;        // start of the document's top-level mapping
+  std::string api_version;  // "gateway.networking.k8s.io/v1"
+  std::string kind;         // "HTTPRoute"
+  std::string name;
+  std::string ns = "default";
+  std::string creation_timestamp;   // metadata.creationTimestamp as written, "" when absent
+  int64_t created_us = kNoTimestamp;  // the same in microseconds since the epoch
+  int64_t generation = 0;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  YAML::Node metadata;  // undefined when absent
+  YAML::Node spec;      // undefined when absent
+
+  // "gateway.networking.k8s.io" for "gateway.networking.k8s.io/v1"; "" for a core "v1".
+  std::string_view group() const;
+  // "v1" for "gateway.networking.k8s.io/v1".
+  std::string_view version() const;
+  // Identity for diagnostics.
+  Subject subject() const { return Subject{file, kind, ns, name}; }
+  // "HTTPRoute default/api".
+  std::string id() const { return kind + ' ' + ns + '/' + name; }
+};
+
+// Decodes the envelope of one YAML document (not its spec). Returns nullopt, with error
+// diagnostics appended to *out, when the document is not a valid resource: not a mapping,
+// apiVersion, kind or metadata.name missing or malformed, or unknown top-level or metadata
+// fields. `status` is accepted and ignored, as are server-set metadata fields (uid,
+// resourceVersion, managedFields, ...).
+std::optional<Resource> decodeResource(const YAML::Node& doc, const std::string& file,
+                                       std::vector<Diagnostic>* out);
+
+}  // namespace portico::config

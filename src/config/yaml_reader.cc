@@ -1,0 +1,338 @@
+#include "config/yaml_reader.h"
+
+#include <charconv>
+#include <cstdlib>
+#include <utility>
+
+#include "config/syntax.h"
+
+namespace portico::config {
+namespace {
+
+// yaml-cpp tags: "?" for plain scalars, "!" for quoted ones, or an explicit tag.
+bool isPlain(const YAML::Node& n) { return n.Tag() == "?"; }
+
+const char* typeName(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "null";
+  }
+}
+
+bool looksInteger(std::string_view s) {
+  size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  if (i >= s.size()) return false;
+  for (; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
+bool looksFloat(std::string_view s) {
+  size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  size_t mantissa_digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++mantissa_digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++mantissa_digits;
+  }
+  if (mantissa_digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  return i == s.size();
+}
+
+std::optional<int64_t> toInt64(std::string_view s) {
+  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+void Reporter::add(Severity severity, const YAML::Mark& at, std::string path,
+                   std::string message) {
+  Diagnostic d;
+  d.file = subject_.file;
+  if (!at.is_null()) {
+    d.line = at.line + 1;
+    d.col = at.column + 1;
+  }
+  d.severity = severity;
+  d.kind = subject_.kind;
+  d.ns = subject_.ns;
+  d.name = subject_.name;
+  d.field_path = std::move(path);
+  d.message = std::move(message);
+  if (severity == Severity::kError) ++errors_;
+  if (out_ != nullptr) out_->push_back(std::move(d));
+}
+
+YAML::Mark markOf(const YAML::Node& node) {
+  if (!node.IsDefined()) return YAML::Mark::null_mark();
+  return node.Mark();
+}
+
+bool isAbsent(const YAML::Node& node) { return !node.IsDefined() || node.IsNull(); }
+
+std::string fieldPath(std::string_view parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  std::string out(parent);
+  out += '.';
+  out += key;
+  return out;
+}
+
+std::string indexPath(std::string_view parent, size_t index) {
+  return std::string(parent) + '[' + std::to_string(index) + ']';
+}
+
+std::string invalidValue(std::string_view value, std::string_view detail, bool quote) {
+  std::string out = "Invalid value: ";
+  if (quote) out += '"';
+  out += value.size() > 80 ? std::string(value.substr(0, 77)) + "..." : std::string(value);
+  if (quote) out += '"';
+  out += ": ";
+  out += detail;
+  return out;
+}
+
+MapReader::MapReader(Reporter& reporter, const YAML::Node& node, std::string path)
+    : reporter_(reporter), path_(std::move(path)), mark_(config::markOf(node)) {
+  if (isAbsent(node)) return;
+  if (!node.IsMap()) {
+    valid_ = false;
+    reporter_.error(mark_, path_, std::string("must be a mapping of fields, not ") + typeName(node));
+    return;
+  }
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node& key = it->first;
+    if (!key.IsScalar()) {
+      reporter_.error(config::markOf(key), path_, "field names must be strings");
+      continue;
+    }
+    if (find(key.Scalar()) != nullptr) {
+      reporter_.error(config::markOf(key), fieldPath(path_, key.Scalar()),
+                      "Duplicate value: field \"" + key.Scalar() + "\" appears twice");
+      continue;
+    }
+    fields_.push_back(Field{key.Scalar(), config::markOf(key), it->second, false});
+  }
+}
+
+MapReader::Field* MapReader::find(std::string_view key) {
+  for (Field& f : fields_)
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+const MapReader::Field* MapReader::find(std::string_view key) const {
+  for (const Field& f : fields_)
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+bool MapReader::has(std::string_view key) const {
+  const Field* f = find(key);
+  return f != nullptr && !isAbsent(f->value);
+}
+
+YAML::Mark MapReader::markOf(std::string_view key) const {
+  const Field* f = find(key);
+  if (f == nullptr) return mark_;
+  YAML::Mark m = config::markOf(f->value);
+  return m.is_null() ? f->key_mark : m;
+}
+
+YAML::Node MapReader::take(std::string_view key, Need need) {
+  known_.emplace_back(key);
+  Field* f = find(key);
+  if (f != nullptr) f->claimed = true;
+  if (f == nullptr || isAbsent(f->value)) {
+    if (need == Need::kRequired && valid_) {
+      reporter_.error(f != nullptr ? f->key_mark : mark_, childPath(key), "Required value");
+    }
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+  return f->value;
+}
+
+std::optional<std::string> MapReader::string(std::string_view key, Need need) {
+  YAML::Node v = take(key, need);
+  if (!v.IsDefined()) return std::nullopt;
+  return readString(reporter_, v, childPath(key));
+}
+
+std::optional<int64_t> MapReader::integer(std::string_view key, int64_t min, int64_t max,
+                                          Need need) {
+  YAML::Node v = take(key, need);
+  if (!v.IsDefined()) return std::nullopt;
+  return readInteger(reporter_, v, childPath(key), min, max);
+}
+
+std::optional<uint64_t> MapReader::duration(std::string_view key, Need need) {
+  std::optional<std::string> s = string(key, need);
+  if (!s) return std::nullopt;
+  std::optional<uint64_t> ms = parseDurationMs(*s);
+  if (!ms) {
+    reporter_.error(markOf(key), childPath(key),
+                    invalidValue(*s,
+                                 "must be a duration of 1 to 4 parts like \"1h30m\", \"10s\" or "
+                                 "\"500ms\" (units h, m, s, ms; no fractions)"));
+  }
+  return ms;
+}
+
+void MapReader::unsupported(std::string_view key, std::string_view what, bool error) {
+  known_.emplace_back(key);
+  Field* f = find(key);
+  if (f == nullptr) return;
+  f->claimed = true;
+  if (isAbsent(f->value)) return;
+  std::string message = std::string(what.empty() ? "this field" : what) + " is not supported yet";
+  reporter_.add(error ? Severity::kError : Severity::kWarning, f->key_mark, childPath(key),
+                std::move(message));
+}
+
+void MapReader::ignore(std::string_view key) {
+  known_.emplace_back(key);
+  if (Field* f = find(key)) f->claimed = true;
+}
+
+void MapReader::finish() {
+  for (const Field& f : fields_) {
+    if (f.claimed) continue;
+    std::string message = "unknown field \"" + f.key + "\"";
+    // Suggest a known field with a close spelling.
+    const std::string* best = nullptr;
+    size_t best_distance = 3;
+    for (const std::string& known : known_) {
+      size_t d = editDistance(f.key, known);
+      if (d < best_distance && d < known.size()) best = &known, best_distance = d;
+    }
+    if (best != nullptr) message += "; did you mean \"" + *best + "\"?";
+    reporter_.error(f.key_mark, childPath(f.key), std::move(message));
+  }
+}
+
+std::optional<std::string> readString(Reporter& r, const YAML::Node& node,
+                                      const std::string& path) {
+  if (!node.IsScalar()) {
+    r.error(markOf(node), path, std::string("must be a string, not ") + typeName(node));
+    return std::nullopt;
+  }
+  return node.Scalar();
+}
+
+std::optional<int64_t> readInteger(Reporter& r, const YAML::Node& node, const std::string& path,
+                                   int64_t min, int64_t max) {
+  if (!node.IsScalar()) {
+    r.error(markOf(node), path, std::string("must be an integer, not ") + typeName(node));
+    return std::nullopt;
+  }
+  const std::string& s = node.Scalar();
+  std::optional<int64_t> v;
+  if (looksInteger(s)) v = toInt64(s);
+  if (!isPlain(node) && node.Tag() != "tag:yaml.org,2002:int") {
+    r.error(markOf(node), path, invalidValue(s, "must be an integer, not a quoted string"));
+    return std::nullopt;
+  }
+  if (!v || *v < min || *v > max) {
+    std::string detail = "must be an integer between " + std::to_string(min) + " and " +
+                         std::to_string(max) + ", inclusive";
+    r.error(markOf(node), path, invalidValue(s, detail, /*quote=*/!v.has_value()));
+    return std::nullopt;
+  }
+  return v;
+}
+
+bool forEachItem(Reporter& r, const YAML::Node& node, const std::string& path, size_t max_items,
+                 const std::function<void(const YAML::Node&, const std::string&, size_t)>& fn) {
+  if (isAbsent(node)) return true;
+  if (!node.IsSequence()) {
+    r.error(markOf(node), path, std::string("must be a list, not ") + typeName(node));
+    return false;
+  }
+  if (node.size() > max_items) {
+    r.error(markOf(node), path,
+            "Too many: " + std::to_string(node.size()) + ": must have at most " +
+                std::to_string(max_items) + " items");
+    return false;
+  }
+  size_t i = 0;
+  for (auto it = node.begin(); it != node.end(); ++it, ++i) fn(*it, indexPath(path, i), i);
+  return true;
+}
+
+std::string checkDocumentLimits(const YAML::Node& doc, YAML::Mark* where) {
+  std::vector<std::pair<YAML::Node, int>> stack;
+  stack.emplace_back(doc, 0);
+  size_t count = 0;
+  while (!stack.empty()) {
+    auto [node, depth] = std::move(stack.back());
+    stack.pop_back();
+    if (++count > kMaxNodesPerDocument) {
+      *where = markOf(node);
+      return "document too large: more than " + std::to_string(kMaxNodesPerDocument) +
+             " nodes (counting alias expansions)";
+    }
+    if (depth > kMaxDepth) {
+      *where = markOf(node);
+      return "document nested too deeply: more than " + std::to_string(kMaxDepth) + " levels";
+    }
+    if (node.IsMap()) {
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        stack.emplace_back(it->first, depth + 1);
+        stack.emplace_back(it->second, depth + 1);
+      }
+    } else if (node.IsSequence()) {
+      for (auto it = node.begin(); it != node.end(); ++it) stack.emplace_back(*it, depth + 1);
+    }
+  }
+  return "";
+}
+
+nlohmann::json toJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        std::string key = it->first.IsScalar() ? it->first.Scalar() : toJson(it->first).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        out[key] = toJson(it->second);
+      }
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (auto it = node.begin(); it != node.end(); ++it) out.push_back(toJson(*it));
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = node.Scalar();
+      if (!isPlain(node)) return s;
+      if (s == "true" || s == "True" || s == "TRUE") return true;
+      if (s == "false" || s == "False" || s == "FALSE") return false;
+      if (looksInteger(s)) {
+        if (std::optional<int64_t> v = toInt64(s)) return *v;
+      }
+      if (looksFloat(s)) return std::strtod(s.c_str(), nullptr);
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace portico::config

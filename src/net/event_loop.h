@@ -1,0 +1,70 @@
+// EventLoop: one epoll instance, its timer wheel and a cross-thread task queue.
+//
+// Thread-safety: everything but post() and stop() must be called on the loop's own thread.
+// post()/stop() may be called from any thread; they take a mutex private to this loop (never
+// shared between workers) and wake the loop through an eventfd.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "net/timer_wheel.h"
+
+namespace portico::net {
+
+// Something that owns a file descriptor registered with the loop.
+class IoHandler {
+ public:
+  virtual ~IoHandler() = default;
+  // `events` is the epoll mask (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP).
+  virtual void onIo(uint32_t events) = 0;
+};
+
+// Objects destroyed at the end of the current loop iteration, after every event of the batch
+// was dispatched (so a handler never runs after its owner was freed within one batch).
+class Deferred {
+ public:
+  virtual ~Deferred() = default;
+};
+
+class EventLoop {
+ public:
+  EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  ~EventLoop();
+
+  bool add(int fd, uint32_t events, IoHandler* handler);
+  bool modify(int fd, uint32_t events, IoHandler* handler);
+  void remove(int fd);
+
+  // Runs until stop(). Each iteration: epoll_wait, dispatch, fire timers, run posted tasks,
+  // free deferred objects.
+  void run();
+  void stop();
+  // Runs `task` on the loop thread soon. Thread-safe.
+  void post(std::function<void()> task);
+  // Destroys `obj` after the current iteration (loop thread only).
+  void deferDelete(Deferred* obj) { deferred_.push_back(obj); }
+
+  TimerWheel& timers() { return timers_; }
+  // Monotonic milliseconds, refreshed once per iteration.
+  uint64_t nowMs() const { return timers_.now(); }
+  static uint64_t monotonicMs();
+
+ private:
+  void runPosted();
+
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  IoHandler* wake_handler_ = nullptr;
+  bool stopping_ = false;
+  TimerWheel timers_;
+  std::vector<Deferred*> deferred_;
+  std::mutex mu_;  // guards posted_ only; private to this loop
+  std::vector<std::function<void()>> posted_;
+};
+
+}  // namespace portico::net

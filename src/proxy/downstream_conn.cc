@@ -1,0 +1,546 @@
+// The downstream half of DownstreamConn: reading, head parsing, routing, request bodies,
+// writing responses, keep-alive and closing. The upstream half is in upstream_side.cc.
+#include "proxy/downstream_conn.h"
+
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "proxy/http_util.h"
+#include "proxy/worker.h"
+#include "router/route_table.h"
+#include "router/router.h"
+
+namespace portico::proxy {
+
+namespace {
+constexpr uint32_t kLingerMs = 1000;
+constexpr size_t kMaxPipelined = 64 * 1024;  // unparsed input kept while a request is in flight
+}  // namespace
+
+DownstreamConn::DownstreamConn(Worker& worker, int fd, const sockaddr* peer, uint16_t local_port)
+    : worker_(worker), fd_(fd), local_port_(local_port) {
+  peer_family_ = static_cast<uint8_t>(peer->sa_family);
+  if (peer->sa_family == AF_INET) {
+    std::memcpy(peer_addr_, &reinterpret_cast<const sockaddr_in*>(peer)->sin_addr, 4);
+  } else {
+    std::memcpy(peer_addr_, &reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr, 16);
+  }
+  timer_.set(&DownstreamConn::onTimer, this);
+  up_timer_.set(&DownstreamConn::onUpTimer, this);
+}
+
+DownstreamConn::~DownstreamConn() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void DownstreamConn::start() {
+  interest_ = EPOLLIN;
+  worker_.loop().add(fd_, interest_, this);
+  worker_.addConnection(this);
+  const config::Port* port = findPort();
+  worker_.loop().timers().schedule(&timer_, port ? port->settings.idle_timeout_ms : 60'000);
+}
+
+const config::Port* DownstreamConn::findPort() {
+  const config::Snapshot& snap = snapshot_ ? *snapshot_->snapshot : worker_.currentSnapshot();
+  if (port_version_ == snap.version && port_index_ < snap.ports.size()) {
+    return &snap.ports[port_index_];
+  }
+  const config::Port* found = nullptr;
+  for (uint32_t i = 0; i < snap.ports.size(); ++i) {
+    if (snap.ports[i].port != local_port_) continue;
+    if (found == nullptr) {
+      found = &snap.ports[i];
+      port_index_ = i;
+    } else {
+      // Several bind addresses share this port number: pick the one we accepted on.
+      net::Address local = net::Address{};
+      local.length = sizeof local.storage;
+      getsockname(fd_, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
+      if (snap.ports[i].bind.ipString() == local.ipString()) {
+        found = &snap.ports[i];
+        port_index_ = i;
+      }
+    }
+  }
+  port_version_ = snap.version;
+  return found;
+}
+
+void DownstreamConn::onIo(uint32_t events) {
+  if (phase_ == Phase::kClosed) return;
+  if (events & EPOLLOUT) {
+    if (!flushOut()) return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) readDownstream();
+  if (phase_ != Phase::kClosed) updateInterest();
+}
+
+void DownstreamConn::readDownstream() {
+  if (phase_ == Phase::kLinger) {
+    char sink[4096];
+    ssize_t n = ::recv(fd_, sink, sizeof sink, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close();
+    return;
+  }
+  char* p = in_.reserve(kReadSize);
+  ssize_t n = ::recv(fd_, p, in_.writable(), 0);
+  if (n > 0) {
+    in_.commit(static_cast<size_t>(n));
+    process();
+    return;
+  }
+  if (n == 0) {
+    onDownstreamEof();
+    return;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+  close();
+}
+
+void DownstreamConn::onDownstreamEof() {
+  // The client went away (or half-closed). Nothing useful can be sent to it anymore.
+  close();
+}
+
+void DownstreamConn::process() {
+  while (phase_ == Phase::kHead) {
+    if (in_.empty()) {
+      in_.release();
+      return;
+    }
+    if (out_.size() > kHighWater) return;  // client does not read its pipelined responses
+    if (!head_started_) {
+      head_started_ = true;
+      const config::Port* port = findPort();
+      worker_.loop().timers().schedule(&timer_, port ? port->settings.header_timeout_ms : 10'000);
+    }
+    const config::Port* port = findPort();
+    http1::Limits limits = port ? port->settings.limits : http1::Limits{};
+    http1::RequestHead head;
+    head.headers = worker_.headerScratch();
+    http1::ParseResult r = http1::parseRequestHead(in_.view(), limits, &head);
+    if (r.status == http1::ParseStatus::kIncomplete) return;
+    if (r.status == http1::ParseStatus::kError) {
+      worker_.stats().global.bad_requests.inc();
+      worker_.stats().global.downstream_requests.inc();
+      std::string body = std::string(http1::describe(r.error)) + "\n";
+      respondLocal(http1::statusFor(r.error), body, true);
+      return;
+    }
+    if (!startRequest(head, r.consumed)) break;
+  }
+  if (phase_ == Phase::kProxy && !req_done_) forwardRequestBody();
+}
+
+void DownstreamConn::resetRequestState() {
+  head_started_ = false;
+  req_keep_alive_ = true;
+  req_is_head_ = false;
+  req_chunked_out_ = false;
+  req_done_ = true;
+  req_bodyless_ = true;
+  resp_head_done_ = false;
+  resp_chunked_out_ = false;
+  resp_close_ = false;
+  retried_ = false;
+  resp_status_ = 0;
+  rule_ = nullptr;
+  backend_ = nullptr;
+  endpoint_ = nullptr;
+  req_head_.clear();
+  if (snapshot_ != nullptr) {
+    worker_.releaseSnapshot(snapshot_);
+    snapshot_ = nullptr;
+  }
+}
+
+namespace {
+uint64_t nowUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+}  // namespace
+
+bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
+  stats::Shard& st = worker_.stats();
+  st.global.downstream_requests.inc();
+  start_us_ = nowUs();
+  snapshot_ = worker_.acquireSnapshot();
+  phase_ = Phase::kProxy;
+  req_version_minor_ = head.info.version_minor;
+  req_keep_alive_ = head.info.keep_alive;
+  req_is_head_ = head.method == "HEAD";
+  req_bodyless_ = head.info.body == http1::BodyKind::kNone;
+  bool expect_continue = head.info.expect_continue && !req_bodyless_;
+
+  // The target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 §3.2.2).
+  std::string_view target = head.target;
+  std::string_view authority = head.host;
+  bool absolute = false;
+  if (!target.empty() && target[0] != '/') {
+    size_t scheme_end = target.find("://");
+    if (target == "*" || head.method == "CONNECT" || scheme_end == std::string_view::npos) {
+      in_.consume(head_len);
+      respondLocal(head.method == "CONNECT" ? 501 : 400,
+                   head.method == "CONNECT" ? "CONNECT is not supported\n"
+                                            : "unsupported request-target form\n",
+                   true);
+      return false;
+    }
+    std::string_view rest = target.substr(scheme_end + 3);
+    size_t slash = rest.find_first_of("/?");
+    authority = rest.substr(0, slash);
+    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    absolute = true;
+  }
+  (void)absolute;
+  size_t q = target.find('?');
+  router::RouteInput in;
+  in.host = authority;
+  in.path = target.substr(0, q);
+  in.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  in.method = head.method;
+  in.headers = head.headers;
+  in.header_count = head.header_count;
+
+  const config::Port* port = findPort();
+  if (port == nullptr) {
+    in_.consume(head_len);
+    respondLocal(404, "no listener on this port\n", !req_bodyless_);
+    return phase_ == Phase::kHead;
+  }
+  router::RouteDecision d = port->routes->match(in);
+  auto reject = [&](int status, std::string body) {
+    in_.consume(head_len);
+    // A body we will not read makes the connection unusable: close after answering.
+    respondLocal(status, body, !req_bodyless_);
+    return phase_ == Phase::kHead;
+  };
+  if (d.listener.empty()) {
+    st.global.no_route.inc();
+    return reject(404, "no listener on port " + std::to_string(local_port_) + " accepts host '" +
+                           std::string(authority) + "'\n");
+  }
+  if (d.rule == nullptr) {
+    st.global.no_route.inc();
+    return reject(404, "no route matches on listener " + std::string(d.listener) + "\n");
+  }
+  rule_ = d.rule;
+  stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
+  rs.requests.inc();
+  const config::WeightedBackend* wb = router::pickBackend(*rule_, worker_.random());
+  if (wb == nullptr) return reject(500, "no backend with a non-zero weight\n");
+  if (wb->backend == nullptr) return reject(500, "backend reference not resolved\n");
+  backend_ = wb->backend;
+  st.backends.at(backend_->stats_id).requests.inc();
+  if (backend_->endpoints.empty()) return reject(503, "no endpoints for backend\n");
+  endpoint_ = &backend_->endpoints[worker_.nextRoundRobin(backend_->stats_id) %
+                                   backend_->endpoints.size()];
+
+  // Serialize the upstream head once; keep it for one retry when the request has no body.
+  req_head_.clear();
+  serializeRequestHead(head, target, absolute ? authority : std::string_view(), req_head_);
+  req_chunked_out_ = head.info.body == http1::BodyKind::kChunked;
+  req_done_ = req_bodyless_;
+  if (!req_bodyless_) req_body_.reset(head.info.body, head.info.content_length);
+  in_.consume(head_len);
+
+  if (expect_continue) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  if (!req_bodyless_) {
+    worker_.loop().timers().schedule(&timer_, port->settings.body_timeout_ms);
+  } else {
+    timer_.cancel();
+  }
+  if (!connectUpstream()) return false;
+  up_->out.append(req_head_.view());
+  if (!req_bodyless_) req_head_.clear();
+  if (!up_->connecting) flushUpstream();
+  if (!out_.empty()) flushOut();
+  return false;  // the request is in flight; process() continues with its body
+}
+
+void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::string_view target,
+                                          std::string_view authority, Buffer& out) {
+  using http1::HeaderTag;
+  out.append(head.method);
+  out.append(" ");
+  out.append(target);
+  out.append(" HTTP/1.1\r\n");
+  bool has_host = false;
+  std::string_view xff_first;
+  bool xff_many = false;
+  for (uint32_t i = 0; i < head.header_count; ++i) {
+    const http1::Header& h = head.headers[i];
+    switch (h.tag) {
+      case HeaderTag::kHost:
+        has_host = true;
+        if (!authority.empty()) continue;
+        break;
+      case HeaderTag::kExpect:
+      case HeaderTag::kXForwardedProto:
+        continue;
+      case HeaderTag::kXForwardedFor:
+        if (xff_first.empty()) {
+          xff_first = h.value;
+        } else {
+          xff_many = true;
+        }
+        continue;
+      default:
+        if (isHopByHop(h.tag)) continue;
+        if (head.info.connection_other_tokens &&
+            nominatedByConnection(head.headers, head.header_count, h.name)) {
+          continue;
+        }
+        break;
+    }
+    out.append(h.name);
+    out.append(": ");
+    out.append(h.value);
+    out.append("\r\n");
+  }
+  if (!authority.empty()) {
+    out.append("host: ");
+    out.append(authority);
+    out.append("\r\n");
+  } else if (!has_host) {
+    out.append("host: ");
+    out.append(endpoint_->authority);
+    out.append("\r\n");
+  }
+  if (head.info.body == http1::BodyKind::kContentLength) {
+    out.append("content-length: ");
+    appendDecimal(out, head.info.content_length);
+    out.append("\r\n");
+  } else if (head.info.body == http1::BodyKind::kChunked) {
+    out.append("transfer-encoding: chunked\r\n");
+  }
+  out.append("x-forwarded-for: ");
+  if (!xff_first.empty()) {
+    out.append(xff_first);
+    if (xff_many) {
+      bool first = true;
+      for (uint32_t i = 0; i < head.header_count; ++i) {
+        if (head.headers[i].tag != HeaderTag::kXForwardedFor) continue;
+        if (first) {
+          first = false;
+          continue;
+        }
+        out.append(", ");
+        out.append(head.headers[i].value);
+      }
+    }
+    out.append(", ");
+  }
+  char ip[INET6_ADDRSTRLEN];
+  inet_ntop(peer_family_, peer_addr_, ip, sizeof ip);
+  out.append(ip, std::strlen(ip));
+  out.append("\r\nx-forwarded-proto: http\r\n\r\n");
+}
+
+bool DownstreamConn::forwardRequestBody() {
+  if (up_ == nullptr) return false;
+  bool progressed = false;
+  while (!req_done_ && !in_.empty()) {
+    if (up_->out.size() > kHighWater) break;  // backpressure: updateInterest() stops reading
+    http1::BodyDecoder::Step step = req_body_.decode(in_.view());
+    if (step.status == http1::ParseStatus::kError) {
+      worker_.stats().global.bad_requests.inc();
+      if (!resp_head_done_) {
+        releaseUpstream(false);
+        std::string body = std::string(http1::describe(step.error)) + "\n";
+        respondLocal(http1::statusFor(step.error), body, true);
+      } else {
+        close();
+      }
+      return false;
+    }
+    if (!step.data.empty()) {
+      if (req_chunked_out_) appendChunkHeader(up_->out, step.data.size());
+      up_->out.append(step.data);
+      if (req_chunked_out_) up_->out.append("\r\n");
+    }
+    in_.consume(step.consumed);
+    progressed = true;
+    if (step.status == http1::ParseStatus::kDone) {
+      if (req_chunked_out_) up_->out.append("0\r\n\r\n");
+      req_done_ = true;
+      timer_.cancel();
+    }
+    if (step.consumed == 0) break;
+  }
+  if (progressed) {
+    if (!req_done_) {
+      const config::Port* port = findPort();
+      worker_.loop().timers().schedule(&timer_, port ? port->settings.body_timeout_ms : 30'000);
+    }
+    if (!up_->connecting) flushUpstream();
+  }
+  return true;
+}
+
+bool DownstreamConn::flushOut() {
+  while (!out_.empty()) {
+    ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out_.consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      updateInterest();
+      return true;
+    }
+    close();
+    return false;
+  }
+  out_.release();
+  if (resp_close_ && phase_ == Phase::kHead) {
+    beginClose();
+    return phase_ != Phase::kClosed;
+  }
+  // Output drained: a paused upstream may continue.
+  if (up_ != nullptr && resp_head_done_ && !up_->in.empty()) processResponse();
+  if (phase_ == Phase::kHead && !in_.empty()) process();
+  if (phase_ != Phase::kClosed) updateInterest();
+  return phase_ != Phase::kClosed;
+}
+
+void DownstreamConn::updateInterest() {
+  if (phase_ == Phase::kClosed) return;
+  uint32_t want = EPOLLIN;
+  if (phase_ == Phase::kProxy) {
+    if (!req_done_ && up_ != nullptr && up_->out.size() > kHighWater) want = 0;
+    if (req_done_ && in_.size() > kMaxPipelined) want = 0;
+  } else if (phase_ == Phase::kHead && out_.size() > kHighWater) {
+    want = 0;
+  }
+  if (!out_.empty()) want |= EPOLLOUT;
+  if (want != interest_) {
+    interest_ = want;
+    worker_.loop().modify(fd_, want, this);
+  }
+  if (up_ != nullptr && !up_->closed() && !up_->connecting) {
+    uint32_t up_want = out_.size() > kHighWater ? 0u : static_cast<uint32_t>(EPOLLIN);
+    if (!up_->out.empty()) up_want |= EPOLLOUT;
+    up_->setInterest(up_want);
+  }
+}
+
+void DownstreamConn::respondLocal(int status, std::string_view body, bool close_after) {
+  stats::Shard& st = worker_.stats();
+  st.global.downstream_responses[stats::statusClass(status)].inc();
+  if (rule_ != nullptr) {
+    stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
+    rs.responses[stats::statusClass(status)].inc();
+  }
+  bool close_now = close_after || !req_keep_alive_ || draining_ || worker_.draining();
+  if (req_is_head_) {
+    // A HEAD response carries the headers of the body it does not send.
+    Buffer tmp;
+    appendLocalResponse(tmp, status, body, close_now);
+    out_.append(tmp.view().substr(0, tmp.size() - body.size()));
+  } else {
+    appendLocalResponse(out_, status, body, close_now);
+  }
+  resp_close_ = close_now;
+  finishExchange();
+}
+
+void DownstreamConn::finishExchange() {
+  bool close_now = resp_close_ || !req_keep_alive_ || draining_ || worker_.draining();
+  resetRequestState();
+  up_timer_.cancel();
+  up_timer_kind_ = UpTimer::kNone;
+  phase_ = Phase::kHead;
+  resp_close_ = close_now;
+  if (close_now) {
+    if (out_.empty()) {
+      beginClose();
+    } else {
+      flushOut();
+    }
+    return;
+  }
+  const config::Port* port = findPort();
+  worker_.loop().timers().schedule(&timer_, port ? port->settings.idle_timeout_ms : 60'000);
+  if (!out_.empty()) flushOut();
+}
+
+void DownstreamConn::beginClose() {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kLinger) return;
+  releaseUpstream(false);
+  // Half-close and drain what the client still sends, so our response is not destroyed by a
+  // reset when unread input remains (lingering close).
+  ::shutdown(fd_, SHUT_WR);
+  phase_ = Phase::kLinger;
+  in_.clear();
+  in_.release();
+  worker_.loop().timers().schedule(&timer_, kLingerMs);
+  interest_ = EPOLLIN;
+  worker_.loop().modify(fd_, EPOLLIN, this);
+}
+
+void DownstreamConn::drain() {
+  draining_ = true;
+  if (phase_ == Phase::kHead && !head_started_ && out_.empty()) close();
+}
+
+void DownstreamConn::close() {
+  if (phase_ == Phase::kClosed) return;
+  releaseUpstream(false);
+  resetRequestState();
+  phase_ = Phase::kClosed;
+  timer_.cancel();
+  up_timer_.cancel();
+  worker_.loop().remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  in_.clear();
+  in_.release();
+  out_.clear();
+  out_.release();
+  req_head_.release();
+  worker_.removeConnection(this);
+  worker_.loop().deferDelete(this);
+}
+
+void DownstreamConn::onTimer(void* ctx) {
+  auto* self = static_cast<DownstreamConn*>(ctx);
+  switch (self->phase_) {
+    case Phase::kHead:
+      if (self->head_started_) {
+        // Slow or stalled request head.
+        self->worker_.stats().global.header_timeouts.inc();
+        self->respondLocal(408, "request header timeout\n", true);
+      } else {
+        self->close();  // keep-alive idle timeout
+      }
+      break;
+    case Phase::kProxy:
+      // Request body stalled.
+      self->worker_.stats().global.header_timeouts.inc();
+      if (!self->resp_head_done_) {
+        self->releaseUpstream(false);
+        self->respondLocal(408, "request body timeout\n", true);
+      } else {
+        self->close();
+      }
+      break;
+    case Phase::kLinger:
+    case Phase::kClosed:
+      self->close();
+      break;
+  }
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,87 @@
+#include "proxy/http_util.h"
+
+#include <cstdio>
+
+namespace portico::proxy {
+
+std::string_view reasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 421: return "Misdirected Request";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+void appendDecimal(Buffer& out, uint64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v));
+  out.append(buf, static_cast<size_t>(n));
+}
+
+void appendChunkHeader(Buffer& out, size_t size) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
+  out.append(buf, static_cast<size_t>(n));
+}
+
+void appendLocalResponse(Buffer& out, int status, std::string_view body, bool close) {
+  out.append("HTTP/1.1 ");
+  appendDecimal(out, static_cast<uint64_t>(status));
+  out.append(" ");
+  out.append(reasonPhrase(status));
+  out.append("\r\ncontent-type: text/plain\r\ncontent-length: ");
+  appendDecimal(out, body.size());
+  out.append(close ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n");
+  out.append(body);
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool nominatedByConnection(const http1::Header* headers, uint32_t count, std::string_view name) {
+  for (uint32_t i = 0; i < count; ++i) {
+    if (headers[i].tag != http1::HeaderTag::kConnection) continue;
+    std::string_view v = headers[i].value;
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view tok = v.substr(0, comma);
+      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+      if (equalsIgnoreCase(tok, name)) return true;
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+}  // namespace portico::proxy

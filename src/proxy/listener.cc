@@ -1,0 +1,44 @@
+#include "proxy/listener.h"
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "net/socket.h"
+#include "proxy/downstream_conn.h"
+#include "proxy/worker.h"
+
+namespace portico::proxy {
+
+Listener::Listener(Worker& worker, int fd, net::Address bind, uint16_t port)
+    : worker_(worker), fd_(fd), bind_(bind), port_(port) {
+  worker_.loop().add(fd_, EPOLLIN, this);
+}
+
+Listener::~Listener() { close(); }
+
+void Listener::close() {
+  if (fd_ < 0) return;
+  worker_.loop().remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+}
+
+void Listener::onIo(uint32_t) {
+  // Accept a bounded batch per wake-up so one busy port cannot starve the loop.
+  for (int i = 0; i < 64 && fd_ >= 0; ++i) {
+    sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or EMFILE & co: try again on the next event
+    net::tuneStream(fd);
+    auto* conn = new DownstreamConn(worker_, fd, reinterpret_cast<sockaddr*>(&peer), port_);
+    conn->start();
+  }
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,344 @@
+// The upstream half of DownstreamConn: connecting, sending the request, parsing and streaming
+// the response, failures (503/502/504), the one retry of a stale pooled connection, and
+// returning connections to the pool.
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "net/socket.h"
+#include "proxy/downstream_conn.h"
+#include "proxy/http_util.h"
+#include "proxy/worker.h"
+
+namespace portico::proxy {
+
+namespace {
+uint64_t nowUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+// Limits for heads sent by upstreams: generous, but bounded.
+const http1::Limits kUpstreamLimits{64 * 1024, 96 * 1024, Worker::kUpstreamMaxHeaders};
+}  // namespace
+
+bool DownstreamConn::connectUpstream() {
+  const config::Port* port = findPort();
+  uint32_t connect_ms = port ? port->settings.connect_timeout_ms : 2'000;
+  uint32_t request_ms = rule_ != nullptr && rule_->request_timeout_ms != 0
+                            ? rule_->request_timeout_ms
+                            : (port ? port->settings.request_timeout_ms : 15'000);
+  up_ = worker_.pool().acquire(endpoint_->pool_id, this);
+  if (up_ != nullptr) {
+    armUpTimer(UpTimer::kResponse, request_ms);
+    return true;
+  }
+  bool in_progress = false;
+  Result<int> fd = net::connectTcp(endpoint_->address, &in_progress);
+  stats::BackendStats& bs = worker_.stats().backends.at(backend_->stats_id);
+  if (!fd.ok()) {
+    bs.connect_failures.inc();
+    worker_.stats().global.upstream_connect_failures.inc();
+    upstreamFailed(503, "upstream connect error: " + fd.status().message() + "\n", false);
+    return false;
+  }
+  bs.connections_total.inc();
+  up_ = new upstream::UpstreamConn(worker_.loop(), worker_.pool(), *fd, endpoint_->pool_id,
+                                   backend_->stats_id, in_progress);
+  up_->owner = this;
+  bs.connections_active.inc();
+  armUpTimer(in_progress ? UpTimer::kConnect : UpTimer::kResponse,
+             in_progress ? connect_ms : request_ms);
+  return true;
+}
+
+void DownstreamConn::armUpTimer(UpTimer kind, uint32_t ms) {
+  up_timer_kind_ = kind;
+  worker_.loop().timers().schedule(&up_timer_, ms);
+}
+
+void DownstreamConn::flushUpstream() {
+  if (up_ == nullptr) return;
+  if (!up_->flush()) {
+    upstreamFailed(502, "upstream connection reset\n", true);
+    return;
+  }
+  updateInterest();
+}
+
+void DownstreamConn::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events) {
+  if (conn != up_ || phase_ == Phase::kClosed) return;
+  if (up_->connecting) {
+    int err = net::connectError(up_->fd());
+    if (err != 0) {
+      worker_.stats().backends.at(backend_->stats_id).connect_failures.inc();
+      worker_.stats().global.upstream_connect_failures.inc();
+      upstreamFailed(503, std::string("upstream connect error: ") + std::strerror(err) + "\n",
+                     false);
+      return;
+    }
+    up_->connecting = false;
+    const config::Port* port = findPort();
+    uint32_t request_ms = rule_ != nullptr && rule_->request_timeout_ms != 0
+                              ? rule_->request_timeout_ms
+                              : (port ? port->settings.request_timeout_ms : 15'000);
+    armUpTimer(UpTimer::kResponse, request_ms);
+    if (!req_done_ && !in_.empty()) {
+      forwardRequestBody();  // flushes
+    } else {
+      flushUpstream();
+    }
+    return;
+  }
+  if (events & EPOLLOUT) {
+    if (!up_->flush()) {
+      upstreamFailed(502, "upstream connection reset\n", true);
+      return;
+    }
+    // Upstream took our bytes: more request body may flow.
+    if (!req_done_ && up_->out.size() <= kHighWater && !in_.empty()) forwardRequestBody();
+    if (phase_ == Phase::kClosed) return;
+    updateInterest();
+  }
+  if (up_ != nullptr && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) readUpstream();
+}
+
+void DownstreamConn::readUpstream() {
+  char* p = up_->in.reserve(kReadSize);
+  ssize_t n = ::recv(up_->fd(), p, up_->in.writable(), 0);
+  if (n > 0) {
+    up_->in.commit(static_cast<size_t>(n));
+    up_->bytes_received += static_cast<uint64_t>(n);
+    processResponse();
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  // EOF or reset.
+  if (resp_head_done_ && resp_body_.kind() == http1::BodyKind::kUntilClose && n == 0) {
+    responseComplete();
+    return;
+  }
+  if (!resp_head_done_) {
+    if (up_->bytes_received == 0 && retryOnFreshConnection()) return;
+    upstreamFailed(502, "upstream closed the connection before responding\n", true);
+    return;
+  }
+  // Truncated response: the client must see the failure, not a short body.
+  worker_.stats().backends.at(backend_->stats_id).resets.inc();
+  worker_.stats().global.upstream_resets.inc();
+  close();
+}
+
+void DownstreamConn::processResponse() {
+  if (up_ == nullptr) return;
+  while (!resp_head_done_) {
+    http1::ResponseHead head;
+    head.headers = worker_.headerScratch();
+    http1::ParseResult r =
+        http1::parseResponseHead(up_->in.view(), kUpstreamLimits, req_is_head_ ? "HEAD" : "GET",
+                                 &head);
+    if (r.status == http1::ParseStatus::kIncomplete) return;
+    if (r.status == http1::ParseStatus::kError) {
+      upstreamFailed(502, "upstream sent an invalid response: " +
+                              std::string(http1::describe(r.error)) + "\n",
+                     true);
+      return;
+    }
+    if (head.status >= 100 && head.status < 200) {
+      // Interim responses (we never ask for 100-continue upstream): skip them.
+      up_->in.consume(r.consumed);
+      if (head.status == 101) {
+        upstreamFailed(502, "upstream switched protocols without an upgrade request\n", true);
+        return;
+      }
+      continue;
+    }
+    resp_status_ = head.status;
+    writeResponseHead(head);
+    up_->in.consume(r.consumed);
+    resp_head_done_ = true;
+    resp_body_.reset(head.info.body, head.info.content_length);
+    up_keep_alive_ = head.info.keep_alive;
+    const config::Port* port = findPort();
+    armUpTimer(UpTimer::kBodyGap, port ? port->settings.idle_timeout_ms : 60'000);
+    if (head.info.body == http1::BodyKind::kNone) {
+      responseComplete();
+      return;
+    }
+  }
+  bool progressed = false;
+  while (up_ != nullptr && !up_->in.empty() && out_.size() <= kHighWater) {
+    http1::BodyDecoder::Step step = resp_body_.decode(up_->in.view());
+    if (step.status == http1::ParseStatus::kError) {
+      worker_.stats().backends.at(backend_->stats_id).resets.inc();
+      worker_.stats().global.upstream_resets.inc();
+      close();  // the head is out: the only honest signal left is closing
+      return;
+    }
+    if (!step.data.empty()) {
+      if (resp_chunked_out_) appendChunkHeader(out_, step.data.size());
+      out_.append(step.data);
+      if (resp_chunked_out_) out_.append("\r\n");
+    }
+    up_->in.consume(step.consumed);
+    progressed = true;
+    if (step.status == http1::ParseStatus::kDone) {
+      responseComplete();
+      return;
+    }
+    if (step.consumed == 0) break;
+  }
+  if (progressed && up_ != nullptr) {
+    const config::Port* port = findPort();
+    armUpTimer(UpTimer::kBodyGap, port ? port->settings.idle_timeout_ms : 60'000);
+  }
+  flushOut();
+}
+
+void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
+  using http1::BodyKind;
+  using http1::HeaderTag;
+  bool client11 = req_version_minor_ >= 1;
+  bool bodiless = head.info.body == BodyKind::kNone;
+  bool stream_to_close = false;
+  if (head.info.body == BodyKind::kChunked || head.info.body == BodyKind::kUntilClose) {
+    if (client11) {
+      resp_chunked_out_ = true;
+    } else {
+      stream_to_close = true;  // HTTP/1.0 clients read to EOF
+    }
+  }
+  resp_close_ = stream_to_close || !req_keep_alive_ || !req_done_ || draining_ ||
+                worker_.draining();
+  out_.append("HTTP/1.1 ");
+  appendDecimal(out_, static_cast<uint64_t>(head.status));
+  out_.append(" ");
+  out_.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason);
+  out_.append("\r\n");
+  for (uint32_t i = 0; i < head.header_count; ++i) {
+    const http1::Header& h = head.headers[i];
+    if (h.tag == HeaderTag::kContentLength && bodiless) {
+      // HEAD / 304 responses keep the Content-Length of the representation.
+    } else if (isHopByHop(h.tag)) {
+      continue;
+    } else if (head.info.connection_other_tokens &&
+               nominatedByConnection(head.headers, head.header_count, h.name)) {
+      continue;
+    }
+    out_.append(h.name);
+    out_.append(": ");
+    out_.append(h.value);
+    out_.append("\r\n");
+  }
+  if (head.info.body == BodyKind::kContentLength) {
+    out_.append("content-length: ");
+    appendDecimal(out_, head.info.content_length);
+    out_.append("\r\n");
+  } else if (resp_chunked_out_) {
+    out_.append("transfer-encoding: chunked\r\n");
+  }
+  if (resp_close_) {
+    out_.append("connection: close\r\n");
+  } else if (!client11) {
+    out_.append("connection: keep-alive\r\n");
+  }
+  out_.append("\r\n");
+  stats::Shard& st = worker_.stats();
+  size_t cls = stats::statusClass(head.status);
+  st.global.downstream_responses[cls].inc();
+  st.routes.at(rule_->route_stats_id).responses[cls].inc();
+  st.backends.at(backend_->stats_id).responses[cls].inc();
+}
+
+void DownstreamConn::responseComplete() {
+  if (resp_chunked_out_) out_.append("0\r\n\r\n");
+  uint64_t us = nowUs() - start_us_;
+  stats::Shard& st = worker_.stats();
+  st.global.latency.record(us);
+  st.routes.at(rule_->route_stats_id).latency.record(us);
+  bool reusable = up_keep_alive_ && req_done_ && up_->in.empty() &&
+                  resp_body_.kind() != http1::BodyKind::kUntilClose;
+  releaseUpstream(reusable);
+  if (!req_done_) resp_close_ = true;  // unread request body: the framing is lost
+  finishExchange();
+  if (phase_ == Phase::kHead && !in_.empty() && out_.size() <= kHighWater) process();
+}
+
+void DownstreamConn::releaseUpstream(bool reusable) {
+  up_timer_.cancel();
+  up_timer_kind_ = UpTimer::kNone;
+  if (up_ == nullptr) return;
+  upstream::UpstreamConn* c = up_;
+  up_ = nullptr;
+  if (reusable && !c->closed()) {
+    ++c->requests;
+    worker_.pool().release(c);
+  } else {
+    worker_.stats().backends.at(c->backendStatsId()).connections_active.dec();
+    c->close();
+  }
+}
+
+bool DownstreamConn::retryOnFreshConnection() {
+  // Only a reused connection can be stale, only once, and only when the request can be sent
+  // again whole: no body, and its head kept in req_head_.
+  if (up_ == nullptr || !up_->reused || retried_ || !req_bodyless_ || req_head_.empty()) {
+    return false;
+  }
+  retried_ = true;
+  worker_.stats().global.upstream_retries.inc();
+  releaseUpstream(false);
+  if (!connectUpstream()) return true;  // connectUpstream answered the client
+  up_->out.append(req_head_.view());
+  if (!up_->connecting) flushUpstream();
+  return true;
+}
+
+void DownstreamConn::upstreamFailed(int status, std::string_view why, bool reset) {
+  if (reset && backend_ != nullptr) {
+    worker_.stats().backends.at(backend_->stats_id).resets.inc();
+    worker_.stats().global.upstream_resets.inc();
+  }
+  if (up_ != nullptr && reset && !resp_head_done_ && up_->bytes_received == 0 &&
+      retryOnFreshConnection()) {
+    return;
+  }
+  releaseUpstream(false);
+  if (resp_head_done_) {
+    close();
+    return;
+  }
+  // Unread request body, if any, makes the connection unusable.
+  respondLocal(status, why, !req_done_);
+}
+
+void DownstreamConn::onUpTimer(void* ctx) {
+  auto* self = static_cast<DownstreamConn*>(ctx);
+  if (self->phase_ != Phase::kProxy) return;
+  stats::BackendStats* bs =
+      self->backend_ ? &self->worker_.stats().backends.at(self->backend_->stats_id) : nullptr;
+  switch (self->up_timer_kind_) {
+    case UpTimer::kConnect:
+      if (bs) bs->connect_timeouts.inc();
+      self->worker_.stats().global.upstream_connect_failures.inc();
+      self->upstreamFailed(503, "upstream connect timeout\n", false);
+      break;
+    case UpTimer::kResponse:
+      if (bs) bs->response_timeouts.inc();
+      self->upstreamFailed(504, "upstream response timeout\n", false);
+      break;
+    case UpTimer::kBodyGap:
+      if (bs) bs->response_timeouts.inc();
+      self->close();
+      break;
+    case UpTimer::kNone:
+      break;
+  }
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,98 @@
+// Worker: one thread, one event loop, its listeners, connections, upstream pool and stats.
+//
+// Workers share nothing on the request path. The main thread talks to a worker only through
+// post(): new config snapshots, drain and stop. A worker counts snapshot references locally
+// (LocalSnapshot), so requests never touch the shared_ptr's atomic refcount.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "config/snapshot.h"
+#include "http1/message.h"
+#include "net/event_loop.h"
+#include "stats/stats.h"
+#include "upstream/pool.h"
+
+namespace portico::proxy {
+
+class DownstreamConn;
+class Listener;
+
+// A snapshot as one worker sees it: worker-local, non-atomic reference count.
+struct LocalSnapshot {
+  std::shared_ptr<const config::Snapshot> snapshot;
+  uint32_t refs = 1;  // the worker's own reference while current
+};
+
+// Worker-wide settings that are not part of the routing config.
+struct WorkerOptions {
+  uint32_t drain_timeout_ms = 30'000;
+};
+
+class Worker {
+ public:
+  Worker(uint32_t index, stats::Shard& shard, WorkerOptions options);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // Main thread, before start(): the listening sockets of this worker, one per snapshot port
+  // (same order as Snapshot::ports), already bound with SO_REUSEPORT.
+  void start(std::shared_ptr<const config::Snapshot> snapshot, std::vector<int> listen_fds);
+  // Any thread.
+  void publish(std::shared_ptr<const config::Snapshot> snapshot, std::vector<int> new_fds);
+  void drain();
+  void join();
+
+  // Loop thread only, below.
+  net::EventLoop& loop() { return loop_; }
+  LocalSnapshot* acquireSnapshot() {
+    ++current_->refs;
+    return current_;
+  }
+  void releaseSnapshot(LocalSnapshot* s);
+  const config::Snapshot& currentSnapshot() const { return *current_->snapshot; }
+  upstream::ConnectionPool& pool() { return pool_; }
+  stats::Shard& stats() { return shard_; }
+  bool draining() const { return draining_; }
+  uint32_t random() {
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    return static_cast<uint32_t>(rng_ >> 32);
+  }
+  uint32_t nextRoundRobin(uint32_t backend_stats_id);
+  // Scratch header storage for one head parse at a time.
+  http1::Header* headerScratch() { return headers_.data(); }
+  static constexpr uint32_t kUpstreamMaxHeaders = 256;
+
+  void addConnection(DownstreamConn* c);
+  void removeConnection(DownstreamConn* c);
+
+ private:
+  void run();
+  void applySnapshot(std::shared_ptr<const config::Snapshot> snapshot, std::vector<int> fds);
+  void startDrain();
+  void maybeFinishDrain();
+  static void onDrainTimeout(void* ctx);
+
+  uint32_t index_;
+  stats::Shard& shard_;
+  WorkerOptions options_;
+  net::EventLoop loop_;
+  upstream::ConnectionPool pool_;
+  LocalSnapshot* current_ = nullptr;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<http1::Header> headers_;
+  std::vector<uint32_t> round_robin_;
+  DownstreamConn* conns_ = nullptr;  // intrusive list of live downstream connections
+  bool draining_ = false;
+  net::Timer drain_timer_;
+  uint64_t rng_;
+  std::thread thread_;
+};
+
+}  // namespace portico::proxy

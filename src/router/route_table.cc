@@ -1,0 +1,204 @@
+#include "router/route_table.h"
+
+#include <algorithm>
+#include <map>
+
+namespace portico::router {
+namespace {
+
+bool wildcardCovers(std::string_view pattern, std::string_view host) {
+  // pattern "*.example.com" covers "a.example.com" and "*.a.example.com".
+  std::string_view suffix = pattern.substr(1);
+  return host.size() > suffix.size() && host.ends_with(suffix);
+}
+
+}  // namespace
+
+void HostIndex::add(std::string_view hostname, uint32_t value) {
+  if (hostname.empty()) {
+    if (any_ == kNone) any_ = value;
+  } else if (hostname.starts_with("*.")) {
+    wildcard_.emplace(std::string(hostname.substr(1)), value);
+  } else {
+    exact_.emplace(std::string(hostname), value);
+  }
+}
+
+uint32_t HostIndex::find(std::string_view host) const {
+  if (!host.empty()) {
+    if (!exact_.empty()) {
+      auto it = exact_.find(host);
+      if (it != exact_.end()) return it->second;
+    }
+    if (!wildcard_.empty()) {
+      // Longest suffix first: the most specific wildcard. Position 0 is skipped so that the
+      // wildcard label is never empty.
+      for (size_t dot = host.find('.', 1); dot != std::string_view::npos;
+           dot = host.find('.', dot + 1)) {
+        auto it = wildcard_.find(host.substr(dot));
+        if (it != wildcard_.end()) return it->second;
+      }
+    }
+  }
+  return any_;
+}
+
+std::string_view normalizeHost(std::string_view host, char (&buf)[kMaxHostLength]) {
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    host = close == std::string_view::npos ? host : host.substr(0, close + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.empty() || host.size() > kMaxHostLength) return {};
+  for (size_t i = 0; i < host.size(); ++i) {
+    char c = host[i];
+    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+  }
+  return std::string_view(buf, host.size());
+}
+
+bool RouteTable::Entry::accepts(const RouteInput& in) const {
+  if (match.path_type == PathType::kExact) return in.path == match.path;
+  if (prefix.empty()) return true;
+  return in.path.starts_with(prefix) &&
+         (in.path.size() == prefix.size() || in.path[prefix.size()] == '/');
+}
+
+bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
+              const std::vector<RouteSpec>& routes) {
+  bool a_exact = a.match.path_type == PathType::kExact;
+  bool b_exact = b.match.path_type == PathType::kExact;
+  if (a_exact != b_exact) return a_exact;
+  if (a.match.path.size() != b.match.path.size()) return a.match.path.size() > b.match.path.size();
+  // Issue 3: method match, then more header matches, then more query param matches.
+  if (a.route != b.route) {
+    const RouteSpec& ra = routes[a.route];
+    const RouteSpec& rb = routes[b.route];
+    if (ra.created_us != rb.created_us) return ra.created_us < rb.created_us;
+    // Alphabetical by "{namespace}/{name}".
+    std::string ka = ra.ns + '/' + ra.name;
+    std::string kb = rb.ns + '/' + rb.name;
+    if (ka != kb) return ka < kb;
+    return a.route < b.route;
+  }
+  if (a.rule_index != b.rule_index) return a.rule_index < b.rule_index;
+  return a.match_index < b.match_index;
+}
+
+RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
+  listeners_.reserve(listeners.size());
+  for (ListenerSpec& spec : listeners) {
+    Listener l;
+    l.spec = std::move(spec);
+    // Entries grouped by route hostname.
+    std::map<std::string, std::vector<uint32_t>> groups;
+    for (uint32_t ri = 0; ri < l.spec.routes.size(); ++ri) {
+      const RouteSpec& route = l.spec.routes[ri];
+      std::vector<std::string> hostnames = route.hostnames;
+      if (hostnames.empty()) hostnames.emplace_back();
+      std::sort(hostnames.begin(), hostnames.end());
+      hostnames.erase(std::unique(hostnames.begin(), hostnames.end()), hostnames.end());
+      for (const std::string& hostname : hostnames) {
+        for (uint32_t rule = 0; rule < route.rules.size(); ++rule) {
+          const RuleSpec& rs = route.rules[rule];
+          for (uint32_t mi = 0; mi < rs.matches.size(); ++mi) {
+            Entry e;
+            e.rule = rs.rule;
+            e.route = ri;
+            e.rule_index = rule;
+            e.match_index = mi;
+            e.hostname = hostname;
+            e.match = rs.matches[mi];
+            if (e.match.path_type == PathType::kPathPrefix) {
+              e.prefix = e.match.path;
+              while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
+            }
+            groups[hostname].push_back(static_cast<uint32_t>(l.entries.size()));
+            l.entries.push_back(std::move(e));
+          }
+        }
+      }
+    }
+    for (auto& [hostname, members] : groups) {
+      std::stable_sort(members.begin(), members.end(), [&](uint32_t a, uint32_t b) {
+        return precedes(l.entries[a], l.entries[b], l.spec.routes);
+      });
+    }
+    // Wildcard groups from most to least specific (longest suffix first).
+    std::vector<const std::string*> wildcards;
+    for (const auto& [hostname, members] : groups)
+      if (hostname.starts_with("*.")) wildcards.push_back(&hostname);
+    std::stable_sort(wildcards.begin(), wildcards.end(),
+                     [](const std::string* a, const std::string* b) { return a->size() > b->size(); });
+    auto catchAll = groups.find("");
+    // A group's candidate list: its own entries, then every less specific group that also
+    // matches any host of this group, then the catch-all group.
+    for (const auto& [hostname, members] : groups) {
+      std::vector<uint32_t> list = members;
+      if (!hostname.empty()) {
+        for (const std::string* w : wildcards) {
+          if (*w != hostname && wildcardCovers(*w, hostname)) {
+            const std::vector<uint32_t>& more = groups.at(*w);
+            list.insert(list.end(), more.begin(), more.end());
+          }
+        }
+        if (catchAll != groups.end())
+          list.insert(list.end(), catchAll->second.begin(), catchAll->second.end());
+      }
+      l.hosts.add(hostname, static_cast<uint32_t>(l.candidates.size()));
+      l.candidates.push_back(std::move(list));
+    }
+    listener_index_.add(l.spec.hostname, static_cast<uint32_t>(listeners_.size()));
+    listeners_.push_back(std::move(l));
+  }
+}
+
+const RouteTable::Listener* RouteTable::listenerFor(std::string_view raw_host) const {
+  char buf[kMaxHostLength];
+  uint32_t index = listener_index_.find(normalizeHost(raw_host, buf));
+  return index == HostIndex::kNone ? nullptr : &listeners_[index];
+}
+
+const std::vector<uint32_t>* RouteTable::candidatesFor(const Listener& listener,
+                                                       std::string_view raw_host) const {
+  char buf[kMaxHostLength];
+  uint32_t index = listener.hosts.find(normalizeHost(raw_host, buf));
+  return index == HostIndex::kNone ? nullptr : &listener.candidates[index];
+}
+
+RouteDecision RouteTable::match(const RouteInput& in) const {
+  RouteDecision decision;
+  char buf[kMaxHostLength];
+  std::string_view host = normalizeHost(in.host, buf);
+  uint32_t li = listener_index_.find(host);
+  if (li == HostIndex::kNone) return decision;
+  const Listener& l = listeners_[li];
+  decision.listener = l.spec.id;
+  uint32_t ci = l.hosts.find(host);
+  if (ci == HostIndex::kNone) return decision;
+  for (uint32_t e : l.candidates[ci]) {
+    const Entry& entry = l.entries[e];
+    if (entry.accepts(in)) {
+      decision.rule = entry.rule;
+      break;
+    }
+  }
+  return decision;
+}
+
+// Declared in router.h.
+const config::WeightedBackend* pickBackend(const config::Rule& rule, uint32_t random) {
+  if (rule.total_weight == 0) return nullptr;
+  // Maps the 32-bit random onto [0, total_weight) without modulo bias worth noting (total
+  // weight is at most 16 x 1,000,000, so the product fits in 64 bits).
+  uint64_t point = (static_cast<uint64_t>(random) * rule.total_weight) >> 32;
+  for (const config::WeightedBackend& wb : rule.backends) {
+    if (point < wb.weight) return &wb;
+    point -= wb.weight;
+  }
+  return nullptr;  // only if total_weight exceeds the sum of weights
+}
+
+}  // namespace portico::router

@@ -1,0 +1,146 @@
+// RouteTable: the listeners of one listening port and the HTTPRoute matches attached to them,
+// compiled for fast, allocation-free matching.
+//
+// Built once on the main thread by the config compiler, then shared read-only by every worker
+// (const methods only, no locks). The table points at config::Rule objects owned by the
+// Snapshot that owns the table: it is valid only while that Snapshot lives.
+//
+// Matching follows Gateway API:
+//  1. Listener by Host (port stripped, case-insensitive): exact listener hostname, then the
+//     most specific wildcard ("*.a.example.com" before "*.example.com"), then the listener
+//     without hostname. None: RouteDecision.listener is empty (404).
+//  2. Within the listener, candidates are grouped by the route hostname that matched: exact,
+//     then wildcards most specific first, then routes without hostname; within a group by
+//     precedence (precedes()); the first candidate whose match accepts the request wins.
+//
+// Extension points (issue 3): MatchSpec gains regex paths, method, headers and query params;
+// Entry::accepts() checks them and precedes() counts them. For very large groups, the linear
+// scan in match() is where a per-group prefix trie / exact-path hash goes: candidates are
+// already sorted, so an index only has to return the first candidate in that order.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/snapshot.h"
+#include "router/router.h"
+
+namespace portico::router {
+
+enum class PathType : uint8_t {
+  kExact,       // case-sensitive, whole path
+  kPathPrefix,  // whole path segments; a trailing '/' of the value is ignored
+};
+
+// One HTTPRouteMatch as the table evaluates it.
+struct MatchSpec {
+  PathType path_type = PathType::kPathPrefix;
+  std::string path = "/";
+};
+
+// One rule of a route. `rule` is owned by the Snapshot.
+struct RuleSpec {
+  const config::Rule* rule = nullptr;
+  std::vector<MatchSpec> matches;  // OR-ed; must not be empty (the compiler adds PathPrefix "/")
+};
+
+// One HTTPRoute as attached to one listener.
+struct RouteSpec {
+  std::string ns;
+  std::string name;
+  int64_t created_us = std::numeric_limits<int64_t>::max();  // creationTimestamp; max = unknown
+  // Effective hostnames: the route's hostnames intersected with the listener's (lowercase,
+  // exact or "*." wildcard). Empty: any host the listener accepts.
+  std::vector<std::string> hostnames;
+  std::vector<RuleSpec> rules;  // in list order
+};
+
+// One listener (Gateway x listener) on the port.
+struct ListenerSpec {
+  std::string id;        // "ns/gateway/listener"
+  std::string hostname;  // "" (any), "a.example.com" or "*.example.com"
+  std::vector<RouteSpec> routes;
+};
+
+// Maps a request host to a value registered under the most specific matching hostname:
+// exact, then the longest wildcard, then the catch-all "".
+class HostIndex {
+ public:
+  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+  // Registers `hostname` ("" catch-all, exact, or "*.suffix"). The first registration wins.
+  void add(std::string_view hostname, uint32_t value);
+  // REQUIRES: `host` normalized (normalizeHost). kNone when nothing matches.
+  uint32_t find(std::string_view host) const;
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Map = std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>>;
+  Map exact_;
+  Map wildcard_;  // keyed by the suffix with its leading dot: ".example.com"
+  uint32_t any_ = kNone;
+};
+
+// Lowercases `host` into `buf`, dropping a ":port" and a trailing '.'; "[v6]:port" keeps
+// "[v6]". Returns "" when the host is empty or longer than the buffer.
+inline constexpr size_t kMaxHostLength = 255;
+std::string_view normalizeHost(std::string_view host, char (&buf)[kMaxHostLength]);
+
+class RouteTable {
+ public:
+  // One match of one rule of one route under one route hostname: the unit of precedence.
+  struct Entry {
+    const config::Rule* rule = nullptr;
+    uint32_t route = 0;        // index in ListenerSpec::routes
+    uint32_t rule_index = 0;   // index in RouteSpec::rules
+    uint32_t match_index = 0;  // index in RuleSpec::matches
+    std::string hostname;      // route hostname group ("" = none)
+    MatchSpec match;
+    std::string prefix;  // PathPrefix value without trailing '/' ("" for "/")
+
+    // Whether this match accepts the request (path now; method/headers/query in issue 3).
+    bool accepts(const RouteInput& in) const;
+  };
+
+  struct Listener {
+    ListenerSpec spec;
+    std::vector<Entry> entries;
+    // Candidate lists (indexes into entries, in match order), one per route hostname group.
+    std::vector<std::vector<uint32_t>> candidates;
+    HostIndex hosts;  // normalized request host -> index into candidates
+  };
+
+  // Builds the table. Listener hostnames should be distinct on a port (the compiler rejects
+  // conflicting listeners); for a duplicate hostname the first listener wins.
+  explicit RouteTable(std::vector<ListenerSpec> listeners);
+  RouteTable(const RouteTable&) = delete;
+  RouteTable& operator=(const RouteTable&) = delete;
+
+  // Per request, any thread. Allocation-free.
+  RouteDecision match(const RouteInput& in) const;
+
+  // Introspection (explain, admin, tests).
+  const std::vector<Listener>& listeners() const { return listeners_; }
+  // The listener serving `host` (raw Host header), or nullptr.
+  const Listener* listenerFor(std::string_view host) const;
+  // The candidates `host` (raw) meets on `listener`, in match order; nullptr when none.
+  const std::vector<uint32_t>* candidatesFor(const Listener& listener, std::string_view host) const;
+
+ private:
+  std::vector<Listener> listeners_;
+  HostIndex listener_index_;
+};
+
+// Gateway API precedence between two entries of the same listener and hostname group:
+// Exact before PathPrefix, longer path value first, then the older route (creationTimestamp),
+// then "ns/name" alphabetically, then rule order, then match order.
+bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
+              const std::vector<RouteSpec>& routes);
+
+}  // namespace portico::router

@@ -1,0 +1,235 @@
+#include "router/route_table.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <random>
+
+namespace portico::router {
+namespace {
+
+// Builds route tables from specs; owns the Rules they point at.
+class RouteTableTest : public ::testing::Test {
+ protected:
+  // A rule tagged "name#index" so that results are easy to compare.
+  const config::Rule* rule(const std::string& route, uint32_t index = 0) {
+    auto r = std::make_unique<config::Rule>();
+    r->route_name = route;
+    r->rule_index = index;
+    rules_.push_back(std::move(r));
+    return rules_.back().get();
+  }
+
+  static MatchSpec prefix(std::string path) { return MatchSpec{PathType::kPathPrefix, std::move(path)}; }
+  static MatchSpec exact(std::string path) { return MatchSpec{PathType::kExact, std::move(path)}; }
+
+  // A route with one rule per match list.
+  RouteSpec route(const std::string& name, std::vector<std::vector<MatchSpec>> rules,
+                  std::vector<std::string> hostnames = {}, int64_t created = 0,
+                  const std::string& ns = "default") {
+    RouteSpec spec;
+    spec.ns = ns;
+    spec.name = name;
+    spec.created_us = created;
+    spec.hostnames = std::move(hostnames);
+    for (uint32_t i = 0; i < rules.size(); ++i)
+      spec.rules.push_back(RuleSpec{rule(ns + "/" + name, i), std::move(rules[i])});
+    return spec;
+  }
+
+  // "ns/name#rule" of the match, "404" when the listener has no route, "no-listener".
+  static std::string match(const RouteTable& table, std::string_view host, std::string_view path) {
+    RouteInput in;
+    in.host = host;
+    in.path = path;
+    in.method = "GET";
+    RouteDecision d = table.match(in);
+    if (d.listener.empty()) return "no-listener";
+    if (d.rule == nullptr) return "404";
+    return d.rule->route_name + "#" + std::to_string(d.rule->rule_index);
+  }
+
+  static std::string listenerOf(const RouteTable& table, std::string_view host) {
+    RouteInput in;
+    in.host = host;
+    in.path = "/";
+    return std::string(table.match(in).listener);
+  }
+
+  std::vector<std::unique_ptr<config::Rule>> rules_;
+};
+
+TEST_F(RouteTableTest, PathPrefixMatchesWholeSegments) {
+  RouteTable table({ListenerSpec{"default/gw/http", "", {route("foo", {{prefix("/foo")}})}}});
+  EXPECT_EQ(match(table, "h", "/foo"), "default/foo#0");
+  EXPECT_EQ(match(table, "h", "/foo/"), "default/foo#0");
+  EXPECT_EQ(match(table, "h", "/foo/bar"), "default/foo#0");
+  EXPECT_EQ(match(table, "h", "/foobar"), "404");
+  EXPECT_EQ(match(table, "h", "/fo"), "404");
+  EXPECT_EQ(match(table, "h", "/"), "404");
+  EXPECT_EQ(match(table, "h", "/FOO"), "404");
+}
+
+TEST_F(RouteTableTest, PathPrefixIgnoresTrailingSlashOfValue) {
+  RouteTable table({ListenerSpec{"default/gw/http", "", {route("foo", {{prefix("/foo/")}})}}});
+  EXPECT_EQ(match(table, "h", "/foo"), "default/foo#0");
+  EXPECT_EQ(match(table, "h", "/foo/"), "default/foo#0");
+  EXPECT_EQ(match(table, "h", "/foo/x"), "default/foo#0");
+  EXPECT_EQ(match(table, "h", "/foox"), "404");
+}
+
+TEST_F(RouteTableTest, RootPrefixMatchesEverything) {
+  RouteTable table({ListenerSpec{"default/gw/http", "", {route("all", {{prefix("/")}})}}});
+  EXPECT_EQ(match(table, "h", "/"), "default/all#0");
+  EXPECT_EQ(match(table, "h", "/anything/at/all"), "default/all#0");
+  EXPECT_EQ(match(table, "h", ""), "default/all#0");
+}
+
+TEST_F(RouteTableTest, ExactIsExactAndCaseSensitive) {
+  RouteTable table({ListenerSpec{"default/gw/http", "", {route("abc", {{exact("/abc")}})}}});
+  EXPECT_EQ(match(table, "h", "/abc"), "default/abc#0");
+  EXPECT_EQ(match(table, "h", "/abc/"), "404");
+  EXPECT_EQ(match(table, "h", "/ABC"), "404");
+  EXPECT_EQ(match(table, "h", "/abc/d"), "404");
+}
+
+TEST_F(RouteTableTest, ExactBeatsPrefixAndLongestPrefixWins) {
+  RouteTable table({ListenerSpec{
+      "default/gw/http",
+      "",
+      {route("short", {{prefix("/api")}}, {}, 1), route("long", {{prefix("/api/v1")}}, {}, 2),
+       route("exact", {{exact("/api/v1/x")}}, {}, 3), route("root", {{prefix("/")}}, {}, 0)}}});
+  EXPECT_EQ(match(table, "h", "/api/v1/x"), "default/exact#0");
+  EXPECT_EQ(match(table, "h", "/api/v1/y"), "default/long#0");
+  EXPECT_EQ(match(table, "h", "/api/v2"), "default/short#0");
+  EXPECT_EQ(match(table, "h", "/other"), "default/root#0");
+}
+
+TEST_F(RouteTableTest, TiesGoToOldestRouteThenNameThenRuleOrder) {
+  RouteTable by_age({ListenerSpec{"l", "", {route("b", {{prefix("/x")}}, {}, 100),
+                                             route("a", {{prefix("/x")}}, {}, 200)}}});
+  EXPECT_EQ(match(by_age, "h", "/x"), "default/b#0");
+
+  RouteTable by_name({ListenerSpec{"l", "", {route("b", {{prefix("/x")}}, {}, 5),
+                                              route("a", {{prefix("/x")}}, {}, 5, "zz"),
+                                              route("a", {{prefix("/x")}}, {}, 5)}}});
+  EXPECT_EQ(match(by_name, "h", "/x"), "default/a#0");
+
+  // Within a route: path precedence applies across rules, then the first rule.
+  RouteTable by_rule({ListenerSpec{
+      "l", "", {route("r", {{prefix("/x")}, {prefix("/x")}, {prefix("/x/y")}})}}});
+  EXPECT_EQ(match(by_rule, "h", "/x"), "default/r#0");
+  EXPECT_EQ(match(by_rule, "h", "/x/y"), "default/r#2");
+}
+
+TEST_F(RouteTableTest, ListenerChosenByHost) {
+  RouteTable table({
+      ListenerSpec{"ns/gw/any", "", {route("any", {{prefix("/")}})}},
+      ListenerSpec{"ns/gw/wild", "*.example.com", {route("wild", {{prefix("/")}})}},
+      ListenerSpec{"ns/gw/deep", "*.a.example.com", {route("deep", {{prefix("/")}})}},
+      ListenerSpec{"ns/gw/exact", "foo.example.com", {route("exact", {{prefix("/")}})}},
+  });
+  EXPECT_EQ(listenerOf(table, "foo.example.com"), "ns/gw/exact");
+  EXPECT_EQ(listenerOf(table, "FOO.Example.COM:8080"), "ns/gw/exact");
+  EXPECT_EQ(listenerOf(table, "foo.example.com."), "ns/gw/exact");
+  EXPECT_EQ(listenerOf(table, "bar.example.com"), "ns/gw/wild");
+  EXPECT_EQ(listenerOf(table, "x.y.example.com"), "ns/gw/wild");
+  EXPECT_EQ(listenerOf(table, "x.a.example.com"), "ns/gw/deep");
+  EXPECT_EQ(listenerOf(table, "a.example.com"), "ns/gw/wild");
+  EXPECT_EQ(listenerOf(table, "example.com"), "ns/gw/any");
+  EXPECT_EQ(listenerOf(table, "10.0.0.1:80"), "ns/gw/any");
+  EXPECT_EQ(listenerOf(table, "[::1]:80"), "ns/gw/any");
+  EXPECT_EQ(listenerOf(table, ""), "ns/gw/any");
+  EXPECT_EQ(listenerOf(table, std::string(300, 'a')), "ns/gw/any");
+}
+
+TEST_F(RouteTableTest, NoListenerForHost) {
+  RouteTable table({ListenerSpec{"ns/gw/a", "a.example.com", {route("a", {{prefix("/")}})}}});
+  EXPECT_EQ(match(table, "a.example.com", "/"), "default/a#0");
+  EXPECT_EQ(match(table, "b.example.com", "/"), "no-listener");
+  EXPECT_EQ(match(table, "", "/"), "no-listener");
+}
+
+TEST_F(RouteTableTest, ListenerWithoutMatchingRouteGives404WithListenerName) {
+  RouteTable table({ListenerSpec{"ns/gw/http", "", {route("a", {{prefix("/a")}})}}});
+  RouteInput in;
+  in.host = "h";
+  in.path = "/b";
+  RouteDecision d = table.match(in);
+  EXPECT_EQ(d.listener, "ns/gw/http");
+  EXPECT_EQ(d.rule, nullptr);
+}
+
+TEST_F(RouteTableTest, RouteHostnamesMostSpecificFirstWithFallback) {
+  RouteTable table({ListenerSpec{
+      "l",
+      "",
+      {route("exact", {{prefix("/only-exact")}}, {"foo.example.com"}),
+       route("wild", {{prefix("/")}}, {"*.example.com"}),
+       route("deep", {{prefix("/deep")}}, {"*.a.example.com"}),
+       route("any", {{prefix("/api/long/path")}})}}});
+  // The exact hostname group first, even against a longer path elsewhere.
+  EXPECT_EQ(match(table, "foo.example.com", "/only-exact/x"), "default/exact#0");
+  // No match in the exact group: wildcard groups, then routes without hostname.
+  EXPECT_EQ(match(table, "foo.example.com", "/api/long/path"), "default/wild#0");
+  EXPECT_EQ(match(table, "x.a.example.com", "/deep"), "default/deep#0");
+  EXPECT_EQ(match(table, "x.a.example.com", "/other"), "default/wild#0");
+  EXPECT_EQ(match(table, "bar.example.com", "/only-exact"), "default/wild#0");
+  EXPECT_EQ(match(table, "other.org", "/api/long/path/x"), "default/any#0");
+  EXPECT_EQ(match(table, "other.org", "/"), "404");
+}
+
+TEST_F(RouteTableTest, CandidatesExposedForExplain) {
+  RouteTable table({ListenerSpec{"l", "", {route("r", {{prefix("/a"), exact("/b")}})}}});
+  const RouteTable::Listener* l = table.listenerFor("host");
+  ASSERT_NE(l, nullptr);
+  const std::vector<uint32_t>* candidates = table.candidatesFor(*l, "host");
+  ASSERT_NE(candidates, nullptr);
+  ASSERT_EQ(candidates->size(), 2u);
+  EXPECT_EQ(l->entries[(*candidates)[0]].match.path, "/b");  // Exact first
+  EXPECT_EQ(l->entries[(*candidates)[1]].match.path, "/a");
+}
+
+TEST(PickBackendTest, ProportionalToWeights) {
+  config::Backend a, b, c;
+  config::Rule rule;
+  rule.backends = {{&a, 1}, {&b, 3}, {&c, 0}, {nullptr, 4}};
+  rule.total_weight = 8;
+  std::map<const config::Backend*, int> counts;
+  std::mt19937 rng(42);
+  const int kDraws = 80'000;
+  for (int i = 0; i < kDraws; ++i) {
+    const config::WeightedBackend* wb = pickBackend(rule, static_cast<uint32_t>(rng()));
+    ASSERT_NE(wb, nullptr);
+    ++counts[wb->backend];
+  }
+  EXPECT_NEAR(counts[&a], kDraws / 8, kDraws / 100);
+  EXPECT_NEAR(counts[&b], kDraws * 3 / 8, kDraws / 100);
+  EXPECT_EQ(counts[&c], 0);  // weight 0: never chosen
+  EXPECT_NEAR(counts[nullptr], kDraws / 2, kDraws / 100);  // unresolved share answers 500
+}
+
+TEST(PickBackendTest, EdgesOfTheRandomRange) {
+  config::Backend a, b;
+  config::Rule rule;
+  rule.backends = {{&a, 0}, {&a, 1}, {&b, 1}, {&b, 0}};
+  rule.total_weight = 2;
+  EXPECT_EQ(pickBackend(rule, 0), &rule.backends[1]);
+  EXPECT_EQ(pickBackend(rule, 0x7fffffff), &rule.backends[1]);
+  EXPECT_EQ(pickBackend(rule, 0x80000000), &rule.backends[2]);
+  EXPECT_EQ(pickBackend(rule, 0xffffffff), &rule.backends[2]);
+}
+
+TEST(PickBackendTest, ZeroTotalWeightGivesNull) {
+  config::Backend a;
+  config::Rule rule;
+  EXPECT_EQ(pickBackend(rule, 123), nullptr);
+  rule.backends = {{&a, 0}};
+  rule.total_weight = 0;
+  EXPECT_EQ(pickBackend(rule, 0), nullptr);
+  EXPECT_EQ(pickBackend(rule, 0xffffffff), nullptr);
+}
+
+}  // namespace
+}  // namespace portico::router

@@ -1,0 +1,72 @@
+#include "upstream/upstream_conn.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "upstream/pool.h"
+
+namespace portico::upstream {
+
+UpstreamConn::UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, uint32_t pool_id,
+                           uint32_t backend_stats_id, bool is_connecting)
+    : connecting(is_connecting),
+      loop_(loop),
+      pool_(pool),
+      fd_(fd),
+      pool_id_(pool_id),
+      backend_stats_id_(backend_stats_id) {
+  interest_ = is_connecting ? EPOLLOUT : EPOLLIN;
+  loop_.add(fd_, interest_, this);
+}
+
+UpstreamConn::~UpstreamConn() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void UpstreamConn::onIo(uint32_t events) {
+  if (fd_ < 0) return;
+  if (owner != nullptr) {
+    owner->onUpstreamIo(this, events);
+  } else {
+    pool_.onIdleEvent(this, events);
+  }
+}
+
+void UpstreamConn::setInterest(uint32_t events) {
+  if (fd_ < 0 || events == interest_) return;
+  interest_ = events;
+  loop_.modify(fd_, events, this);
+}
+
+bool UpstreamConn::flush() {
+  while (!out.empty()) {
+    ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out.consume(static_cast<size_t>(n));
+      bytes_sent += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    return false;
+  }
+  out.release();
+  return true;
+}
+
+void UpstreamConn::close() {
+  if (fd_ < 0) return;
+  idle_timer.cancel();
+  loop_.remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  owner = nullptr;
+  in.clear();
+  out.clear();
+  loop_.deferDelete(this);
+}
+
+}  // namespace portico::upstream

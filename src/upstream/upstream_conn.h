@@ -1,0 +1,66 @@
+// UpstreamConn: one HTTP/1.1 connection from a worker to an upstream endpoint.
+//
+// Owned by the worker's ConnectionPool while idle and by a proxy stream (UpstreamOwner) while
+// it carries a request. Loop-thread only. Destroyed through EventLoop::deferDelete.
+#pragma once
+
+#include <cstdint>
+
+#include "common/buffer.h"
+#include "net/event_loop.h"
+
+namespace portico::upstream {
+
+class UpstreamConn;
+class ConnectionPool;
+
+// The stream using a connection receives its I/O events.
+class UpstreamOwner {
+ public:
+  virtual void onUpstreamIo(UpstreamConn* conn, uint32_t events) = 0;
+
+ protected:
+  ~UpstreamOwner() = default;
+};
+
+class UpstreamConn final : public net::IoHandler, public net::Deferred {
+ public:
+  UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, uint32_t pool_id,
+               uint32_t backend_stats_id, bool connecting);
+  ~UpstreamConn() override;
+
+  void onIo(uint32_t events) override;
+
+  // Sets the epoll interest (EPOLLIN/EPOLLOUT); a no-op when unchanged.
+  void setInterest(uint32_t events);
+  // Writes as much of `out` as the socket takes. Returns false on a socket error.
+  bool flush();
+  // Unregisters and closes the socket, and schedules deletion. Idempotent.
+  void close();
+
+  int fd() const { return fd_; }
+  bool closed() const { return fd_ < 0; }
+  uint32_t poolId() const { return pool_id_; }
+  uint32_t backendStatsId() const { return backend_stats_id_; }
+
+  Buffer in;
+  Buffer out;
+  UpstreamOwner* owner = nullptr;  // null while idle in the pool
+  bool connecting;                 // connect() in progress
+  bool reused = false;             // carried a request before this one
+  uint64_t bytes_sent = 0;         // bytes written for the current request
+  uint64_t bytes_received = 0;     // bytes read for the current request
+  uint32_t requests = 0;           // requests carried so far
+  net::Timer idle_timer;           // armed while idle in the pool
+
+ private:
+  friend class ConnectionPool;
+  net::EventLoop& loop_;
+  ConnectionPool& pool_;
+  int fd_;
+  uint32_t pool_id_;
+  uint32_t backend_stats_id_;
+  uint32_t interest_ = 0;
+};
+
+}  // namespace portico::upstream
