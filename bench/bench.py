@@ -49,6 +49,10 @@ assert len(BODY) == 64, len(BODY)
 
 KNOWN_PROXIES = ("portico", "nginx", "haproxy")
 
+# A round is "disturbed" when processes outside the benchmark used more than this share of
+# a core while it ran (see Bench.run_wrk).
+FOREIGN_LIMIT = 0.05
+
 
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -135,6 +139,17 @@ def cpu_times(pids):
 
 def cpu_seconds(pids):
     return sum(cpu_times(pids))
+
+
+def system_busy_seconds():
+    """CPU time spent in user+nice+system over all cores, from /proc/stat (tick based).
+    irq/softirq are excluded, as they are from per-process times."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu "):
+                v = [int(x) for x in line.split()[1:]]
+                return (v[0] + v[1] + v[2]) / CLK_TCK
+    return 0.0
 
 
 def rss_kb(pid):
@@ -433,6 +448,9 @@ class Bench:
         self.proxy_cpu = env_str("PROXY_CPU", "0")
         self.client_cpu = env_str("CLIENT_CPU", "1")
         self.port_timeout = env_int("PORT_TIMEOUT", 20)
+        self.quiet_wait = env_int("QUIET_WAIT", 120)
+        self.retries = env_int("RETRY_DISTURBED", 2)
+        self.gave_up_waiting = False
         self.baseline = env_str("BASELINE", "portico")
         self.out_dir = os.path.join(ROOT, env_str("OUT_DIR", "build/bench"))
         self.keep_tmp = env_str("KEEP_TMP", "0") not in ("0", "")
@@ -512,7 +530,8 @@ class Bench:
         if r.status != 200 or r.read() != BODY:
             raise BenchError("upstream nginx does not serve the expected body")
         c.close()
-        log(f"upstream nginx on 127.0.0.1:{self.upstream_port} (core {self.client_cpu}), body {len(BODY)} bytes")
+        log(f"upstream nginx on 127.0.0.1:{self.upstream_port} (core {self.client_cpu}), "
+            f"body {len(BODY)} bytes")
 
     def start_proxy(self, name, tag=""):
         port = free_port()
@@ -522,7 +541,8 @@ class Bench:
                               nginx_proxy_conf(self.tmp, label, port, self.upstream_port, self.fd_limit))
             argv = [self.nginx, "-p", self.tmp, "-e", f"{self.tmp}/{label}.error.log", "-c", conf]
         elif name == "haproxy":
-            conf = self.write(f"{label}.cfg", haproxy_conf(self.tmp, port, self.upstream_port, self.haproxy_maxconn, self.fd_limit))
+            conf = self.write(f"{label}.cfg", haproxy_conf(self.tmp, port, self.upstream_port,
+                                                           self.haproxy_maxconn, self.fd_limit))
             argv = [self.haproxy, "-db", "-f", conf]
         else:
             conf = self.write(f"{label}.yaml", portico_conf(port, self.upstream_port))
@@ -547,10 +567,15 @@ class Bench:
         up_pids = self.upstream.tree()
         cmd = ["taskset", "-c", self.client_cpu, self.wrk, f"-t{self.threads}", f"-c{self.conns}",
                f"-d{duration_arg}", "--timeout", "5s", "-s", self.wrk_lua, f"http://127.0.0.1:{port}/"]
+        others = [q for n, (pr, _) in self.running.items() if n != name for q in pr.tree()]
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        me0 = resource.getrusage(resource.RUSAGE_SELF)
+        sys0, oth0 = system_busy_seconds(), cpu_seconds(others)
         (u0, s0), up0, t0 = cpu_times(pids), cpu_seconds(up_pids), time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
         (u1, s1), up1, t1 = cpu_times(pids), cpu_seconds(up_pids), time.monotonic()
+        sys1, oth1 = system_busy_seconds(), cpu_seconds(others)
+        me1 = resource.getrusage(resource.RUSAGE_SELF)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         m = re.search(r"^WRKJSON (\{.*\})$", r.stdout, re.M)
         if r.returncode != 0 or not m:
@@ -565,6 +590,12 @@ class Bench:
         proxy_cpu = (u1 + s1) - (u0 + s0)
         wrk_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         errors = {k[4:]: w[k] for k in w if k.startswith("err_")}
+        # CPU used on this machine by anything that is not part of the benchmark (builds,
+        # tests, fuzzers of a concurrent session...): such load shares our two cores and
+        # makes every figure of the run unreliable.
+        ours = (proxy_cpu + (up1 - up0) + wrk_cpu + (oth1 - oth0)
+                + (me1.ru_utime + me1.ru_stime) - (me0.ru_utime + me0.ru_stime))
+        foreign = max(0.0, (sys1 - sys0) - ours) / wall
         return {
             "rps": reqs / (w["duration_us"] / 1e6),
             "requests": reqs,
@@ -578,13 +609,57 @@ class Bench:
             "client_core_util": ((up1 - up0) + wrk_cpu) / wall,
             "upstream_cpu_s": up1 - up0, "wrk_cpu_s": wrk_cpu,
             "wall_s": wall,
+            "foreign_cpu_util": foreign,
             "errors": errors,
             "error_total": sum(errors.values()),
         }
 
+    def wait_quiet(self):
+        """Wait (at most QUIET_WAIT s) until processes outside the benchmark use less than
+        FOREIGN_LIMIT of a core, measured over 1 s. Our own processes are idle here."""
+        if self.quiet_wait <= 0 or self.gave_up_waiting:
+            return False
+        deadline = time.monotonic() + self.quiet_wait
+        said = False
+        quiet_for = 0
+        while True:
+            b0, t0 = system_busy_seconds(), time.monotonic()
+            time.sleep(1)
+            busy = (system_busy_seconds() - b0) / (time.monotonic() - t0)
+            # One quiet second right after a long busy spell may just be a gap between two
+            # compiler jobs: after waiting, ask for 3 quiet seconds in a row.
+            quiet_for = quiet_for + 1 if busy <= FOREIGN_LIMIT else 0
+            if quiet_for >= (3 if said else 1):
+                if said:
+                    log("machine quiet again")
+                return True
+            if busy <= FOREIGN_LIMIT:
+                continue
+            if time.monotonic() >= deadline:
+                log(f"warning: machine still busy ({busy*100:.0f}% of a core) after waiting "
+                    f"{self.quiet_wait}s; measuring anyway, no more waiting or retries in this run")
+                self.gave_up_waiting = True
+                return False
+            if not said:
+                log(f"other processes are using {busy*100:.0f}% of a core; waiting up to "
+                    f"{self.quiet_wait}s for the machine to become quiet")
+                said = True
+
+    def measured_run(self, name):
+        for attempt in range(1, self.retries + 2):
+            self.wait_quiet()
+            r = self.run_wrk(name, self.duration_arg, self.duration)
+            r["attempt"] = attempt
+            if (r["foreign_cpu_util"] <= FOREIGN_LIMIT or attempt > self.retries
+                    or self.gave_up_waiting or self.quiet_wait <= 0):
+                return r
+            log(f"{name}: run disturbed by other load ({r['foreign_cpu_util']*100:.0f}% of a core, "
+                f"{r['rps']:.0f} req/s); retrying ({attempt}/{self.retries})")
+
     def throughput(self):
         res = {p: [] for p in self.proxies}
         if self.warmup:
+            self.wait_quiet()
             for p in self.proxies:
                 log(f"warm-up {p} ({self.warmup_arg})")
                 self.run_wrk(p, self.warmup_arg, self.warmup)
@@ -592,12 +667,13 @@ class Bench:
         for rnd in range(self.rounds):
             order = self.proxies[rnd % n:] + self.proxies[:rnd % n]
             for p in order:
-                r = self.run_wrk(p, self.duration_arg, self.duration)
+                r = self.measured_run(p)
                 r["round"] = rnd + 1
                 res[p].append(r)
                 log(f"round {rnd + 1}/{self.rounds} {p:8s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:7.0f}us  "
                     f"p99 {r['p99_us']:7.0f}us  cpu {r['cpu_us_per_req']:6.2f}us/req  "
-                    f"proxy core {r['proxy_core_util']*100:3.0f}%  client core {r['client_core_util']*100:3.0f}%"
+                    f"proxy core {r['proxy_core_util']*100:3.0f}%  client core {r['client_core_util']*100:3.0f}%  "
+                    f"other load {r['foreign_cpu_util']*100:3.0f}%"
                     + (f"  ERRORS {r['errors']}" if r["error_total"] else ""))
         out = {}
         for p, runs in res.items():
@@ -608,6 +684,8 @@ class Bench:
             med["rps_min"] = min(r["rps"] for r in runs)
             med["rps_max"] = max(r["rps"] for r in runs)
             med["errors"] = sum(r["error_total"] for r in runs)
+            med["disturbed_rounds"] = sum(1 for r in runs if r["foreign_cpu_util"] > FOREIGN_LIMIT)
+            med["foreign_cpu_util_max"] = max(r["foreign_cpu_util"] for r in runs)
             out[p] = {"median": med, "runs": runs}
         return out
 
@@ -718,7 +796,10 @@ class Bench:
                        "warmup_s": self.warmup, "wrk_threads": self.threads, "wrk_connections": self.conns,
                        "proxy_cpu": self.proxy_cpu, "client_cpu": self.client_cpu,
                        "body_bytes": len(BODY), "mem_conns": self.mem_conns, "mem_rounds": self.mem_rounds,
-                       "mem_inflight": self.mem_inflight, "fd_limit": self.fd_limit, "clk_tck": CLK_TCK},
+                       "mem_inflight": self.mem_inflight, "fd_limit": self.fd_limit, "clk_tck": CLK_TCK,
+                       "quiet_wait_s": self.quiet_wait, "retry_disturbed": self.retries,
+                       "foreign_limit": FOREIGN_LIMIT},
+            "load_before_start": getattr(self, "initial_load", None),
         }
 
     def ratios(self, thr, mem):
@@ -814,6 +895,10 @@ class Bench:
             spread = (m["rps_max"] - m["rps_min"]) / m["rps"] if m["rps"] else 0
             if spread > 0.10:
                 warn.append(f"{p}: req/s spread across rounds {spread*100:.0f}% of the median")
+            if m["disturbed_rounds"]:
+                warn.append(f"{p}: {m['disturbed_rounds']}/{len(thr[p]['runs'])} rounds ran while other processes "
+                            f"used up to {m['foreign_cpu_util_max']*100:.0f}% of a core — the machine was not "
+                            "quiet, figures are unreliable (stop builds/tests/fuzzers and re-run)")
         for p, mm in mem.items():
             for r in mm["runs"]:
                 if r["still_open_after_settle"] < r["connections_ok"] or r["connections_failed"]:
@@ -830,6 +915,13 @@ class Bench:
     def run(self):
         log(f"proxies: {' '.join(self.proxies)}; {self.rounds} rounds x {self.duration}s; "
             f"idle conns {self.mem_conns}; fd limit {self.fd_limit}; temp dir {self.tmp}")
+        b0, t0 = system_busy_seconds(), time.monotonic()
+        time.sleep(1)
+        busy = (system_busy_seconds() - b0) / (time.monotonic() - t0)
+        self.initial_load = busy
+        if busy > FOREIGN_LIMIT:
+            log(f"WARNING: the machine is not idle ({busy*100:.0f}% of a core busy before the benchmark "
+                "started): other work will share the cores and distort the results")
         self.start_upstream()
         for p in self.proxies:
             self.running[p] = self.start_proxy(p)
@@ -904,7 +996,8 @@ def _response_state(buf):
         return "no content-length (close-delimited)"
     if parts[1] != "200":
         return f"status {parts[1]}"
-    if "close" in hdrs.get("connection", "") or (parts[0] == "HTTP/1.0" and "keep-alive" not in hdrs.get("connection", "")):
+    conn = hdrs.get("connection", "")
+    if "close" in conn or (parts[0] == "HTTP/1.0" and "keep-alive" not in conn):
         return "server asked to close"
     return "ok"
 

@@ -10,6 +10,10 @@
 #   PROXY_CPU=0 CLIENT_CPU=1         cores for the proxy / for wrk + upstream + idle client
 #   BASELINE=portico                 proxy whose ratios to every other proxy are reported
 #   PORTICO_BIN=build/release/portico PORTICO_ARGS=""   Portico binary and extra arguments
+#   QUIET_WAIT=120                   before each run wait up to this long for other load to stop
+#   RETRY_DISTURBED=2                re-run a round disturbed by other processes' CPU use
+#   PORT_TIMEOUT=20                  seconds a proxy gets to accept connections after start
+#   MEM_INFLIGHT=64 MEM_SETTLE=2     idle test: requests in flight while opening; settle time
 #   SKIP_BUILD=1                     do not (re)build Portico
 #   OUT_DIR=build/bench KEEP_TMP=1   results directory / keep the temp dir (configs, logs)
 #

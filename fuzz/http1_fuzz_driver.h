@@ -23,8 +23,8 @@ inline void check(bool ok, const char* what) {
 }
 
 inline bool within(std::string_view inner, std::string_view outer) {
-  return inner.empty() ||
-         (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
+  return inner.empty() || (inner.data() >= outer.data() &&
+                           inner.data() + inner.size() <= outer.data() + outer.size());
 }
 
 inline void appendNumber(std::string* out, uint64_t v) {
@@ -123,8 +123,8 @@ inline std::string runConnection(std::string_view input, size_t first, bool requ
     });
     const std::string_view rest = input.substr(pos);
     const HeadInfo& info = request ? req.info : res.info;
-    recordHead(&trace, r, rest, headers.data(), request ? req.header_count : res.header_count,
-               info, limits);
+    recordHead(&trace, r, rest, headers.data(), request ? req.header_count : res.header_count, info,
+               limits);
     if (r.status != ParseStatus::kDone) break;
     if (request) {
       check(within(req.method, rest) && within(req.target, rest) && within(req.host, rest),
@@ -160,8 +160,7 @@ inline void runBoth(const uint8_t* data, size_t size, bool request,
                     std::string_view request_method) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const std::string whole = runConnection(input, size, request, request_method);
-  const std::string split =
-      runConnection(input, splitPoint(data, size), request, request_method);
+  const std::string split = runConnection(input, splitPoint(data, size), request, request_method);
   check(whole == split, "whole and split runs disagree");
 }
 

@@ -18,9 +18,8 @@ struct AdminResponse {
   std::string body;
 };
 
-using AdminHandler =
-    std::function<AdminResponse(std::string_view method, std::string_view path,
-                                std::string_view query)>;
+using AdminHandler = std::function<AdminResponse(std::string_view method, std::string_view path,
+                                                 std::string_view query)>;
 
 class AdminServer final : public net::IoHandler {
  public:

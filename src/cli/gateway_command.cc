@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -37,14 +37,15 @@ struct Options {
 };
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: portico gateway -c PATH [--admin HOST:PORT|none] [--workers N]\n"
-               "                       [--drain-timeout DURATION]\n"
-               "  -c, --config PATH     YAML file or folder of YAML files (Gateway, HTTPRoute,\n"
-               "                        Backend, TrafficPolicy resources)\n"
-               "  --admin HOST:PORT     admin listener (default 127.0.0.1:9901; 'none' to disable)\n"
-               "  --workers N           worker threads (default: number of cores)\n"
-               "  --drain-timeout D     how long SIGTERM waits for in-flight requests (default 30s)\n");
+  std::fprintf(
+      stderr,
+      "usage: portico gateway -c PATH [--admin HOST:PORT|none] [--workers N]\n"
+      "                       [--drain-timeout DURATION]\n"
+      "  -c, --config PATH     YAML file or folder of YAML files (Gateway, HTTPRoute,\n"
+      "                        Backend, TrafficPolicy resources)\n"
+      "  --admin HOST:PORT     admin listener (default 127.0.0.1:9901; 'none' to disable)\n"
+      "  --workers N           worker threads (default: number of cores)\n"
+      "  --drain-timeout D     how long SIGTERM waits for in-flight requests (default 30s)\n");
 }
 
 class Gateway {

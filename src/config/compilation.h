@@ -42,11 +42,11 @@ struct AncestorStatus {
 // Status of any resource, turned into JSON by the config dump.
 struct ResourceStatus {
   std::vector<Condition> conditions;
-  std::vector<ListenerStatus> listeners;  // Gateway
-  std::vector<std::string> addresses;     // Gateway
-  std::vector<ParentStatus> parents;      // HTTPRoute
+  std::vector<ListenerStatus> listeners;   // Gateway
+  std::vector<std::string> addresses;      // Gateway
+  std::vector<ParentStatus> parents;       // HTTPRoute
   std::optional<Condition> resolved_refs;  // HTTPRoute, copied to every parent
-  std::vector<AncestorStatus> ancestors;  // TrafficPolicy
+  std::vector<AncestorStatus> ancestors;   // TrafficPolicy
 };
 
 // An accepted listener being compiled.
@@ -108,8 +108,8 @@ class Compilation {
   // compile_routes.cc
   void attachRoutes();
   void compileRules(RouteItem& route);
-  const Backend* resolveBackendRef(const BackendRefModel& ref, Reporter& r, std::string* failure_reason,
-                                   std::string* failure_message);
+  const Backend* resolveBackendRef(const BackendRefModel& ref, Reporter& r,
+                                   std::string* failure_reason, std::string* failure_message);
   const Backend* materializeBackend(const BackendItem& item, uint16_t ref_port);
   void attachParent(uint32_t route_index, const ParentRefModel& ref, ParentStatus* status,
                     Reporter& r);

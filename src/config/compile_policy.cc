@@ -63,8 +63,11 @@ void Compilation::applyPolicies() {
       for (uint32_t port_index : gw.ports) {
         PortBuild& port = ports_[port_index];
         PortSettings& s = port.settings;
-        auto dur = [](const Setting<uint64_t>& x) { return x.value ? durationSetting(*x.value) : 0; };
-        apply(m.request_headers_ms, dur(m.request_headers_ms), &s.header_timeout_ms, port, policy_id, r);
+        auto dur = [](const Setting<uint64_t>& x) {
+          return x.value ? durationSetting(*x.value) : 0;
+        };
+        apply(m.request_headers_ms, dur(m.request_headers_ms), &s.header_timeout_ms, port,
+              policy_id, r);
         apply(m.request_body_ms, dur(m.request_body_ms), &s.body_timeout_ms, port, policy_id, r);
         apply(m.idle_ms, dur(m.idle_ms), &s.idle_timeout_ms, port, policy_id, r);
         apply(m.connect_ms, dur(m.connect_ms), &s.connect_timeout_ms, port, policy_id, r);
@@ -73,8 +76,8 @@ void Compilation::applyPolicies() {
               &s.limits.max_request_line, port, policy_id, r);
         apply(m.max_request_headers_bytes, m.max_request_headers_bytes.value.value_or(0),
               &s.limits.max_header_bytes, port, policy_id, r);
-        apply(m.max_request_headers, m.max_request_headers.value.value_or(0),
-              &s.limits.max_headers, port, policy_id, r);
+        apply(m.max_request_headers, m.max_request_headers.value.value_or(0), &s.limits.max_headers,
+              port, policy_id, r);
         // PortSettings belong to the socket: say so when other Gateways share it.
         for (uint32_t l : port.listeners) {
           const GatewayItem& other = gateways_[listeners_[l].gateway];

@@ -50,15 +50,14 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
   return out;
 }
 
-const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref,
-                                              Reporter& r, std::string* failure_reason,
+const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Reporter& r,
+                                              std::string* failure_reason,
                                               std::string* failure_message) {
   bool core_service = ref.group.empty() && ref.kind == "Service";
   bool portico_backend = ref.group == kPorticoGroup && ref.kind == "Backend";
   if (!core_service && !portico_backend) {
     *failure_reason = "InvalidKind";
-    *failure_message = "backendRef kind " + (ref.group.empty() ? "" : ref.group + "/") +
-                       ref.kind +
+    *failure_message = "backendRef kind " + (ref.group.empty() ? "" : ref.group + "/") + ref.kind +
                        " is not supported (use a portico.dev Backend, or a Service reference "
                        "that names a Backend)";
     r.warning(ref.where.mark, ref.where.path,
@@ -69,9 +68,10 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref,
   auto it = backend_by_name_.find({ref.ns, ref.name});
   if (it == backend_by_name_.end()) {
     *failure_reason = "BackendNotFound";
-    *failure_message = "Backend " + ref.ns + '/' + ref.name +
-                       (rejected_.count({"Backend", ref.ns, ref.name}) ? " is invalid (see its errors)"
-                                                                      : " not found");
+    *failure_message =
+        "Backend " + ref.ns + '/' + ref.name +
+        (rejected_.count({"Backend", ref.ns, ref.name}) ? " is invalid (see its errors)"
+                                                        : " not found");
     r.warning(ref.where.mark, ref.where.path,
               "ResolvedRefs=False/BackendNotFound: " + *failure_message +
                   "; its share of the traffic answers 500");
@@ -109,7 +109,8 @@ void Compilation::compileRules(RouteItem& route) {
     for (const BackendRefModel& ref : rm.backend_refs) {
       std::string reason, message;
       const Backend* backend = resolveBackendRef(ref, r, &reason, &message);
-      if (backend == nullptr && resolved.status) resolved = {"ResolvedRefs", false, reason, message};
+      if (backend == nullptr && resolved.status)
+        resolved = {"ResolvedRefs", false, reason, message};
       rule->backends.push_back(WeightedBackend{backend, ref.weight});
       rule->total_weight += ref.weight;
     }
@@ -143,7 +144,7 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
     notAttached("NoMatchingParent",
                 "Gateway " + ref.ns + '/' + ref.name +
                     (rejected_.count({"Gateway", ref.ns, ref.name}) ? " is invalid (see its errors)"
-                                                                   : " not found"));
+                                                                    : " not found"));
     return;
   }
   uint32_t g = git->second;
@@ -204,13 +205,14 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
   if (attached > 0) {
     status->accepted = Condition{"Accepted", true, "Accepted", ""};
   } else if (!any_selected) {
-    notAttached("NoMatchingParent", describeParent(ref) + ": no listener with this sectionName/port");
+    notAttached("NoMatchingParent",
+                describeParent(ref) + ": no listener with this sectionName/port");
   } else if (!any_served) {
     notAttached("NoMatchingParent", describeParent(ref) + ": " + not_served);
   } else if (!any_allowed) {
-    notAttached("NotAllowedByListeners",
-                describeParent(ref) + ": allowedRoutes does not admit HTTPRoutes from namespace " +
-                    res.ns);
+    notAttached(
+        "NotAllowedByListeners",
+        describeParent(ref) + ": allowedRoutes does not admit HTTPRoutes from namespace " + res.ns);
   } else {
     notAttached("NoMatchingListenerHostname",
                 describeParent(ref) + ": no route hostname matches the listener hostnames");

@@ -14,7 +14,7 @@ namespace {
 enum class KindClass { kGateway, kHttpRoute, kBackend, kTrafficPolicy, kIgnored, kUnknown };
 
 constexpr std::string_view kIgnoredGatewayKinds[] = {
-    "GatewayClass", "GRPCRoute", "TLSRoute",         "TCPRoute",    "UDPRoute",
+    "GatewayClass",   "GRPCRoute",        "TLSRoute",    "TCPRoute",    "UDPRoute",
     "ReferenceGrant", "BackendTLSPolicy", "ListenerSet", "XListenerSet"};
 
 KindClass classify(const Resource& res, std::string* problem) {
@@ -22,7 +22,8 @@ KindClass classify(const Resource& res, std::string* problem) {
   if (group == kGatewayGroup) {
     bool served_version = version == "v1" || version == "v1beta1";
     if (res.kind == "Gateway" || res.kind == "HTTPRoute") {
-      if (served_version) return res.kind == "Gateway" ? KindClass::kGateway : KindClass::kHttpRoute;
+      if (served_version)
+        return res.kind == "Gateway" ? KindClass::kGateway : KindClass::kHttpRoute;
       *problem = "Unsupported value: \"" + res.api_version + "\": " + res.kind +
                  " is served as gateway.networking.k8s.io/v1";
       return KindClass::kUnknown;
@@ -246,9 +247,9 @@ void Compilation::buildListeners() {
       st.conditions.push_back(Condition{"Accepted", served > 0, "ListenersNotValid", message});
     }
     if (served > 0) {
-      st.conditions.push_back(Condition{"Programmed", true, "Programmed",
-                                        "compiled into config version " +
-                                            std::to_string(snapshot_->version)});
+      st.conditions.push_back(
+          Condition{"Programmed", true, "Programmed",
+                    "compiled into config version " + std::to_string(snapshot_->version)});
     } else {
       st.conditions.push_back(Condition{"Programmed", false, "Invalid", "no listener is served"});
     }
@@ -259,7 +260,8 @@ void Compilation::buildPorts() {
   std::vector<uint32_t> order(ports_.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return std::tie(ports_[a].port, ports_[a].bind_ip) < std::tie(ports_[b].port, ports_[b].bind_ip);
+    return std::tie(ports_[a].port, ports_[a].bind_ip) <
+           std::tie(ports_[b].port, ports_[b].bind_ip);
   });
   for (uint32_t pi : order) {
     const PortBuild& pb = ports_[pi];

@@ -25,7 +25,6 @@ struct CompileResult {
 // `ids` assigns stats and pool ids; it must be the same object across reloads so that ids
 // stay stable. Supported kinds: Gateway and HTTPRoute (gateway.networking.k8s.io/v1, v1beta1),
 // Backend and TrafficPolicy (portico.dev/v1alpha1).
-CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids,
-                      uint64_t version = 0);
+CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version = 0);
 
 }  // namespace portico::config

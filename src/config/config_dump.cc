@@ -39,21 +39,21 @@ json statusJson(const Resource& res, const ResourceStatus& st) {
   if (!st.conditions.empty()) out["conditions"] = conditionsJson(st.conditions, gen);
   if (res.kind == "Gateway" && !st.addresses.empty()) {
     json addresses = json::array();
-    for (const std::string& a : st.addresses) addresses.push_back({{"type", "IPAddress"}, {"value", a}});
+    for (const std::string& a : st.addresses)
+      addresses.push_back({{"type", "IPAddress"}, {"value", a}});
     out["addresses"] = addresses;
     json listeners = json::array();
     for (const ListenerStatus& ls : st.listeners) {
       std::vector<Condition> conditions = {ls.accepted};
-      conditions.push_back(ls.resolved_refs
-                               ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
-                               : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
-                                           "only HTTPRoute is supported"});
+      conditions.push_back(ls.resolved_refs ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
+                                            : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
+                                                        "only HTTPRoute is supported"});
       conditions.push_back(ls.programmed ? Condition{"Programmed", true, "Programmed", ""}
                                          : Condition{"Programmed", false, "Invalid", ""});
       if (ls.conflicted) conditions.push_back(*ls.conflicted);
       listeners.push_back({{"name", ls.name},
-                           {"supportedKinds",
-                            json::array({{{"group", std::string(kGatewayGroup)}, {"kind", "HTTPRoute"}}})},
+                           {"supportedKinds", json::array({{{"group", std::string(kGatewayGroup)},
+                                                            {"kind", "HTTPRoute"}}})},
                            {"attachedRoutes", ls.attached_routes},
                            {"conditions", conditionsJson(conditions, gen)}});
     }
@@ -100,9 +100,9 @@ json settingsJson(const PortSettings& s) {
 }  // namespace
 
 std::string Compilation::configDump() const {
-  json root;
-  root["version"] = snapshot_->version;
-  json resources = json::array();
+  // Compact JSON, one resource per line. Specs are written straight from YAML (fast for
+  // large configs); the small parts go through nlohmann::json.
+  std::string out = "{\"version\":" + std::to_string(snapshot_->version) + ",\"resources\":[";
   for (size_t i = 0; i < resources_.size(); ++i) {
     const Resource& res = resources_[i];
     json metadata = {{"name", res.name}, {"namespace", res.ns}};
@@ -110,17 +110,23 @@ std::string Compilation::configDump() const {
     if (res.generation > 0) metadata["generation"] = res.generation;
     if (!res.labels.empty()) metadata["labels"] = res.labels;
     if (!res.annotations.empty()) metadata["annotations"] = res.annotations;
-    json item = {{"apiVersion", res.api_version}, {"kind", res.kind}, {"metadata", metadata}};
     json source = {{"file", res.file}};
     if (!res.mark.is_null()) source["line"] = res.mark.line + 1;
-    item["source"] = source;
-    YAML::Mark where;
-    if (res.spec.IsDefined() && checkDocumentLimits(res.spec, &where).empty())
-      item["spec"] = toJson(res.spec);
-    item["status"] = statusJson(res, status_[i]);
-    resources.push_back(std::move(item));
+    out += i == 0 ? "\n{" : ",\n{";
+    out += "\"apiVersion\":";
+    appendJsonString(res.api_version, &out);
+    out += ",\"kind\":";
+    appendJsonString(res.kind, &out);
+    out += ",\"metadata\":" + metadata.dump(-1, ' ', false, json::error_handler_t::replace);
+    out += ",\"source\":" + source.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (res.spec.IsDefined()) {
+      out += ",\"spec\":";
+      appendJson(res.spec, &out);
+    }
+    out += ",\"status\":" +
+           statusJson(res, status_[i]).dump(-1, ' ', false, json::error_handler_t::replace);
+    out += '}';
   }
-  root["resources"] = std::move(resources);
   json ports = json::array();
   for (const Port& port : snapshot_->ports) {
     json listeners = json::array();
@@ -133,8 +139,8 @@ std::string Compilation::configDump() const {
                      {"listeners", listeners},
                      {"settings", settingsJson(port.settings)}});
   }
-  root["ports"] = std::move(ports);
-  return root.dump(2, ' ', false, json::error_handler_t::replace);
+  out += "\n],\"ports\":" + ports.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n";
+  return out;
 }
 
 }  // namespace portico::config::internal

@@ -99,7 +99,8 @@ ListenerModel decodeListener(Reporter& r, const YAML::Node& node, const std::str
     return l;
   }
   if (m.has("tls")) {
-    r.error(m.markOf("tls"), m.childPath("tls"), "Forbidden: tls must not be set for protocol HTTP");
+    r.error(m.markOf("tls"), m.childPath("tls"),
+            "Forbidden: tls must not be set for protocol HTTP");
   }
   m.ignore("tls");
   decodeAllowedRoutes(m, &l);
@@ -154,13 +155,13 @@ std::optional<GatewayModel> decodeGateway(const Resource& res, Reporter& r) {
 
   // Errors inside one listener reject only that listener; a malformed list rejects the Gateway.
   std::set<std::string> names;
-  bool listeners_ok =
-      forEachItem(r, listeners, spec.childPath("listeners"), kMaxListeners,
-                  [&](const YAML::Node& item, const std::string& path, size_t) {
-                    g.listeners.push_back(decodeListener(r, item, path, &names));
-                  });
+  bool listeners_ok = forEachItem(r, listeners, spec.childPath("listeners"), kMaxListeners,
+                                  [&](const YAML::Node& item, const std::string& path, size_t) {
+                                    g.listeners.push_back(decodeListener(r, item, path, &names));
+                                  });
   if (listeners.IsDefined() && listeners.IsSequence() && listeners.size() == 0) {
-    r.error(markOf(listeners), spec.childPath("listeners"), "Required value: at least one listener");
+    r.error(markOf(listeners), spec.childPath("listeners"),
+            "Required value: at least one listener");
     listeners_ok = false;
   }
   if (!gateway_ok || !listeners_ok || !listeners.IsDefined()) return std::nullopt;

@@ -54,7 +54,8 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
                     } else {
                       detail = "must be an IPv4 or IPv6 address";
                     }
-                    r.error(m.markOf("address"), m.childPath("address"), invalidValue(*address, detail));
+                    r.error(m.markOf("address"), m.childPath("address"),
+                            invalidValue(*address, detail));
                   }
                 }
                 if (std::optional<int64_t> port = m.integer("port", 1, 65535))
@@ -69,7 +70,8 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
                 b.endpoints.push_back(std::move(e));
               });
   if (endpoints.IsDefined() && endpoints.IsSequence() && endpoints.size() == 0) {
-    r.warning(markOf(endpoints), "spec.endpoints", "no endpoints: requests to this Backend answer 503");
+    r.warning(markOf(endpoints), "spec.endpoints",
+              "no endpoints: requests to this Backend answer 503");
   }
   for (std::string_view key : {"protocol", "tls", "loadBalancer", "healthCheck"})
     spec.unsupported(key, std::string("spec.") + std::string(key));
@@ -87,26 +89,27 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
   }
   MapReader spec(r, res.spec, "spec");
   YAML::Node targets = spec.take("targetRefs", Need::kRequired);
-  forEachItem(r, targets, spec.childPath("targetRefs"), kMaxTargetRefs,
-              [&](const YAML::Node& item, const std::string& path, size_t) {
-                MapReader m(r, item, path);
-                std::optional<std::string> group = m.string("group", Need::kRequired);
-                std::optional<std::string> kind = m.string("kind", Need::kRequired);
-                std::optional<std::string> name = m.string("name", Need::kRequired);
-                m.unsupported("sectionName", "targeting a section (listener or rule)");
-                m.finish();
-                if (!group || !kind || !name) return;
-                if (*group == kGatewayGroup && *kind == "Gateway") {
-                  p.targets.push_back(PolicyTargetModel{Where{markOf(item), path}, *name});
-                } else if (*group == kGatewayGroup && (*kind == "HTTPRoute" || *kind == "GRPCRoute")) {
-                  r.error(m.markOf("kind"), m.childPath("kind"),
-                          "targeting a " + *kind + " is not supported yet (only Gateway)");
-                } else {
-                  r.error(m.markOf("kind"), path,
-                          "Unsupported value: " + *group + "/" + *kind +
-                              ": targetRefs must name a gateway.networking.k8s.io Gateway");
-                }
-              });
+  forEachItem(
+      r, targets, spec.childPath("targetRefs"), kMaxTargetRefs,
+      [&](const YAML::Node& item, const std::string& path, size_t) {
+        MapReader m(r, item, path);
+        std::optional<std::string> group = m.string("group", Need::kRequired);
+        std::optional<std::string> kind = m.string("kind", Need::kRequired);
+        std::optional<std::string> name = m.string("name", Need::kRequired);
+        m.unsupported("sectionName", "targeting a section (listener or rule)");
+        m.finish();
+        if (!group || !kind || !name) return;
+        if (*group == kGatewayGroup && *kind == "Gateway") {
+          p.targets.push_back(PolicyTargetModel{Where{markOf(item), path}, *name});
+        } else if (*group == kGatewayGroup && (*kind == "HTTPRoute" || *kind == "GRPCRoute")) {
+          r.error(m.markOf("kind"), m.childPath("kind"),
+                  "targeting kind " + *kind + " is not supported yet (only Gateway)");
+        } else {
+          r.error(m.markOf("kind"), path,
+                  "Unsupported value: " + *group + "/" + *kind +
+                      ": targetRefs must name a gateway.networking.k8s.io Gateway");
+        }
+      });
   if (targets.IsDefined() && targets.IsSequence() && targets.size() == 0)
     r.error(markOf(targets), "spec.targetRefs", "Required value: at least one targetRef");
 

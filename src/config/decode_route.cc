@@ -27,13 +27,18 @@ constexpr int64_t kMaxWeight = 1'000'000;
 
 constexpr std::array<std::string_view, 9> kMethods = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-constexpr std::array<std::string_view, 8> kFilterTypes = {
-    "RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect",
-    "URLRewrite",            "CORS",                   "ExtensionRef",  "ExternalAuth"};
+constexpr std::array<std::string_view, 8> kFilterTypes = {"RequestHeaderModifier",
+                                                          "ResponseHeaderModifier",
+                                                          "RequestMirror",
+                                                          "RequestRedirect",
+                                                          "URLRewrite",
+                                                          "CORS",
+                                                          "ExtensionRef",
+                                                          "ExternalAuth"};
 
 std::string unsupportedValue(std::string_view value, std::string_view supported) {
-  return "Unsupported value: \"" + std::string(value) + "\": supported values: " +
-         std::string(supported);
+  return "Unsupported value: \"" + std::string(value) +
+         "\": supported values: " + std::string(supported);
 }
 
 ParentRefModel decodeParentRef(Reporter& r, const YAML::Node& node, const std::string& path,
@@ -46,7 +51,8 @@ ParentRefModel decodeParentRef(Reporter& r, const YAML::Node& node, const std::s
   if (std::optional<std::string> kind = m.string("kind")) p.kind = *kind;
   if (std::optional<std::string> ns = m.string("namespace")) {
     std::string problem = checkDnsLabel(*ns);
-    if (!problem.empty()) r.error(m.markOf("namespace"), m.childPath("namespace"), invalidValue(*ns, problem));
+    if (!problem.empty())
+      r.error(m.markOf("namespace"), m.childPath("namespace"), invalidValue(*ns, problem));
     p.ns = *ns;
   }
   if (std::optional<std::string> name = m.string("name", Need::kRequired)) p.name = *name;
@@ -56,7 +62,8 @@ ParentRefModel decodeParentRef(Reporter& r, const YAML::Node& node, const std::s
       r.error(m.markOf("sectionName"), m.childPath("sectionName"), invalidValue(*section, problem));
     p.section_name = *section;
   }
-  if (std::optional<int64_t> port = m.integer("port", 1, 65535)) p.port = static_cast<uint16_t>(*port);
+  if (std::optional<int64_t> port = m.integer("port", 1, 65535))
+    p.port = static_cast<uint16_t>(*port);
   m.finish();
   return p;
 }
@@ -114,11 +121,13 @@ MatchModel decodeMatch(Reporter& r, const YAML::Node& node, const std::string& p
     if (type == "Exact" || type == "PathPrefix") {
       match.path_kind = type == "Exact" ? PathKind::kExact : PathKind::kPathPrefix;
       std::string problem = checkPathValue(value);
-      if (!problem.empty()) r.error(p.markOf("value"), p.childPath("value"), invalidValue(value, problem));
+      if (!problem.empty())
+        r.error(p.markOf("value"), p.childPath("value"), invalidValue(value, problem));
     } else if (type == "RegularExpression") {
       match.path_kind = PathKind::kRegularExpression;
       if (value.empty() || value.size() > 1024)
-        r.error(p.markOf("value"), p.childPath("value"), invalidValue(value, "must be 1 to 1024 characters"));
+        r.error(p.markOf("value"), p.childPath("value"),
+                invalidValue(value, "must be 1 to 1024 characters"));
       r.error(p.markOf("type"), p.childPath("type"),
               "RegularExpression path matching is not implemented yet");
     } else {
@@ -131,19 +140,21 @@ MatchModel decodeMatch(Reporter& r, const YAML::Node& node, const std::string& p
   if (m.has("headers")) {
     decodeStringMatches(r, m.take("headers"), m.childPath("headers"), true, &match.headers);
     if (!match.headers.empty())
-      r.error(m.markOf("headers"), m.childPath("headers"), "header matching is not implemented yet");
+      r.error(m.markOf("headers"), m.childPath("headers"),
+              "header matching is not implemented yet");
   }
   if (m.has("queryParams")) {
     decodeStringMatches(r, m.take("queryParams"), m.childPath("queryParams"), false,
                         &match.query_params);
     if (!match.query_params.empty())
       r.error(m.markOf("queryParams"), m.childPath("queryParams"),
-            "query parameter matching is not implemented yet");
+              "query parameter matching is not implemented yet");
   }
   if (std::optional<std::string> method = m.string("method")) {
     if (std::find(kMethods.begin(), kMethods.end(), *method) == kMethods.end()) {
       r.error(m.markOf("method"), m.childPath("method"),
-              unsupportedValue(*method, "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH"));
+              unsupportedValue(*method,
+                               "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH"));
     } else {
       r.error(m.markOf("method"), m.childPath("method"), "method matching is not implemented yet");
     }
@@ -155,25 +166,29 @@ MatchModel decodeMatch(Reporter& r, const YAML::Node& node, const std::string& p
 
 // filters[] of a rule or of a backendRef: validated for type, then rejected.
 void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path) {
-  forEachItem(r, node, path, kMaxFilters, [&](const YAML::Node& item, const std::string& item_path, size_t) {
-    MapReader m(r, item, item_path);
-    std::optional<std::string> type = m.string("type", Need::kRequired);
-    // Each type's configuration lives in the field named after it (lowerCamelCase).
-    for (std::string_view key : {"requestHeaderModifier", "responseHeaderModifier", "requestMirror",
-                                 "requestRedirect", "urlRewrite", "cors", "extensionRef",
-                                 "externalAuth"}) {
-      m.ignore(key);
-    }
-    m.finish();
-    if (!type) return;
-    if (std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) == kFilterTypes.end()) {
-      r.error(m.markOf("type"), m.childPath("type"),
-              unsupportedValue(*type, "RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
-                                      "RequestRedirect, URLRewrite, CORS, ExtensionRef"));
-    } else {
-      r.error(m.markOf("type"), m.childPath("type"), "filter " + *type + " is not implemented yet");
-    }
-  });
+  forEachItem(
+      r, node, path, kMaxFilters,
+      [&](const YAML::Node& item, const std::string& item_path, size_t) {
+        MapReader m(r, item, item_path);
+        std::optional<std::string> type = m.string("type", Need::kRequired);
+        // Each type's configuration lives in the field named after it (lowerCamelCase).
+        for (std::string_view key :
+             {"requestHeaderModifier", "responseHeaderModifier", "requestMirror", "requestRedirect",
+              "urlRewrite", "cors", "extensionRef", "externalAuth"}) {
+          m.ignore(key);
+        }
+        m.finish();
+        if (!type) return;
+        if (std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) == kFilterTypes.end()) {
+          r.error(m.markOf("type"), m.childPath("type"),
+                  unsupportedValue(*type,
+                                   "RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
+                                   "RequestRedirect, URLRewrite, CORS, ExtensionRef"));
+        } else {
+          r.error(m.markOf("type"), m.childPath("type"),
+                  "filter " + *type + " is not implemented yet");
+        }
+      });
 }
 
 BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std::string& path,
@@ -187,10 +202,12 @@ BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std:
   if (std::optional<std::string> name = m.string("name", Need::kRequired)) b.name = *name;
   if (std::optional<std::string> ns = m.string("namespace")) {
     std::string problem = checkDnsLabel(*ns);
-    if (!problem.empty()) r.error(m.markOf("namespace"), m.childPath("namespace"), invalidValue(*ns, problem));
+    if (!problem.empty())
+      r.error(m.markOf("namespace"), m.childPath("namespace"), invalidValue(*ns, problem));
     b.ns = *ns;
   }
-  if (std::optional<int64_t> port = m.integer("port", 1, 65535)) b.port = static_cast<uint16_t>(*port);
+  if (std::optional<int64_t> port = m.integer("port", 1, 65535))
+    b.port = static_cast<uint16_t>(*port);
   if (std::optional<int64_t> weight = m.integer("weight", 0, kMaxWeight))
     b.weight = static_cast<uint32_t>(*weight);
   if (m.has("filters")) decodeFilters(r, m.take("filters"), m.childPath("filters"));
@@ -205,7 +222,8 @@ RuleModel decodeRule(Reporter& r, const YAML::Node& node, const std::string& pat
   MapReader m(r, node, path);
   if (std::optional<std::string> name = m.string("name")) {
     std::string problem = checkDnsSubdomain(*name);
-    if (!problem.empty()) r.error(m.markOf("name"), m.childPath("name"), invalidValue(*name, problem));
+    if (!problem.empty())
+      r.error(m.markOf("name"), m.childPath("name"), invalidValue(*name, problem));
     rule.name = *name;
   }
   YAML::Node matches = m.take("matches");
@@ -228,7 +246,8 @@ RuleModel decodeRule(Reporter& r, const YAML::Node& node, const std::string& pat
     MapReader t(r, m.take("timeouts"), m.childPath("timeouts"));
     rule.request_timeout_ms = t.duration("request");
     rule.backend_request_timeout_ms = t.duration("backendRequest");
-    if (rule.request_timeout_ms && rule.backend_request_timeout_ms && *rule.request_timeout_ms != 0 &&
+    if (rule.request_timeout_ms && rule.backend_request_timeout_ms &&
+        *rule.request_timeout_ms != 0 &&
         (*rule.backend_request_timeout_ms == 0 ||
          *rule.backend_request_timeout_ms > *rule.request_timeout_ms)) {
       r.error(t.markOf("backendRequest"), t.childPath("backendRequest"),
@@ -252,19 +271,19 @@ std::optional<HttpRouteModel> decodeHttpRoute(const Resource& res, Reporter& r) 
               [&](const YAML::Node& item, const std::string& path, size_t) {
                 route.parent_refs.push_back(decodeParentRef(r, item, path, res));
               });
-  forEachItem(r, spec.take("hostnames"), spec.childPath("hostnames"), kMaxHostnames,
-              [&](const YAML::Node& item, const std::string& path, size_t) {
-                std::optional<std::string> h = readString(r, item, path);
-                if (!h) return;
-                std::string problem = checkHostname(*h, /*allow_wildcard=*/true);
-                if (!problem.empty()) {
-                  r.error(markOf(item), path, invalidValue(*h, problem));
-                  return;
-                }
-                if (std::find(route.hostnames.begin(), route.hostnames.end(), *h) ==
-                    route.hostnames.end())
-                  route.hostnames.push_back(*h);
-              });
+  forEachItem(
+      r, spec.take("hostnames"), spec.childPath("hostnames"), kMaxHostnames,
+      [&](const YAML::Node& item, const std::string& path, size_t) {
+        std::optional<std::string> h = readString(r, item, path);
+        if (!h) return;
+        std::string problem = checkHostname(*h, /*allow_wildcard=*/true);
+        if (!problem.empty()) {
+          r.error(markOf(item), path, invalidValue(*h, problem));
+          return;
+        }
+        if (std::find(route.hostnames.begin(), route.hostnames.end(), *h) == route.hostnames.end())
+          route.hostnames.push_back(*h);
+      });
   size_t total_matches = 0;
   YAML::Node rules = spec.take("rules");
   forEachItem(r, rules, spec.childPath("rules"), kMaxRules,

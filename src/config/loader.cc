@@ -10,8 +10,8 @@
 namespace portico::config {
 namespace {
 
-Diagnostic fileDiagnostic(const std::string& file, std::string message, int line = 0,
-                          int col = 0, Severity severity = Severity::kError) {
+Diagnostic fileDiagnostic(const std::string& file, std::string message, int line = 0, int col = 0,
+                          Severity severity = Severity::kError) {
   Diagnostic d;
   d.file = file;
   d.line = line;
@@ -55,9 +55,9 @@ void loadText(std::string_view text, const std::string& file, LoadResult* result
     } catch (const std::exception& e) {
       // yaml-cpp node access throws only on misuse; keep the gateway alive regardless.
       YAML::Mark m = markOf(doc);
-      result->diagnostics.push_back(fileDiagnostic(file, std::string("cannot decode document: ") + e.what(),
-                                                   m.is_null() ? 0 : m.line + 1,
-                                                   m.is_null() ? 0 : m.column + 1));
+      result->diagnostics.push_back(
+          fileDiagnostic(file, std::string("cannot decode document: ") + e.what(),
+                         m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1));
     }
   }
 }
@@ -101,8 +101,9 @@ LoadResult loadPath(const std::string& path) {
   fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
     result.outcome = LoadOutcome::kUnreadable;
-    result.diagnostics.push_back(fileDiagnostic(
-        path, "cannot read configuration: " + (ec ? ec.message() : std::string("no such file or directory"))));
+    result.diagnostics.push_back(
+        fileDiagnostic(path, "cannot read configuration: " +
+                                 (ec ? ec.message() : std::string("no such file or directory"))));
     return result;
   }
   std::vector<std::string> files;
@@ -110,7 +111,8 @@ LoadResult loadPath(const std::string& path) {
     fs::directory_iterator it(path, ec), end;
     for (; !ec && it != end; it.increment(ec)) {
       std::error_code type_ec;
-      if (isYamlName(it->path()) && !it->is_directory(type_ec)) files.push_back(it->path().string());
+      if (isYamlName(it->path()) && !it->is_directory(type_ec))
+        files.push_back(it->path().string());
     }
     if (ec) {
       result.outcome = LoadOutcome::kUnreadable;
@@ -120,8 +122,8 @@ LoadResult loadPath(const std::string& path) {
     }
     std::sort(files.begin(), files.end());
     if (files.empty()) {
-      result.diagnostics.push_back(fileDiagnostic(path, "no *.yaml or *.yml files in directory",
-                                                  0, 0, Severity::kWarning));
+      result.diagnostics.push_back(
+          fileDiagnostic(path, "no *.yaml or *.yml files in directory", 0, 0, Severity::kWarning));
     }
   } else {
     files.push_back(path);

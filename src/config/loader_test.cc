@@ -119,6 +119,18 @@ TEST(LoaderTest, UnreadableFileIsUnreadable) {
   expectDiagnostics(result, {file + ": error: cannot read configuration: Permission denied"});
 }
 
+TEST(LoaderTest, DanglingSymlinkInDirectoryIsUnreadable) {
+  TempDir dir;
+  dir.write("a.yaml", kTwoDocs);
+  std::string link = dir.path() + "/b.yaml";
+  ASSERT_EQ(symlink((dir.path() + "/missing").c_str(), link.c_str()), 0);
+  LoadResult result = loadPath(dir.path());
+  EXPECT_EQ(result.outcome, LoadOutcome::kUnreadable);
+  EXPECT_TRUE(result.resources.empty());
+  expectDiagnostics(result,
+                    {link + ": error: cannot read configuration: No such file or directory"});
+}
+
 TEST(LoaderTest, SyntaxErrorPointsAtLineAndColumn) {
   TempDir dir;
   std::string good = dir.write("a.yaml", kTwoDocs);
@@ -131,7 +143,7 @@ TEST(LoaderTest, SyntaxErrorPointsAtLineAndColumn) {
   LoadResult result = loadPath(dir.path());
   EXPECT_EQ(result.outcome, LoadOutcome::kSyntaxError);
   EXPECT_EQ(result.resources.size(), 2u);  // a.yaml still loads
-  expectDiagnostics(result, {bad + ":5:7: error: invalid YAML: illegal map value"});
+  expectDiagnostics(result, {bad + ":5:9: error: invalid YAML: illegal map value"});
 }
 
 TEST(LoaderTest, UnclosedFlowSequence) {
@@ -192,7 +204,7 @@ status: {anything: true}
        "\"yesterday\": must be an RFC 3339 date-time like \"2024-05-01T10:00:00Z\"",
        "f.yaml:20:15: error: Backend default/ts: metadata.generation: Invalid value: -1: must be "
        "an integer between 0 and 9223372036854775807, inclusive",
-       "f.yaml:24:1: error: Backend: metadata: Required value"});
+       "f.yaml:23:1: error: Backend: metadata: Required value"});
 }
 
 TEST(LoaderTest, DuplicateKeysAndNonStringKeys) {

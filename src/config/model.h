@@ -40,8 +40,8 @@ struct ListenerModel {
   Where where;
   std::string name;
   uint16_t port = 0;
-  std::string protocol;  // "HTTP", ...
-  std::string hostname;  // "" (any), "a.example.com", "*.example.com"
+  std::string protocol;               // "HTTP", ...
+  std::string hostname;               // "" (any), "a.example.com", "*.example.com"
   bool allow_all_namespaces = false;  // allowedRoutes.namespaces.from: All (else Same)
   bool allows_http_route = true;      // allowedRoutes.kinds includes HTTPRoute (or is unset)
   // Accepted=False with this reason/message when the listener is not served.
@@ -81,18 +81,18 @@ struct MatchModel {
   Where where;
   PathKind path_kind = PathKind::kPathPrefix;
   std::string path = "/";
-  std::string method;                         // "" = any
-  std::vector<HeaderMatchModel> headers;      // names as written; compare case-insensitively
+  std::string method;                          // "" = any
+  std::vector<HeaderMatchModel> headers;       // names as written; compare case-insensitively
   std::vector<HeaderMatchModel> query_params;  // names compared case-sensitively
 };
 
 struct BackendRefModel {
   Where where;
-  std::string group;           // "" = core
+  std::string group;  // "" = core
   std::string kind = "Service";
-  std::string ns;              // defaults to the route's namespace
+  std::string ns;  // defaults to the route's namespace
   std::string name;
-  uint16_t port = 0;           // 0 = unset
+  uint16_t port = 0;  // 0 = unset
   uint32_t weight = 1;
 };
 

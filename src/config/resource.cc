@@ -50,7 +50,8 @@ YAML::Node peekNode(const YAML::Node& map, std::string_view key) {
 
 std::string_view Resource::group() const {
   size_t slash = api_version.find('/');
-  return slash == std::string::npos ? std::string_view() : std::string_view(api_version).substr(0, slash);
+  return slash == std::string::npos ? std::string_view()
+                                    : std::string_view(api_version).substr(0, slash);
 }
 
 std::string_view Resource::version() const {
@@ -74,8 +75,7 @@ std::optional<Resource> decodeResource(const YAML::Node& doc, const std::string&
   if (!peeked_ns.empty()) subject.ns = peeked_ns;
   Reporter r(subject, out);
   if (!doc.IsMap()) {
-    r.error(res.mark, "",
-            "a resource must be a mapping with apiVersion, kind, metadata and spec");
+    r.error(res.mark, "", "a resource must be a mapping with apiVersion, kind, metadata and spec");
     return std::nullopt;
   }
   MapReader top(r, doc, "");
@@ -102,7 +102,8 @@ std::optional<Resource> decodeResource(const YAML::Node& doc, const std::string&
       res.ns = *ns;
     }
   }
-  if (std::optional<std::string> name = meta.string("name", res.metadata.IsDefined() ? Need::kRequired : Need::kOptional)) {
+  if (std::optional<std::string> name =
+          meta.string("name", res.metadata.IsDefined() ? Need::kRequired : Need::kOptional)) {
     std::string problem = checkDnsSubdomain(*name);
     if (!problem.empty()) {
       r.error(meta.markOf("name"), "metadata.name", invalidValue(*name, problem));

@@ -21,14 +21,14 @@ namespace portico::config {
 inline constexpr int64_t kNoTimestamp = INT64_MAX;
 
 struct Resource {
-  std::string file;       // source file as given to the loader
-  YAML::Node document;    // the whole document; nodes keep their Marks (0-based line/column)
-  YAML::Mark mark;        // start of the document's top-level mapping
+  std::string file;         // source file as given to the loader
+  YAML::Node document;      // the whole document; nodes keep their Marks (0-based line/column)
+  YAML::Mark mark;          // start of the document's top-level mapping
   std::string api_version;  // "gateway.networking.k8s.io/v1"
   std::string kind;         // "HTTPRoute"
   std::string name;
   std::string ns = "default";
-  std::string creation_timestamp;   // metadata.creationTimestamp as written, "" when absent
+  std::string creation_timestamp;     // metadata.creationTimestamp as written, "" when absent
   int64_t created_us = kNoTimestamp;  // the same in microseconds since the epoch
   int64_t generation = 0;
   std::map<std::string, std::string> labels;

@@ -16,7 +16,8 @@ bool isDigit(char c) { return c >= '0' && c <= '9'; }
 bool isLabel(std::string_view label) {
   if (label.empty() || label.size() > 63) return false;
   if (!isLowerAlnum(label.front()) || !isLowerAlnum(label.back())) return false;
-  return std::all_of(label.begin(), label.end(), [](char c) { return isLowerAlnum(c) || c == '-'; });
+  return std::all_of(label.begin(), label.end(),
+                     [](char c) { return isLowerAlnum(c) || c == '-'; });
 }
 
 bool hasUpper(std::string_view v) {
@@ -39,9 +40,7 @@ bool isTchar(char c) {
   return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
-bool isHex(char c) {
-  return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool isHex(char c) { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {

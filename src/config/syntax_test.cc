@@ -12,8 +12,8 @@ TEST(ConfigSyntaxTest, Durations) {
   EXPECT_EQ(parseDurationMs("1h30m"), 5'400'000u);
   EXPECT_EQ(parseDurationMs("1h1m1s1ms"), 3'661'001u);
   EXPECT_EQ(parseDurationMs("99999h"), 99999ull * 3'600'000);
-  for (const char* bad : {"", "1", "1.5s", "s", "100000s", "1h1m1s1ms1ms", "1us", "-1s", "1S",
-                          " 1s", "1d"}) {
+  for (const char* bad :
+       {"", "1", "1.5s", "s", "100000s", "1h1m1s1ms1ms", "1us", "-1s", "1S", " 1s", "1d"}) {
     EXPECT_FALSE(parseDurationMs(bad).has_value()) << bad;
   }
 }

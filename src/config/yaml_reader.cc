@@ -1,6 +1,8 @@
 #include "config/yaml_reader.h"
 
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <utility>
 
@@ -62,8 +64,7 @@ std::optional<int64_t> toInt64(std::string_view s) {
 
 }  // namespace
 
-void Reporter::add(Severity severity, const YAML::Mark& at, std::string path,
-                   std::string message) {
+void Reporter::add(Severity severity, const YAML::Mark& at, std::string path, std::string message) {
   Diagnostic d;
   d.file = subject_.file;
   if (!at.is_null()) {
@@ -114,11 +115,12 @@ MapReader::MapReader(Reporter& reporter, const YAML::Node& node, std::string pat
   if (isAbsent(node)) return;
   if (!node.IsMap()) {
     valid_ = false;
-    reporter_.error(mark_, path_, std::string("must be a mapping of fields, not ") + typeName(node));
+    reporter_.error(mark_, path_,
+                    std::string("must be a mapping of fields, not ") + typeName(node));
     return;
   }
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    YAML::Node key = it->first;  // a copy: it-> returns a temporary proxy
     if (!key.IsScalar()) {
       reporter_.error(config::markOf(key), path_, "field names must be strings");
       continue;
@@ -304,35 +306,121 @@ std::string checkDocumentLimits(const YAML::Node& doc, YAML::Mark* where) {
   return "";
 }
 
-nlohmann::json toJson(const YAML::Node& node) {
+void appendJsonString(std::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t i = 0;
+  while (i < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20) {
+      out->append("\\u00");
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 0xf]);
+      ++i;
+    } else if (c < 0x80) {
+      out->push_back(static_cast<char>(c));
+      ++i;
+    } else {
+      // A well-formed UTF-8 sequence is copied; anything else becomes U+FFFD.
+      size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+      bool ok = len > 0 && i + len <= text.size();
+      for (size_t k = 1; ok && k < len; ++k)
+        ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+      if (ok && len == 3) {
+        unsigned char c1 = static_cast<unsigned char>(text[i + 1]);
+        ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);  // overlong, surrogates
+      } else if (ok && len == 4) {
+        unsigned char c1 = static_cast<unsigned char>(text[i + 1]);
+        ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
+      }
+      if (ok) {
+        out->append(text.substr(i, len));
+        i += len;
+      } else {
+        out->append("\xef\xbf\xbd");
+        ++i;
+      }
+    }
+  }
+  out->push_back('"');
+}
+
+namespace {
+
+void appendJsonLimited(const YAML::Node& node, std::string* out, int depth, size_t* budget) {
+  if (depth > kMaxDepth || *budget == 0) {
+    out->append("null");
+    return;
+  }
+  --*budget;
   switch (node.Type()) {
     case YAML::NodeType::Map: {
-      nlohmann::json out = nlohmann::json::object();
+      out->push_back('{');
+      bool first = true;
       for (auto it = node.begin(); it != node.end(); ++it) {
-        std::string key = it->first.IsScalar() ? it->first.Scalar() : toJson(it->first).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        out[key] = toJson(it->second);
+        if (!first) out->push_back(',');
+        first = false;
+        if (it->first.IsScalar()) {
+          appendJsonString(it->first.Scalar(), out);
+        } else {
+          std::string key;
+          appendJsonLimited(it->first, &key, depth + 1, budget);
+          appendJsonString(key, out);
+        }
+        out->push_back(':');
+        appendJsonLimited(it->second, out, depth + 1, budget);
       }
-      return out;
+      out->push_back('}');
+      return;
     }
     case YAML::NodeType::Sequence: {
-      nlohmann::json out = nlohmann::json::array();
-      for (auto it = node.begin(); it != node.end(); ++it) out.push_back(toJson(*it));
-      return out;
+      out->push_back('[');
+      bool first = true;
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        if (!first) out->push_back(',');
+        first = false;
+        appendJsonLimited(*it, out, depth + 1, budget);
+      }
+      out->push_back(']');
+      return;
     }
     case YAML::NodeType::Scalar: {
       const std::string& s = node.Scalar();
-      if (!isPlain(node)) return s;
-      if (s == "true" || s == "True" || s == "TRUE") return true;
-      if (s == "false" || s == "False" || s == "FALSE") return false;
-      if (looksInteger(s)) {
-        if (std::optional<int64_t> v = toInt64(s)) return *v;
+      if (isPlain(node)) {
+        std::optional<int64_t> integer = looksInteger(s) ? toInt64(s) : std::nullopt;
+        double real = looksFloat(s) ? std::strtod(s.c_str(), nullptr) : NAN;
+        if (s == "true" || s == "True" || s == "TRUE") {
+          out->append("true");
+        } else if (s == "false" || s == "False" || s == "FALSE") {
+          out->append("false");
+        } else if (integer) {
+          out->append(std::to_string(*integer));
+        } else if (std::isfinite(real)) {
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%.17g", real);
+          out->append(buf);
+        } else {
+          appendJsonString(s, out);
+        }
+        return;
       }
-      if (looksFloat(s)) return std::strtod(s.c_str(), nullptr);
-      return s;
+      appendJsonString(s, out);
+      return;
     }
     default:
-      return nullptr;
+      out->append("null");
   }
+}
+
+}  // namespace
+
+void appendJson(const YAML::Node& node, std::string* out) {
+  size_t budget = kMaxNodesPerDocument;
+  appendJsonLimited(node, out, 0, &budget);
 }
 
 }  // namespace portico::config

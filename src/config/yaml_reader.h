@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -119,8 +118,7 @@ class MapReader {
 };
 
 // Reads a scalar as a string; reports and returns nullopt when the node is not a scalar.
-std::optional<std::string> readString(Reporter& r, const YAML::Node& node,
-                                      const std::string& path);
+std::optional<std::string> readString(Reporter& r, const YAML::Node& node, const std::string& path);
 // Reads a plain (unquoted) decimal integer within [min, max].
 std::optional<int64_t> readInteger(Reporter& r, const YAML::Node& node, const std::string& path,
                                    int64_t min, int64_t max);
@@ -139,9 +137,12 @@ inline constexpr size_t kMaxNodesPerDocument = 200'000;
 // when within the limits, else a message; *where is the node where the walk stopped.
 std::string checkDocumentLimits(const YAML::Node& doc, YAML::Mark* where);
 
-// Converts a node to JSON with the YAML 1.2 core schema: plain scalars become null, bools,
-// integers or floats when they read as such; quoted scalars stay strings.
-// REQUIRES: checkDocumentLimits(node) passed.
-nlohmann::json toJson(const YAML::Node& node);
+// Appends `node` as compact JSON to *out, with the YAML 1.2 core schema: plain scalars become
+// null, booleans, integers or floats when they read as such; quoted scalars stay strings.
+// Mapping keys keep their YAML order. Invalid UTF-8 becomes U+FFFD. Within the limits of
+// checkDocumentLimits(); beyond them, nodes are written as null.
+void appendJson(const YAML::Node& node, std::string* out);
+// Appends `text` as a JSON string literal.
+void appendJsonString(std::string_view text, std::string* out);
 
 }  // namespace portico::config

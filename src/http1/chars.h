@@ -66,8 +66,8 @@ inline const char* skipFieldValue(const char* p, const char* end) {
   while (end - p >= 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i ge20 = _mm_cmpeq_epi8(_mm_max_epu8(x, k20), x);  // x >= 0x20 (unsigned)
-    const __m128i ok = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, kDel), ge20),
-                                    _mm_cmpeq_epi8(x, kTab));
+    const __m128i ok =
+        _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, kDel), ge20), _mm_cmpeq_epi8(x, kTab));
     const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(ok));
     if (mask != 0xffff) return p + __builtin_ctz(~mask);
     p += 16;

@@ -274,8 +274,8 @@ bool validHost(std::string_view value) {
 void applyConnection(const FieldFacts& facts, HeadInfo* info) {
   info->connection_close = facts.connection_close;
   info->connection_other_tokens = facts.connection_other;
-  info->keep_alive = !facts.connection_close &&
-                     (info->version_minor == 1 || facts.connection_keep_alive);
+  info->keep_alive =
+      !facts.connection_close && (info->version_minor == 1 || facts.connection_keep_alive);
 }
 
 }  // namespace portico::http1::internal

@@ -39,7 +39,7 @@ struct FieldFacts {
   bool te_invalid = false;         // a list element that is not a transfer-coding
   bool te_chunked_last = false;    // the final coding is "chunked"
   uint32_t te_chunked_count = 0;
-  bool te_other = false;           // a coding other than chunked
+  bool te_other = false;  // a coding other than chunked
   bool connection_close = false;
   bool connection_keep_alive = false;
   bool connection_upgrade = false;

@@ -49,7 +49,7 @@ Scan parseVersion(const char* p, const char* end, uint8_t* minor, Error malforme
   return Scan{ParseStatus::kDone, Error::kNone, p};
 }
 
-// Expects CRLF at p; `more_or_error` is returned when input ends first.
+// Expects CRLF at p: kIncomplete if input ends first, `bad` if something else is there.
 Scan expectCrlf(const char* p, const char* end, Error bad) {
   if (p == end) return kMore;
   if (*p != '\r') return scanError(bad);
@@ -67,9 +67,9 @@ Scan parseRequestLine(const char* p, const char* end, const Limits& limits, Requ
   // The line (without CRLF) may hold max_request_line bytes: scanning of its content stops at
   // `stop`, where a CR must be.
   const bool capped = static_cast<size_t>(end - p) > limits.max_request_line;
-  const char* const stop = capped ? p + limits.max_request_line + 1 : end;
+  const char* const stop = capped ? p + size_t{limits.max_request_line} + 1 : end;
   const Scan more = capped ? scanError(Error::kRequestLineTooLong) : kMore;
-  // Whatever the line holds past the limit, it is too long rather than malformed.
+  // Running into `stop` means too long, not incomplete.
   auto cut = [&](const Scan& s) {
     return (s.status == ParseStatus::kIncomplete && capped) ? more : s;
   };
@@ -95,7 +95,7 @@ Scan parseRequestLine(const char* p, const char* end, const Limits& limits, Requ
 // reason may be missing (as llhttp accepts). Its length is bounded by max_request_line too.
 Scan parseStatusLine(const char* p, const char* end, const Limits& limits, ResponseHead* head) {
   const bool capped = static_cast<size_t>(end - p) > limits.max_request_line;
-  const char* const stop = capped ? p + limits.max_request_line + 1 : end;
+  const char* const stop = capped ? p + size_t{limits.max_request_line} + 1 : end;
   const Scan more = capped ? scanError(Error::kHeadersTooLarge) : kMore;
 
   Scan s = parseVersion(p, stop, &head->info.version_minor, Error::kBadStatusLine);
@@ -122,8 +122,6 @@ Scan parseStatusLine(const char* p, const char* end, const Limits& limits, Respo
   return expectCrlf(p, end, Error::kBadStatusLine);
 }
 
-bool isMethod(std::string_view m, std::string_view name) { return m == name; }
-
 }  // namespace
 
 ParseResult parseRequestHead(std::string_view input, const Limits& limits, RequestHead* head) {
@@ -148,7 +146,7 @@ ParseResult parseRequestHead(std::string_view input, const Limits& limits, Reque
   head->host = f.host;
   uint64_t length = 0;  // scanHeaders() validated Content-Length and its uniqueness
   if (f.content_length_count == 1) internal::parseContentLength(f.content_length, &length);
-  const bool connect = isMethod(head->method, "CONNECT");
+  const bool connect = head->method == "CONNECT";
   if (f.transfer_encoding) {
     // HTTP/1.0 has no chunked coding (RFC 9112 §6.1: the framing is faulty); CONNECT has no
     // content (RFC 9110 §9.3.6); anything but a single, final chunked is undelimited.
@@ -189,14 +187,12 @@ ParseResult parseResponseHead(std::string_view input, const Limits& limits,
   if (f.content_length_count == 1) internal::parseContentLength(f.content_length, &length);
   // Malformed framing is refused even where the status makes it moot: a proxy must not
   // forward it.
-  if (f.transfer_encoding &&
-      (info.version_minor == 0 || f.te_invalid || f.te_chunked_count > 1))
+  if (f.transfer_encoding && (info.version_minor == 0 || f.te_invalid || f.te_chunked_count > 1))
     return fail(Error::kBadTransferEncoding);
 
   const int status = head->status;
   const bool bodiless = status < 200 || status == 204 || status == 304 ||
-                        isMethod(request_method, "HEAD") ||
-                        (isMethod(request_method, "CONNECT") && status < 300);
+                        request_method == "HEAD" || (request_method == "CONNECT" && status < 300);
   if (bodiless) {
     info.body = BodyKind::kNone;
   } else if (f.transfer_encoding) {

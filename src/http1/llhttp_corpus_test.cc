@@ -221,7 +221,8 @@ Outcome fromLog(const std::vector<std::string>& log) {
     } else if (ev.rfind("headers complete", 0) == 0) {
       Message& m = current();
       m.head = true;
-      if (size_t k = ev.find("status="); k != std::string::npos) m.status = std::stoi(ev.substr(k + 7));
+      if (size_t k = ev.find("status="); k != std::string::npos)
+        m.status = std::stoi(ev.substr(k + 7));
       for (auto& h : m.headers) h.second = trimRight(h.second);
     } else if (ev == "message complete") {
       current().complete = true;
@@ -345,9 +346,8 @@ std::string show(const Outcome& o) {
   std::ostringstream s;
   s << "end=" << endName(o.end) << " messages=" << o.messages.size();
   for (const Message& m : o.messages) {
-    s << "\n  [" << (m.head ? "head " : "") << (m.complete ? "complete" : "") << "] "
-      << m.method << m.status << " " << m.url << m.reason << " v" << m.version
-      << " body=" << m.body.size();
+    s << "\n  [" << (m.head ? "head " : "") << (m.complete ? "complete" : "") << "] " << m.method
+      << m.status << " " << m.url << m.reason << " v" << m.version << " body=" << m.body.size();
     for (const auto& [n, v] : m.headers) s << "\n    " << n << ": " << v;
   }
   if (!o.detail.empty()) s << "\n  (" << o.detail << ")";
@@ -405,10 +405,8 @@ constexpr Deviation kDeviations[] = {
     {"request/invalid.md", "HTTP protocol and ANNOUNCE method", Expect::kAccept,
      "llhttp ties RTSP methods to RTSP/; any token is an HTTP method (RFC 9110 §9.1)"},
     // Protocols: Portico speaks HTTP/1.0 and HTTP/1.1 only.
-    {"request/method.md", "SOURCE request with ICE", Expect::kReject,
-     "ICE/1.0 is not HTTP/1.x"},
-    {"request/method.md", "OPTIONS request with RTSP", Expect::kReject,
-     "RTSP/1.0 is not HTTP/1.x"},
+    {"request/method.md", "SOURCE request with ICE", Expect::kReject, "ICE/1.0 is not HTTP/1.x"},
+    {"request/method.md", "OPTIONS request with RTSP", Expect::kReject, "RTSP/1.0 is not HTTP/1.x"},
     {"request/method.md", "ANNOUNCE request with RTSP", Expect::kReject,
      "RTSP/1.0 is not HTTP/1.x"},
     {"response/sample.md", "RTSP response", Expect::kReject, "RTSP/1.1 is not HTTP/1.x"},

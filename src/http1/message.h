@@ -37,11 +37,11 @@ enum class BodyKind : uint8_t { kNone, kContentLength, kChunked, kUntilClose };
 struct HeadInfo {
   uint8_t version_minor = 1;  // HTTP/1.<minor>; 0 or 1
   BodyKind body = BodyKind::kNone;
-  uint64_t content_length = 0;   // when body == kContentLength
-  bool keep_alive = true;        // after Connection and version rules
-  bool connection_close = false; // "close" token present
-  bool upgrade = false;          // Connection: upgrade + Upgrade header present
-  bool expect_continue = false;  // Expect: 100-continue (requests)
+  uint64_t content_length = 0;           // when body == kContentLength
+  bool keep_alive = true;                // after Connection and version rules
+  bool connection_close = false;         // "close" token present
+  bool upgrade = false;                  // Connection: upgrade + Upgrade header present
+  bool expect_continue = false;          // Expect: 100-continue (requests)
   bool connection_other_tokens = false;  // Connection lists other header names to drop
 };
 
@@ -68,7 +68,7 @@ enum class Error : uint8_t {
   kBadContentLength,
   kDuplicateContentLength,
   kContentLengthAndTransferEncoding,
-  kBadTransferEncoding,      // chunked not last, or repeated; 400
+  kBadTransferEncoding,          // chunked not last, or repeated; 400
   kUnsupportedTransferEncoding,  // a coding we do not implement; 501
   kMissingHost,
   kDuplicateHost,

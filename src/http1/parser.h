@@ -47,7 +47,9 @@ struct ParseResult {
 ParseResult parseRequestHead(std::string_view input, const Limits& limits, RequestHead* head);
 
 // Parses a response head. `request_method` decides bodiless responses (HEAD, CONNECT 2xx),
-// as do status 1xx/204/304. Without CL or TE, the body runs until close.
+// as do status 1xx/204/304. Without CL or TE, or with TE not ending in chunked, the body runs
+// until close (and keep_alive is false). info.upgrade is set only on a 101 with Connection:
+// upgrade and Upgrade. The status line is bounded by limits.max_request_line (kHeadersTooLarge).
 ParseResult parseResponseHead(std::string_view input, const Limits& limits,
                               std::string_view request_method, ResponseHead* head);
 
@@ -59,8 +61,8 @@ class BodyDecoder {
   struct Step {
     ParseStatus status = ParseStatus::kIncomplete;  // kDone once the body (and trailers) ended
     Error error = Error::kNone;
-    size_t consumed = 0;      // input bytes used by this step
-    std::string_view data;    // body bytes found in this step (maybe empty)
+    size_t consumed = 0;    // input bytes used by this step
+    std::string_view data;  // body bytes found in this step (maybe empty)
   };
   // Consumes a prefix of `input` and returns at most one span of body data. Call again with
   // the rest while consumed > 0 and status == kIncomplete. For kUntilClose the body never ends

@@ -65,7 +65,7 @@ struct Rearm {
 void rearmAndCancel(void* p) {
   auto* r = static_cast<Rearm*>(p);
   ++r->count;
-  if (r->victim) r->victim->cancel();  // cancel a timer due in the same slot
+  if (r->victim) r->victim->cancel();                     // cancel a timer due in the same slot
   if (r->count < 3) r->wheel->schedule(r->self, 10'240);  // exactly one revolution later
 }
 

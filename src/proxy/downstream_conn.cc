@@ -106,11 +106,22 @@ void DownstreamConn::readDownstream() {
 }
 
 void DownstreamConn::onDownstreamEof() {
-  // The client went away (or half-closed). Nothing useful can be sent to it anymore.
+  // A client that half-closes after a complete request still gets its response (then the
+  // connection closes); anywhere else EOF ends the connection.
+  if (phase_ == Phase::kProxy && req_done_ && !client_eof_) {
+    client_eof_ = true;
+    resp_close_ = true;
+    updateInterest();
+    return;
+  }
   close();
 }
 
 void DownstreamConn::process() {
+  if (resp_close_ && phase_ == Phase::kHead) {
+    in_.clear();  // closing after the pending response: later requests are not read
+    return;
+  }
   while (phase_ == Phase::kHead) {
     if (in_.empty()) {
       in_.release();
@@ -156,6 +167,7 @@ void DownstreamConn::resetRequestState() {
   backend_ = nullptr;
   endpoint_ = nullptr;
   req_head_.clear();
+  req_head_.release();
   if (snapshot_ != nullptr) {
     worker_.releaseSnapshot(snapshot_);
     snapshot_ = nullptr;
@@ -179,7 +191,9 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   req_version_minor_ = head.info.version_minor;
   req_keep_alive_ = head.info.keep_alive;
   req_is_head_ = head.method == "HEAD";
-  req_bodyless_ = head.info.body == http1::BodyKind::kNone;
+  req_bodyless_ =
+      head.info.body == http1::BodyKind::kNone ||
+      (head.info.body == http1::BodyKind::kContentLength && head.info.content_length == 0);
   bool expect_continue = head.info.expect_continue && !req_bodyless_;
 
   // The target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 §3.2.2).
@@ -243,15 +257,15 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   backend_ = wb->backend;
   st.backends.at(backend_->stats_id).requests.inc();
   if (backend_->endpoints.empty()) return reject(503, "no endpoints for backend\n");
-  endpoint_ = &backend_->endpoints[worker_.nextRoundRobin(backend_->stats_id) %
-                                   backend_->endpoints.size()];
+  endpoint_ =
+      &backend_->endpoints[worker_.nextRoundRobin(backend_->stats_id) % backend_->endpoints.size()];
 
   // Serialize the upstream head once; keep it for one retry when the request has no body.
   req_head_.clear();
   serializeRequestHead(head, target, absolute ? authority : std::string_view(), req_head_);
   req_chunked_out_ = head.info.body == http1::BodyKind::kChunked;
-  req_done_ = req_bodyless_;
-  if (!req_bodyless_) req_body_.reset(head.info.body, head.info.content_length);
+  req_body_.reset(head.info.body, head.info.content_length);
+  req_done_ = req_body_.done();  // no body, or Content-Length: 0
   in_.consume(head_len);
 
   if (expect_continue) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
@@ -417,7 +431,7 @@ bool DownstreamConn::flushOut() {
 
 void DownstreamConn::updateInterest() {
   if (phase_ == Phase::kClosed) return;
-  uint32_t want = EPOLLIN;
+  uint32_t want = client_eof_ ? 0u : static_cast<uint32_t>(EPOLLIN);
   if (phase_ == Phase::kProxy) {
     if (!req_done_ && up_ != nullptr && up_->out.size() > kHighWater) want = 0;
     if (req_done_ && in_.size() > kMaxPipelined) want = 0;

@@ -87,18 +87,19 @@ class DownstreamConn final : public net::IoHandler,
   UpTimer up_timer_kind_ = UpTimer::kNone;
   uint8_t peer_family_;
   uint8_t req_version_minor_ = 1;
-  bool head_started_ = false;      // first byte of the current head arrived
+  bool head_started_ = false;  // first byte of the current head arrived
   bool req_keep_alive_ = true;
   bool req_is_head_ = false;
-  bool req_chunked_out_ = false;   // we send the request body chunked
-  bool req_done_ = true;           // request body fully forwarded
+  bool req_chunked_out_ = false;  // we send the request body chunked
+  bool req_done_ = true;          // request body fully forwarded
   bool req_bodyless_ = true;
   bool resp_head_done_ = false;
   bool resp_chunked_out_ = false;  // we send the response body chunked
   bool resp_close_ = false;        // the connection closes after this response
   bool retried_ = false;
-  bool up_keep_alive_ = false;    // the upstream allows reuse after this response
+  bool up_keep_alive_ = false;  // the upstream allows reuse after this response
   bool draining_ = false;
+  bool client_eof_ = false;        // the client half-closed after its request
   uint16_t local_port_;
   uint32_t interest_ = 0;
   uint32_t port_index_ = 0;
@@ -110,8 +111,8 @@ class DownstreamConn final : public net::IoHandler,
   Buffer req_head_;  // the upstream request head, kept for one retry of bodiless requests
   http1::BodyDecoder req_body_;
   http1::BodyDecoder resp_body_;
-  net::Timer timer_;     // idle / header / body-gap / linger
-  net::Timer up_timer_;  // connect / response / response-gap
+  net::Timer timer_;                   // idle / header / body-gap / linger
+  net::Timer up_timer_;                // connect / response / response-gap
   LocalSnapshot* snapshot_ = nullptr;  // held for the current request
   const config::Rule* rule_ = nullptr;
   const config::Backend* backend_ = nullptr;

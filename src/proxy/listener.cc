@@ -32,8 +32,7 @@ void Listener::onIo(uint32_t) {
   for (int i = 0; i < 64 && fd_ >= 0; ++i) {
     sockaddr_storage peer;
     socklen_t len = sizeof peer;
-    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or EMFILE & co: try again on the next event
     net::tuneStream(fd);
     auto* conn = new DownstreamConn(worker_, fd, reinterpret_cast<sockaddr*>(&peer), port_);

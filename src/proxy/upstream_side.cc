@@ -49,9 +49,8 @@ bool DownstreamConn::connectUpstream() {
   }
   bs.connections_total.inc();
   up_ = new upstream::UpstreamConn(worker_.loop(), worker_.pool(), *fd, endpoint_->pool_id,
-                                   backend_->stats_id, in_progress);
+                                   backend_->stats_id, in_progress, &bs.connections_active);
   up_->owner = this;
-  bs.connections_active.inc();
   armUpTimer(in_progress ? UpTimer::kConnect : UpTimer::kResponse,
              in_progress ? connect_ms : request_ms);
   return true;
@@ -139,14 +138,13 @@ void DownstreamConn::processResponse() {
   while (!resp_head_done_) {
     http1::ResponseHead head;
     head.headers = worker_.headerScratch();
-    http1::ParseResult r =
-        http1::parseResponseHead(up_->in.view(), kUpstreamLimits, req_is_head_ ? "HEAD" : "GET",
-                                 &head);
+    http1::ParseResult r = http1::parseResponseHead(up_->in.view(), kUpstreamLimits,
+                                                    req_is_head_ ? "HEAD" : "GET", &head);
     if (r.status == http1::ParseStatus::kIncomplete) return;
     if (r.status == http1::ParseStatus::kError) {
-      upstreamFailed(502, "upstream sent an invalid response: " +
-                              std::string(http1::describe(r.error)) + "\n",
-                     true);
+      upstreamFailed(
+          502, "upstream sent an invalid response: " + std::string(http1::describe(r.error)) + "\n",
+          true);
       return;
     }
     if (head.status >= 100 && head.status < 200) {
@@ -166,7 +164,7 @@ void DownstreamConn::processResponse() {
     up_keep_alive_ = head.info.keep_alive;
     const config::Port* port = findPort();
     armUpTimer(UpTimer::kBodyGap, port ? port->settings.idle_timeout_ms : 60'000);
-    if (head.info.body == http1::BodyKind::kNone) {
+    if (resp_body_.done()) {  // no body, or Content-Length: 0
       responseComplete();
       return;
     }
@@ -213,7 +211,7 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
       stream_to_close = true;  // HTTP/1.0 clients read to EOF
     }
   }
-  resp_close_ = stream_to_close || !req_keep_alive_ || !req_done_ || draining_ ||
+  resp_close_ = stream_to_close || client_eof_ || !req_keep_alive_ || !req_done_ || draining_ ||
                 worker_.draining();
   out_.append("HTTP/1.1 ");
   appendDecimal(out_, static_cast<uint64_t>(head.status));
@@ -279,7 +277,6 @@ void DownstreamConn::releaseUpstream(bool reusable) {
     ++c->requests;
     worker_.pool().release(c);
   } else {
-    worker_.stats().backends.at(c->backendStatsId()).connections_active.dec();
     c->close();
   }
 }

@@ -15,9 +15,9 @@ Worker::Worker(uint32_t index, stats::Shard& shard, WorkerOptions options)
       shard_(shard),
       options_(options),
       pool_(loop_, upstream::PoolSettings{}),
-      rng_(0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(index + 1) *
-                                    static_cast<uint64_t>(
-                                        std::chrono::steady_clock::now().time_since_epoch().count()))) {
+      rng_(0x9E3779B97F4A7C15ull ^
+           (static_cast<uint64_t>(index + 1) *
+            static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()))) {
   drain_timer_.set(&Worker::onDrainTimeout, this);
 }
 
@@ -54,8 +54,7 @@ void Worker::publish(std::shared_ptr<const config::Snapshot> snapshot, std::vect
   });
 }
 
-void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot,
-                           std::vector<int> fds) {
+void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot, std::vector<int> fds) {
   // Listeners: keep those whose (address, port) survives, open the new ones (fds given by the
   // main thread in Snapshot::ports order, -1 where an existing listener is kept).
   std::vector<std::unique_ptr<Listener>> next;
@@ -82,7 +81,8 @@ void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot,
   listeners_ = std::move(next);  // listeners no longer configured close here
 
   uint32_t max_headers = Worker::kUpstreamMaxHeaders;
-  for (const auto& p : snapshot->ports) max_headers = std::max(max_headers, p.settings.limits.max_headers);
+  for (const auto& p : snapshot->ports)
+    max_headers = std::max(max_headers, p.settings.limits.max_headers);
   if (headers_.size() < max_headers) headers_.resize(max_headers);
   if (round_robin_.size() < snapshot->backend_stats_count) {
     round_robin_.resize(snapshot->backend_stats_count, 0);

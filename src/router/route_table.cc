@@ -130,8 +130,9 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
     std::vector<const std::string*> wildcards;
     for (const auto& [hostname, members] : groups)
       if (hostname.starts_with("*.")) wildcards.push_back(&hostname);
-    std::stable_sort(wildcards.begin(), wildcards.end(),
-                     [](const std::string* a, const std::string* b) { return a->size() > b->size(); });
+    std::stable_sort(
+        wildcards.begin(), wildcards.end(),
+        [](const std::string* a, const std::string* b) { return a->size() > b->size(); });
     auto catchAll = groups.find("");
     // A group's candidate list: its own entries, then every less specific group that also
     // matches any host of this group, then the catch-all group.

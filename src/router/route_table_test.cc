@@ -21,7 +21,9 @@ class RouteTableTest : public ::testing::Test {
     return rules_.back().get();
   }
 
-  static MatchSpec prefix(std::string path) { return MatchSpec{PathType::kPathPrefix, std::move(path)}; }
+  static MatchSpec prefix(std::string path) {
+    return MatchSpec{PathType::kPathPrefix, std::move(path)};
+  }
   static MatchSpec exact(std::string path) { return MatchSpec{PathType::kExact, std::move(path)}; }
 
   // A route with one rule per match list.
@@ -107,18 +109,20 @@ TEST_F(RouteTableTest, ExactBeatsPrefixAndLongestPrefixWins) {
 }
 
 TEST_F(RouteTableTest, TiesGoToOldestRouteThenNameThenRuleOrder) {
-  RouteTable by_age({ListenerSpec{"l", "", {route("b", {{prefix("/x")}}, {}, 100),
-                                             route("a", {{prefix("/x")}}, {}, 200)}}});
+  RouteTable by_age({ListenerSpec{
+      "l", "", {route("b", {{prefix("/x")}}, {}, 100), route("a", {{prefix("/x")}}, {}, 200)}}});
   EXPECT_EQ(match(by_age, "h", "/x"), "default/b#0");
 
-  RouteTable by_name({ListenerSpec{"l", "", {route("b", {{prefix("/x")}}, {}, 5),
-                                              route("a", {{prefix("/x")}}, {}, 5, "zz"),
-                                              route("a", {{prefix("/x")}}, {}, 5)}}});
+  RouteTable by_name(
+      {ListenerSpec{"l",
+                    "",
+                    {route("b", {{prefix("/x")}}, {}, 5), route("a", {{prefix("/x")}}, {}, 5, "zz"),
+                     route("a", {{prefix("/x")}}, {}, 5)}}});
   EXPECT_EQ(match(by_name, "h", "/x"), "default/a#0");
 
   // Within a route: path precedence applies across rules, then the first rule.
-  RouteTable by_rule({ListenerSpec{
-      "l", "", {route("r", {{prefix("/x")}, {prefix("/x")}, {prefix("/x/y")}})}}});
+  RouteTable by_rule(
+      {ListenerSpec{"l", "", {route("r", {{prefix("/x")}, {prefix("/x")}, {prefix("/x/y")}})}}});
   EXPECT_EQ(match(by_rule, "h", "/x"), "default/r#0");
   EXPECT_EQ(match(by_rule, "h", "/x/y"), "default/r#2");
 }
@@ -162,13 +166,12 @@ TEST_F(RouteTableTest, ListenerWithoutMatchingRouteGives404WithListenerName) {
 }
 
 TEST_F(RouteTableTest, RouteHostnamesMostSpecificFirstWithFallback) {
-  RouteTable table({ListenerSpec{
-      "l",
-      "",
-      {route("exact", {{prefix("/only-exact")}}, {"foo.example.com"}),
-       route("wild", {{prefix("/")}}, {"*.example.com"}),
-       route("deep", {{prefix("/deep")}}, {"*.a.example.com"}),
-       route("any", {{prefix("/api/long/path")}})}}});
+  RouteTable table({ListenerSpec{"l",
+                                 "",
+                                 {route("exact", {{prefix("/only-exact")}}, {"foo.example.com"}),
+                                  route("wild", {{prefix("/")}}, {"*.example.com"}),
+                                  route("deep", {{prefix("/deep")}}, {"*.a.example.com"}),
+                                  route("any", {{prefix("/api/long/path")}})}}});
   // The exact hostname group first, even against a longer path elsewhere.
   EXPECT_EQ(match(table, "foo.example.com", "/only-exact/x"), "default/exact#0");
   // No match in the exact group: wildcard groups, then routes without hostname.
@@ -206,7 +209,7 @@ TEST(PickBackendTest, ProportionalToWeights) {
   }
   EXPECT_NEAR(counts[&a], kDraws / 8, kDraws / 100);
   EXPECT_NEAR(counts[&b], kDraws * 3 / 8, kDraws / 100);
-  EXPECT_EQ(counts[&c], 0);  // weight 0: never chosen
+  EXPECT_EQ(counts[&c], 0);                                // weight 0: never chosen
   EXPECT_NEAR(counts[nullptr], kDraws / 2, kDraws / 100);  // unresolved share answers 500
 }
 

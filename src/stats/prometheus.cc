@@ -22,8 +22,7 @@ void appendEscaped(std::string& out, std::string_view v) {
   }
 }
 
-void family(std::string& out, std::string_view name, std::string_view type,
-            std::string_view help) {
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out += "# HELP ";
   out += name;
   out += ' ';
@@ -81,7 +80,6 @@ void histogram(std::string& out, std::string_view name, const std::string& label
   sample(out, std::string(name) + "_count", labels, cumulative);
 }
 
-
 }  // namespace
 
 std::string renderPrometheus(const std::vector<const Shard*>& shards,
@@ -93,8 +91,7 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
     for (const Shard* s : shards) v += (s->global.*member).get();
     return v;
   };
-  family(out, "portico_downstream_connections_total", "counter",
-         "Client connections accepted.");
+  family(out, "portico_downstream_connections_total", "counter", "Client connections accepted.");
   sample(out, "portico_downstream_connections_total", "",
          global(&GlobalStats::downstream_connections_total));
   family(out, "portico_downstream_connections_active", "gauge", "Client connections open now.");
@@ -102,8 +99,7 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
          global(&GlobalStats::downstream_connections_active));
   family(out, "portico_downstream_requests_total", "counter",
          "Requests received from clients, including rejected ones.");
-  sample(out, "portico_downstream_requests_total", "",
-         global(&GlobalStats::downstream_requests));
+  sample(out, "portico_downstream_requests_total", "", global(&GlobalStats::downstream_requests));
   family(out, "portico_downstream_responses_total", "counter",
          "Responses sent to clients by status class.");
   for (size_t c = 0; c < 5; ++c) {
@@ -185,8 +181,8 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
       {"portico_backend_resets_total",
        "Upstream connections reset or sending garbage before a complete response.", "counter",
        &BackendStats::resets},
-      {"portico_backend_response_timeouts_total", "Upstream responses that timed out.",
-       "counter", &BackendStats::response_timeouts},
+      {"portico_backend_response_timeouts_total", "Upstream responses that timed out.", "counter",
+       &BackendStats::response_timeouts},
       {"portico_backend_connections_total", "Upstream connections opened.", "counter",
        &BackendStats::connections_total},
       {"portico_backend_connections_active", "Upstream connections open now.", "gauge",

@@ -14,8 +14,12 @@ namespace portico::stats {
 
 class Counter {
  public:
-  void inc(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void dec(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void inc(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void dec(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -26,7 +30,7 @@ class Counter {
 class Histogram {
  public:
   static constexpr std::array<uint64_t, 16> kBoundsUs = {
-      250,    500,    1000,    2500,    5000,     10000,    25000,    50000,
+      250,    500,    1000,   2500,    5000,    10000,   25000,    50000,
       100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000};
   void record(uint64_t us) {
     size_t i = 0;
@@ -59,7 +63,7 @@ struct BackendStats {
   std::array<Counter, 5> responses;
   Counter connect_failures;
   Counter connect_timeouts;
-  Counter resets;           // upstream reset or garbage before a complete response
+  Counter resets;  // upstream reset or garbage before a complete response
   Counter response_timeouts;
   Counter connections_total;
   Counter connections_active;  // gauge
@@ -70,12 +74,12 @@ struct GlobalStats {
   Counter downstream_connections_active;  // gauge
   Counter downstream_requests;
   std::array<Counter, 5> downstream_responses;
-  Counter bad_requests;        // rejected by the HTTP/1 parser
-  Counter header_timeouts;     // slow clients closed by the header/body timeouts
-  Counter no_route;            // 404 by the router
+  Counter bad_requests;     // rejected by the HTTP/1 parser
+  Counter header_timeouts;  // slow clients closed by the header/body timeouts
+  Counter no_route;         // 404 by the router
   Counter upstream_connect_failures;
   Counter upstream_resets;
-  Counter upstream_retries;    // stale pooled connection retried on a fresh one
+  Counter upstream_retries;  // stale pooled connection retried on a fresh one
   Histogram latency;
 };
 

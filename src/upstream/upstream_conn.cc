@@ -11,13 +11,16 @@
 namespace portico::upstream {
 
 UpstreamConn::UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, uint32_t pool_id,
-                           uint32_t backend_stats_id, bool is_connecting)
+                           uint32_t backend_stats_id, bool is_connecting,
+                           stats::Counter* active_gauge)
     : connecting(is_connecting),
       loop_(loop),
       pool_(pool),
       fd_(fd),
       pool_id_(pool_id),
-      backend_stats_id_(backend_stats_id) {
+      backend_stats_id_(backend_stats_id),
+      active_gauge_(active_gauge) {
+  if (active_gauge_ != nullptr) active_gauge_->inc();
   interest_ = is_connecting ? EPOLLOUT : EPOLLIN;
   loop_.add(fd_, interest_, this);
 }
@@ -63,6 +66,7 @@ void UpstreamConn::close() {
   loop_.remove(fd_);
   ::close(fd_);
   fd_ = -1;
+  if (active_gauge_ != nullptr) active_gauge_->dec();
   owner = nullptr;
   in.clear();
   out.clear();

@@ -8,6 +8,7 @@
 
 #include "common/buffer.h"
 #include "net/event_loop.h"
+#include "stats/stats.h"
 
 namespace portico::upstream {
 
@@ -25,8 +26,9 @@ class UpstreamOwner {
 
 class UpstreamConn final : public net::IoHandler, public net::Deferred {
  public:
+  // `active_gauge` (may be null) is incremented now and decremented when the socket closes.
   UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, uint32_t pool_id,
-               uint32_t backend_stats_id, bool connecting);
+               uint32_t backend_stats_id, bool connecting, stats::Counter* active_gauge);
   ~UpstreamConn() override;
 
   void onIo(uint32_t events) override;
@@ -61,6 +63,7 @@ class UpstreamConn final : public net::IoHandler, public net::Deferred {
   uint32_t pool_id_;
   uint32_t backend_stats_id_;
   uint32_t interest_ = 0;
+  stats::Counter* active_gauge_;
 };
 
 }  // namespace portico::upstream

@@ -135,6 +135,20 @@ class RoutingAndHeaders(GatewayTestCase):
         _, metrics = self.admin_get("/stats/prometheus")
         self.assertIn('portico_route_requests_total{route="default/test"}', metrics)
 
+    def test_client_half_close_still_gets_its_response(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(b"GET /api/half HTTP/1.1\r\nHost: a\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        s.close()
+        [(status, body)] = parse_responses(data)
+        self.assertEqual((status, json.loads(body)["path"]), (200, "/api/half"))
+
     def test_head_request_keeps_content_length(self):
         r, data = self.get("/api/x", method="HEAD")
         self.assertEqual(r.status, 200)
