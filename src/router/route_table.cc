@@ -148,8 +148,21 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
         if (catchAll != groups.end())
           list.insert(list.end(), catchAll->second.begin(), catchAll->second.end());
       }
+      CandidateList candidates;
+      candidates.entries = std::move(list);
+      if (candidates.entries.size() > kIndexThreshold) {
+        candidates.indexed = true;
+        for (uint32_t pos = 0; pos < candidates.entries.size(); ++pos) {
+          const Entry& e = l.entries[candidates.entries[pos]];
+          if (e.match.path_type == PathType::kExact) {
+            candidates.exact[e.match.path].push_back(pos);
+          } else {
+            candidates.prefix[e.prefix].push_back(pos);
+          }
+        }
+      }
       l.hosts.add(hostname, static_cast<uint32_t>(l.candidates.size()));
-      l.candidates.push_back(std::move(list));
+      l.candidates.push_back(std::move(candidates));
     }
     listener_index_.add(l.spec.hostname, static_cast<uint32_t>(listeners_.size()));
     listeners_.push_back(std::move(l));
@@ -166,7 +179,36 @@ const std::vector<uint32_t>* RouteTable::candidatesFor(const Listener& listener,
                                                        std::string_view raw_host) const {
   char buf[kMaxHostLength];
   uint32_t index = listener.hosts.find(normalizeHost(raw_host, buf));
-  return index == HostIndex::kNone ? nullptr : &listener.candidates[index];
+  return index == HostIndex::kNone ? nullptr : &listener.candidates[index].entries;
+}
+
+const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const CandidateList& list,
+                                                    const RouteInput& in) {
+  if (!list.indexed) {
+    for (uint32_t e : list.entries) {
+      if (l.entries[e].accepts(in)) return &l.entries[e];
+    }
+    return nullptr;
+  }
+  uint32_t best = HostIndex::kNone;
+  auto consider = [&](const auto& map, std::string_view key) {
+    auto it = map.find(key);
+    if (it == map.end()) return;
+    for (uint32_t pos : it->second) {
+      if (pos >= best) return;
+      if (l.entries[list.entries[pos]].accepts(in)) {
+        best = pos;
+        return;
+      }
+    }
+  };
+  consider(list.exact, in.path);
+  // PathPrefix keys that can match: "" (for "/"), every prefix ending before a '/', the path.
+  consider(list.prefix, std::string_view());
+  for (size_t i = 1; i < in.path.size(); ++i)
+    if (in.path[i] == '/') consider(list.prefix, in.path.substr(0, i));
+  consider(list.prefix, in.path);
+  return best == HostIndex::kNone ? nullptr : &l.entries[list.entries[best]];
 }
 
 RouteDecision RouteTable::match(const RouteInput& in) const {
@@ -179,13 +221,8 @@ RouteDecision RouteTable::match(const RouteInput& in) const {
   decision.listener = l.spec.id;
   uint32_t ci = l.hosts.find(host);
   if (ci == HostIndex::kNone) return decision;
-  for (uint32_t e : l.candidates[ci]) {
-    const Entry& entry = l.entries[e];
-    if (entry.accepts(in)) {
-      decision.rule = entry.rule;
-      break;
-    }
-  }
+  const Entry* entry = firstAccepting(l, l.candidates[ci], in);
+  if (entry != nullptr) decision.rule = entry->rule;
   return decision;
 }
 

@@ -13,10 +13,15 @@
 //     then wildcards most specific first, then routes without hostname; within a group by
 //     precedence (precedes()); the first candidate whose match accepts the request wins.
 //
+// Lookup cost: one hash lookup per host suffix, then per candidate list either a linear scan
+// (short lists) or, for lists longer than kIndexThreshold, hash lookups of the request path
+// (exact) and of each of its segment prefixes, each giving the candidates with that key in
+// match order; the earliest accepting candidate wins.
+//
 // Extension points (issue 3): MatchSpec gains regex paths, method, headers and query params;
-// Entry::accepts() checks them and precedes() counts them. For very large groups, the linear
-// scan in match() is where a per-group prefix trie / exact-path hash goes: candidates are
-// already sorted, so an index only has to return the first candidate in that order.
+// Entry::accepts() checks them and precedes() counts them. The index stays correct as long as
+// every entry is keyed by its path (regex entries will go to an unindexed side list that is
+// scanned and merged by position).
 #pragma once
 
 #include <cstdint>
@@ -76,11 +81,13 @@ class HostIndex {
   // REQUIRES: `host` normalized (normalizeHost). kNone when nothing matches.
   uint32_t find(std::string_view host) const;
 
- private:
+ public:
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+
+ private:
   using Map = std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>>;
   Map exact_;
   Map wildcard_;  // keyed by the suffix with its leading dot: ".example.com"
@@ -108,12 +115,24 @@ class RouteTable {
     bool accepts(const RouteInput& in) const;
   };
 
+  // The entries a request of one route-hostname group may match, in match order.
+  struct CandidateList {
+    std::vector<uint32_t> entries;  // indexes into Listener::entries
+    // Path index, built when entries.size() > kIndexThreshold: positions in `entries`
+    // (ascending) by Exact value and by PathPrefix value without trailing '/'.
+    bool indexed = false;
+    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>>
+        exact;
+    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>>
+        prefix;
+  };
+  static constexpr size_t kIndexThreshold = 16;
+
   struct Listener {
     ListenerSpec spec;
     std::vector<Entry> entries;
-    // Candidate lists (indexes into entries, in match order), one per route hostname group.
-    std::vector<std::vector<uint32_t>> candidates;
-    HostIndex hosts;  // normalized request host -> index into candidates
+    std::vector<CandidateList> candidates;  // one per route hostname group
+    HostIndex hosts;                        // normalized request host -> index into candidates
   };
 
   // Builds the table. Listener hostnames should be distinct on a port (the compiler rejects
@@ -133,6 +152,10 @@ class RouteTable {
   const std::vector<uint32_t>* candidatesFor(const Listener& listener, std::string_view host) const;
 
  private:
+  // The first entry of `list` accepting the request, or nullptr.
+  static const Entry* firstAccepting(const Listener& l, const CandidateList& list,
+                                     const RouteInput& in);
+
   std::vector<Listener> listeners_;
   HostIndex listener_index_;
 };

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <random>
@@ -192,6 +193,49 @@ TEST_F(RouteTableTest, CandidatesExposedForExplain) {
   ASSERT_EQ(candidates->size(), 2u);
   EXPECT_EQ(l->entries[(*candidates)[0]].match.path, "/b");  // Exact first
   EXPECT_EQ(l->entries[(*candidates)[1]].match.path, "/a");
+}
+
+TEST_F(RouteTableTest, IndexedListsAgreeWithLinearScan) {
+  // Many routes on one host: lists beyond kIndexThreshold use the path index. Compare every
+  // answer with a plain scan of all entries in precedence order.
+  std::mt19937 rng(7);
+  const char* segments[] = {"a", "b", "ab", "c"};
+  auto randomPath = [&](size_t max_segments) {
+    std::string path;
+    size_t n = rng() % (max_segments + 1);
+    for (size_t i = 0; i < n; ++i) path += std::string("/") + segments[rng() % 4];
+    if (path.empty() || rng() % 5 == 0) path += "/";
+    return path;
+  };
+  std::vector<RouteSpec> routes;
+  for (int i = 0; i < 60; ++i) {
+    std::vector<MatchSpec> matches;
+    for (int m = 0; m < 2; ++m)
+      matches.push_back(rng() % 3 == 0 ? exact(randomPath(3)) : prefix(randomPath(3)));
+    routes.push_back(route("r" + std::to_string(i), {matches}, {}, rng() % 5));
+  }
+  RouteTable table({ListenerSpec{"l", "", routes}});
+  const RouteTable::Listener& l = table.listeners()[0];
+  ASSERT_TRUE(l.candidates[0].indexed);
+  std::vector<uint32_t> order(l.entries.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return precedes(l.entries[a], l.entries[b], l.spec.routes);
+  });
+  for (int i = 0; i < 2000; ++i) {
+    std::string path = randomPath(5);
+    RouteInput in;
+    in.host = "h";
+    in.path = path;
+    const config::Rule* expected = nullptr;
+    for (uint32_t e : order) {
+      if (l.entries[e].accepts(in)) {
+        expected = l.entries[e].rule;
+        break;
+      }
+    }
+    ASSERT_EQ(table.match(in).rule, expected) << path;
+  }
 }
 
 TEST(PickBackendTest, ProportionalToWeights) {
