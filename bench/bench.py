@@ -142,13 +142,16 @@ def cpu_seconds(pids):
 
 
 def system_busy_seconds():
-    """CPU time spent in user+nice+system over all cores, from /proc/stat (tick based).
-    irq/softirq are excluded, as they are from per-process times."""
+    """Non-idle CPU time (user+nice+system+irq+softirq) over all cores, from /proc/stat.
+    irq/softirq are included because, on the kernels we run on, the time the kernel spends
+    in softirq context on behalf of a process (loopback TCP) shows up in that process's
+    utime+stime too (a saturated proxy reaches ~100% of its core by its own times while
+    /proc/stat books ~30% of that core as softirq)."""
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu "):
                 v = [int(x) for x in line.split()[1:]]
-                return (v[0] + v[1] + v[2]) / CLK_TCK
+                return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK
     return 0.0
 
 
@@ -222,6 +225,17 @@ class Proc:
         self.pid = self.p.pid  # taskset execs the program: same pid
         Proc.live.append(self)
 
+    def status(self):
+        rc = self.p.poll()
+        if rc is None:
+            return "running"
+        if rc < 0:
+            try:
+                return f"killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"killed by signal {-rc}"
+        return f"exited with status {rc}"
+
     def tree(self):
         return process_tree(self.pid) if self.p.poll() is None else []
 
@@ -236,7 +250,7 @@ class Proc:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.p.poll() is not None:
-                raise BenchError(f"{self.name} exited with status {self.p.returncode} before "
+                raise BenchError(f"{self.name} {self.status()} before "
                                  f"listening on 127.0.0.1:{port}; log {self.log_path}:\n"
                                  f"{self.log_tail()}")
             try:
@@ -563,7 +577,8 @@ class Bench:
         proc, port = self.running[name]
         pids = proc.tree()
         if not pids:
-            raise BenchError(f"{name} is not running any more; log:\n{proc.log_tail()}")
+            raise BenchError(f"{name} is not running any more ({proc.status()}, not by this script); "
+                             f"log:\n{proc.log_tail()}")
         up_pids = self.upstream.tree()
         cmd = ["taskset", "-c", self.client_cpu, self.wrk, f"-t{self.threads}", f"-c{self.conns}",
                f"-d{duration_arg}", "--timeout", "5s", "-s", self.wrk_lua, f"http://127.0.0.1:{port}/"]
@@ -582,7 +597,7 @@ class Bench:
             raise BenchError(f"wrk against {name} failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}")
         w = json.loads(m.group(1))
         if proc.p.poll() is not None:
-            raise BenchError(f"{name} died during the run; log:\n{proc.log_tail()}")
+            raise BenchError(f"{name} died during the run ({proc.status()}); log:\n{proc.log_tail()}")
         reqs = w["requests"]
         if reqs <= 0:
             raise BenchError(f"wrk completed no requests against {name}:\n{r.stdout}")
@@ -716,7 +731,8 @@ class Bench:
             time.sleep(self.mem_settle)
             pids = proc.tree()
             if not pids:
-                raise BenchError(f"{name} died during the memory test; log:\n{proc.log_tail()}")
+                raise BenchError(f"{name} died during the memory test ({proc.status()}); "
+                                 f"log:\n{proc.log_tail()}")
             rss1 = sum(rss_kb(p) for p in pids)
             fds1 = count_fds(pids)
             client.stdin.write("CHECK\n")
@@ -922,6 +938,7 @@ class Bench:
         if busy > FOREIGN_LIMIT:
             log(f"WARNING: the machine is not idle ({busy*100:.0f}% of a core busy before the benchmark "
                 "started): other work will share the cores and distort the results")
+            self.wait_quiet()  # before starting anything, so nothing sits idle for long
         self.start_upstream()
         for p in self.proxies:
             self.running[p] = self.start_proxy(p)

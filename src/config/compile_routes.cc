@@ -152,7 +152,7 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
   const Resource& gw_res = resources_[gw.resource];
   ResourceStatus& gw_status = status_[gw.resource];
 
-  bool any_selected = false, any_served = false, any_allowed = false;
+  bool any_selected = false, any_served = false, any_allowed = false, kinds_denied = false;
   uint32_t attached = 0;
   std::string not_served;
   for (uint32_t li = 0; li < gw.model.listeners.size(); ++li) {
@@ -166,7 +166,11 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
       continue;
     }
     any_served = true;
-    if ((!lm.allow_all_namespaces && res.ns != gw_res.ns) || !lm.allows_http_route) continue;
+    if (!lm.allows_http_route) {
+      kinds_denied = true;
+      continue;
+    }
+    if (!lm.allow_all_namespaces && res.ns != gw_res.ns) continue;
     any_allowed = true;
     std::vector<std::string> hostnames;
     if (route.model.hostnames.empty()) {
@@ -210,9 +214,12 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
   } else if (!any_served) {
     notAttached("NoMatchingParent", describeParent(ref) + ": " + not_served);
   } else if (!any_allowed) {
-    notAttached(
-        "NotAllowedByListeners",
-        describeParent(ref) + ": allowedRoutes does not admit HTTPRoutes from namespace " + res.ns);
+    notAttached("NotAllowedByListeners",
+                describeParent(ref) + (kinds_denied && res.ns == gw_res.ns
+                                           ? ": allowedRoutes.kinds does not include HTTPRoute"
+                                           : ": allowedRoutes does not admit HTTPRoutes from "
+                                             "namespace " +
+                                                 res.ns));
   } else {
     notAttached("NoMatchingListenerHostname",
                 describeParent(ref) + ": no route hostname matches the listener hostnames");

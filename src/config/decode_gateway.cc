@@ -1,8 +1,10 @@
 // Decoding of Gateway (gateway.networking.k8s.io/v1) specs.
+#include <algorithm>
 #include <set>
 
 #include "config/model.h"
 #include "config/syntax.h"
+#include "net/address.h"
 
 namespace portico::config {
 namespace {
@@ -143,7 +145,12 @@ std::optional<GatewayModel> decodeGateway(const Resource& res, Reporter& r) {
                           invalidValue(*value, "must be an IPv4 or IPv6 address"));
                   return;
                 }
-                if (value) g.addresses.push_back(*value);
+                if (!value) return;
+                // Canonical text ("::1" for "[::1]") so that equal addresses share a socket.
+                std::string ip =
+                    net::Address::parseIp(*value, 0).value_or(net::Address{}).ipString();
+                if (std::find(g.addresses.begin(), g.addresses.end(), ip) == g.addresses.end())
+                  g.addresses.push_back(ip);
               });
   spec.unsupported("infrastructure", "spec.infrastructure", /*error=*/false);
   spec.unsupported("tls", "Gateway-level TLS", /*error=*/false);

@@ -70,11 +70,11 @@ ParentRefModel decodeParentRef(Reporter& r, const YAML::Node& node, const std::s
 
 // headers[] or queryParams[] of a match.
 void decodeStringMatches(Reporter& r, const YAML::Node& node, const std::string& path,
-                         bool header_names, std::vector<HeaderMatchModel>* out) {
+                         bool header_names, std::vector<StringMatchModel>* out) {
   forEachItem(r, node, path, kMaxHeaderMatches,
               [&](const YAML::Node& item, const std::string& item_path, size_t) {
                 MapReader m(r, item, item_path);
-                HeaderMatchModel h;
+                StringMatchModel h;
                 std::string type = m.string("type").value_or("Exact");
                 if (type == "RegularExpression") {
                   h.type = StringMatchKind::kRegularExpression;
@@ -98,7 +98,7 @@ void decodeStringMatches(Reporter& r, const YAML::Node& node, const std::string&
                   h.value = *value;
                 }
                 m.finish();
-                for (const HeaderMatchModel& prev : *out) {
+                for (const StringMatchModel& prev : *out) {
                   bool same = header_names ? strcasecmp(prev.name.c_str(), h.name.c_str()) == 0
                                            : prev.name == h.name;
                   if (same)

@@ -1,5 +1,7 @@
 #include "config/loader.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -21,11 +23,54 @@ Diagnostic fileDiagnostic(const std::string& file, std::string message, int line
   return d;
 }
 
+// Event sink for the pre-pass of checkParserProgress(): records where documents start.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start_ = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  const YAML::Mark& start() const { return start_; }
+
+ private:
+  YAML::Mark start_;
+};
+
+constexpr size_t kMaxDocumentsPerFile = 1'000'000;
+
+// yaml-cpp 0.7's LoadAll() loops forever, allocating, when a document starts with a token
+// the parser does not consume (",", or "!tag ," ...; jbeder/yaml-cpp#1040, fixed upstream
+// by #1319). This pass runs the parser without building nodes and reports such input as a
+// syntax error; it throws YAML::ParserException like LoadAll for other syntax errors.
+void checkParserProgress(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts events;
+  int previous_pos = -1;
+  size_t documents = 0;
+  while (parser.HandleNextDocument(events)) {
+    if (events.start().pos == previous_pos)
+      throw YAML::ParserException(events.start(), "unexpected token at the start of a document");
+    previous_pos = events.start().pos;
+    if (++documents > kMaxDocumentsPerFile)
+      throw YAML::ParserException(events.start(), "too many documents");
+  }
+}
+
 // Appends the resources of one file's text to *result.
 void loadText(std::string_view text, const std::string& file, LoadResult* result) {
   std::vector<YAML::Node> documents;
   try {
-    std::string copy(text);  // yaml-cpp needs a NUL-free stream; a std::string is fine
+    std::string copy(text);
+    checkParserProgress(copy);
     std::istringstream stream(copy);
     documents = YAML::LoadAll(stream);
   } catch (const YAML::Exception& e) {

@@ -152,6 +152,19 @@ TEST(LoaderTest, UnclosedFlowSequence) {
   expectDiagnostics(result, {"f.yaml:2:2: error: invalid YAML: end of sequence flow not found"});
 }
 
+// yaml-cpp 0.7's LoadAll() never returns on these (jbeder/yaml-cpp#1040).
+TEST(LoaderTest, InputsThatHangYamlCppAreSyntaxErrors) {
+  for (const char* text : {",", ", {a: b}", "a: b\n---\n,", "- a\n,", "\"a\" ,", "&a ,"}) {
+    LoadResult result = loadString(text, "f.yaml");
+    EXPECT_EQ(result.outcome, LoadOutcome::kSyntaxError) << text;
+    ASSERT_EQ(result.diagnostics.size(), 1u) << text;
+    EXPECT_NE(result.diagnostics[0].format().find("invalid YAML"), std::string::npos);
+  }
+  LoadResult result = loadString("a: b\n---\n,", "f.yaml");
+  EXPECT_EQ(result.diagnostics[0].format(),
+            "f.yaml:3:1: error: invalid YAML: unexpected token at the start of a document");
+}
+
 TEST(LoaderTest, EnvelopeErrors) {
   LoadResult result = loadString(R"(apiVersion: portico.dev/v1alpha1
 kind: Backend
@@ -218,6 +231,12 @@ spec: {}
   expectDiagnostics(result, {"f.yaml:5:1: error: Backend default/a: spec: Duplicate value: field "
                              "\"spec\" appears twice"});
   EXPECT_TRUE(result.resources.empty());
+}
+
+TEST(LoaderTest, MappingThatIsNoResourceGetsOneError) {
+  LoadResult result = loadString("x-defaults: {port: 80}\nother: 1\n", "f.yaml");
+  expectDiagnostics(
+      result, {"f.yaml:1:1: error: not a resource: apiVersion, kind and metadata are missing"});
 }
 
 TEST(LoaderTest, AliasBombIsRejectedCheaply) {

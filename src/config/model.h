@@ -71,7 +71,7 @@ struct ParentRefModel {
 enum class PathKind : uint8_t { kExact, kPathPrefix, kRegularExpression };
 enum class StringMatchKind : uint8_t { kExact, kRegularExpression };
 
-struct HeaderMatchModel {
+struct StringMatchModel {
   StringMatchKind type = StringMatchKind::kExact;
   std::string name;
   std::string value;
@@ -82,8 +82,8 @@ struct MatchModel {
   PathKind path_kind = PathKind::kPathPrefix;
   std::string path = "/";
   std::string method;                          // "" = any
-  std::vector<HeaderMatchModel> headers;       // names as written; compare case-insensitively
-  std::vector<HeaderMatchModel> query_params;  // names compared case-sensitively
+  std::vector<StringMatchModel> headers;       // names as written; compare case-insensitively
+  std::vector<StringMatchModel> query_params;  // names compared case-sensitively
 };
 
 struct BackendRefModel {

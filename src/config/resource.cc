@@ -78,6 +78,11 @@ std::optional<Resource> decodeResource(const YAML::Node& doc, const std::string&
     r.error(res.mark, "", "a resource must be a mapping with apiVersion, kind, metadata and spec");
     return std::nullopt;
   }
+  if (isAbsent(peekNode(doc, "apiVersion")) && isAbsent(peekNode(doc, "kind")) &&
+      isAbsent(peekNode(doc, "metadata"))) {
+    r.error(res.mark, "", "not a resource: apiVersion, kind and metadata are missing");
+    return std::nullopt;
+  }
   MapReader top(r, doc, "");
   std::optional<std::string> kind = top.string("kind", Need::kRequired);
   if (kind) {

@@ -147,6 +147,7 @@ const MapReader::Field* MapReader::find(std::string_view key) const {
 }
 
 bool MapReader::has(std::string_view key) const {
+  known_.emplace_back(key);
   const Field* f = find(key);
   return f != nullptr && !isAbsent(f->value);
 }

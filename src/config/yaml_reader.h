@@ -40,7 +40,6 @@ class Reporter {
   }
   void add(Severity severity, const YAML::Mark& at, std::string path, std::string message);
   int errorCount() const { return errors_; }
-  Subject& subject() { return subject_; }
 
  private:
   Subject subject_;
@@ -76,6 +75,7 @@ class MapReader {
   YAML::Mark mark() const { return mark_; }
   Reporter& reporter() { return reporter_; }
 
+  // Whether `key` is present and not null (does not claim it).
   bool has(std::string_view key) const;
   // Claims `key` and returns its value (undefined node when absent). kRequired reports
   // "Required value" at the mapping when absent or null.
@@ -114,7 +114,7 @@ class MapReader {
   YAML::Mark mark_;
   bool valid_ = true;
   std::vector<Field> fields_;
-  std::vector<std::string> known_;  // every key the caller asked for, for hints
+  mutable std::vector<std::string> known_;  // every key the caller asked about, for hints
 };
 
 // Reads a scalar as a string; reports and returns nullopt when the node is not a scalar.

@@ -121,10 +121,8 @@ class RouteTable {
     // Path index, built when entries.size() > kIndexThreshold: positions in `entries`
     // (ascending) by Exact value and by PathPrefix value without trailing '/'.
     bool indexed = false;
-    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>>
-        exact;
-    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>>
-        prefix;
+    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> exact;
+    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> prefix;
   };
   static constexpr size_t kIndexThreshold = 16;
 

@@ -238,7 +238,7 @@ TEST_F(RouteTableTest, IndexedListsAgreeWithLinearScan) {
   }
 }
 
-TEST(PickBackendTest, ProportionalToWeights) {
+TEST(RouterPickBackendTest, ProportionalToWeights) {
   config::Backend a, b, c;
   config::Rule rule;
   rule.backends = {{&a, 1}, {&b, 3}, {&c, 0}, {nullptr, 4}};
@@ -257,7 +257,7 @@ TEST(PickBackendTest, ProportionalToWeights) {
   EXPECT_NEAR(counts[nullptr], kDraws / 2, kDraws / 100);  // unresolved share answers 500
 }
 
-TEST(PickBackendTest, EdgesOfTheRandomRange) {
+TEST(RouterPickBackendTest, EdgesOfTheRandomRange) {
   config::Backend a, b;
   config::Rule rule;
   rule.backends = {{&a, 0}, {&a, 1}, {&b, 1}, {&b, 0}};
@@ -268,7 +268,7 @@ TEST(PickBackendTest, EdgesOfTheRandomRange) {
   EXPECT_EQ(pickBackend(rule, 0xffffffff), &rule.backends[2]);
 }
 
-TEST(PickBackendTest, ZeroTotalWeightGivesNull) {
+TEST(RouterPickBackendTest, ZeroTotalWeightGivesNull) {
   config::Backend a;
   config::Rule rule;
   EXPECT_EQ(pickBackend(rule, 123), nullptr);

@@ -112,6 +112,7 @@ class Process:
             return f.read().decode(errors="replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the process; returns its output."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -119,7 +120,9 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        out = self.output()
         os.unlink(self.log.name)
+        return out
 
 
 class GatewayTestCase(unittest.TestCase):
@@ -130,9 +133,15 @@ class GatewayTestCase(unittest.TestCase):
         self.procs = []
 
     def tearDown(self):
+        problems = []
         for p in reversed(self.procs):
-            p.stop(signal.SIGKILL if p.name != "gateway" else signal.SIGTERM)
+            out = p.stop(signal.SIGKILL if p.name != "gateway" else signal.SIGTERM)
+            # Sanitizer builds report memory errors and leaks on exit: any is a failure.
+            if p.name == "gateway" and ("Sanitizer" in out or "runtime error:" in out):
+                problems.append(out[-4000:])
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if problems:
+            self.fail("the gateway reported memory errors:\n" + "\n".join(problems))
 
     def start(self, args, name, port=None, **kw):
         p = Process(args, name, **kw)

@@ -1,0 +1,340 @@
+// Route attachment, backendRef resolution, shared ports and TrafficPolicy.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config/compiler.h"
+#include "config/testing.h"
+
+namespace portico::config {
+namespace {
+
+using testing::CompilerTest;
+using testing::formatAll;
+using testing::kBackends;
+using testing::kGateway;
+
+TEST_F(CompilerTest, BackendRefResolutionAndPortFallback) {
+  std::vector<std::string> d =
+      compileText(std::string(kGateway) + R"(apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {name: portless}
+spec:
+  endpoints: [{address: 10.0.0.5}, {address: 10.0.0.6, port: 7000}]
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {name: other, namespace: team}
+spec:
+  endpoints: [{address: 10.1.0.1, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {value: /fallback}}]
+    backendRefs: [{name: portless, port: 8080}]
+  - matches: [{path: {value: /cross}}]
+    backendRefs: [{group: portico.dev, kind: Backend, name: other, namespace: team}]
+  - matches: [{path: {value: /broken}}]
+    backendRefs:
+    - {name: portless}
+    - {name: missing, port: 80, weight: 3}
+    - {name: cm, kind: ConfigMap, group: ""}
+    - {name: other, namespace: team, weight: 0}
+)");
+  EXPECT_EQ(d, (std::vector<std::string>{
+                   "F:32:7: error: HTTPRoute default/r: spec.rules[2].backendRefs[0]: Required "
+                   "value: port: Backend default/portless has an endpoint without port "
+                   "(spec.endpoints[0]) and this backendRef sets no port; its share of the "
+                   "traffic answers 500",
+                   "F:33:7: warning: HTTPRoute default/r: spec.rules[2].backendRefs[1]: "
+                   "ResolvedRefs=False/BackendNotFound: Backend default/missing not found; its "
+                   "share of the traffic answers 500",
+                   "F:34:7: warning: HTTPRoute default/r: spec.rules[2].backendRefs[2]: "
+                   "ResolvedRefs=False/InvalidKind: backendRef kind ConfigMap is not supported "
+                   "(use a portico.dev Backend, or a Service reference that names a Backend); its "
+                   "share of the traffic answers 500"}))
+      << joined(d);
+
+  const Rule* fallback = ruleFor("h", "/fallback");
+  ASSERT_NE(fallback, nullptr);
+  const Backend* b = fallback->backends[0].backend;
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(b->endpoints.size(), 2u);
+  EXPECT_EQ(b->endpoints[0].authority, "10.0.0.5:8080");  // the ref's port fills in
+  EXPECT_EQ(b->endpoints[1].authority, "10.0.0.6:7000");  // the endpoint's own port wins
+
+  const Rule* cross = ruleFor("h", "/cross");
+  ASSERT_NE(cross->backends[0].backend, nullptr);
+  EXPECT_EQ(cross->backends[0].backend->ns, "team");
+
+  const Rule* broken = ruleFor("h", "/broken");
+  ASSERT_EQ(broken->backends.size(), 4u);
+  EXPECT_EQ(broken->backends[0].backend, nullptr);
+  EXPECT_EQ(broken->backends[1].backend, nullptr);
+  EXPECT_EQ(broken->backends[2].backend, nullptr);
+  EXPECT_NE(broken->backends[3].backend, nullptr);
+  EXPECT_EQ(broken->total_weight, 5u);  // unresolved shares count: they answer 500
+
+  nlohmann::json parent = dumpOf("HTTPRoute", "r")["status"]["parents"][0];
+  EXPECT_EQ(parent["conditions"][0]["status"], "True");
+  EXPECT_EQ(parent["conditions"][1]["type"], "ResolvedRefs");
+  EXPECT_EQ(parent["conditions"][1]["status"], "False");
+  EXPECT_EQ(parent["conditions"][1]["reason"], "UnresolvedPort");
+  EXPECT_EQ(parent["controllerName"], "portico.dev/gateway");
+}
+
+TEST_F(CompilerTest, WeightsAreCopiedAndDefaultToOne) {
+  compileText(std::string(kGateway) + std::string(kBackends) +
+              R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: canary}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: api, weight: 90}, {name: web, weight: 10}, {name: web}]
+)");
+  const Rule* rule = ruleFor("h", "/");
+  ASSERT_NE(rule, nullptr);
+  ASSERT_EQ(rule->backends.size(), 3u);
+  EXPECT_EQ(rule->backends[0].weight, 90u);
+  EXPECT_EQ(rule->backends[1].weight, 10u);
+  EXPECT_EQ(rule->backends[2].weight, 1u);
+  EXPECT_EQ(rule->total_weight, 101u);
+  EXPECT_EQ(rule->backends[1].backend, rule->backends[2].backend);  // one Backend object
+}
+
+TEST_F(CompilerTest, HostnamesIntersectWithListeners) {
+  std::vector<std::string> d = compileText(R"(apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  listeners:
+  - {name: wild, port: 8080, protocol: HTTP, hostname: "*.example.com"}
+  - {name: other, port: 8080, protocol: HTTP, hostname: "other.org"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: some}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [a.example.com, other.org, unrelated.net]
+  rules: [{matches: [{path: {value: /some}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: none}
+spec:
+  parentRefs: [{name: gw, sectionName: wild}]
+  hostnames: [unrelated.net]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: all}
+spec:
+  parentRefs: [{name: gw, sectionName: wild}]
+  rules: [{matches: [{path: {value: /all}}]}]
+)");
+  EXPECT_EQ(route("a.example.com", "/some"), "default/some#0");
+  EXPECT_EQ(route("other.org", "/some"), "default/some#0");
+  EXPECT_EQ(route("b.example.com", "/some"), "404");  // only a.example.com intersects
+  EXPECT_EQ(route("b.example.com", "/all"), "default/all#0");
+  EXPECT_EQ(route("other.org", "/all"), "404");  // "all" is attached to "wild" only
+  EXPECT_EQ(route("unrelated.net", "/some"), "no-listener");
+  d = withoutNoBackends(d);
+  ASSERT_EQ(d.size(), 1u) << joined(d);
+  EXPECT_EQ(d.back(),
+            "F:21:16: warning: HTTPRoute default/none: spec.parentRefs[0]: "
+            "Accepted=False/NoMatchingListenerHostname: Gateway default/gw listener \"wild\": no "
+            "route hostname matches the listener hostnames")
+      << joined(d);
+  nlohmann::json gw = dumpOf("Gateway", "gw");
+  EXPECT_EQ(gw["status"]["listeners"][0]["attachedRoutes"], 2);
+  EXPECT_EQ(gw["status"]["listeners"][1]["attachedRoutes"], 1);
+}
+
+TEST_F(CompilerTest, AllowedRoutesNamespacesAndParentSelection) {
+  std::vector<std::string> d = compileText(R"(apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  listeners:
+  - {name: same, port: 8080, protocol: HTTP, hostname: same.test}
+  - name: all
+    port: 8080
+    protocol: HTTP
+    hostname: all.test
+    allowedRoutes: {namespaces: {from: All}}
+  - {name: other-port, port: 9090, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: local, namespace: infra}
+spec:
+  parentRefs: [{name: gw, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: denied, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: same}, {name: gw, namespace: infra, sectionName: nope}]
+)");
+  d = withoutNoBackends(d);
+  EXPECT_EQ(route("all.test", "/"), "infra/local#0");  // same age: "infra/local" < "shop/app"
+  EXPECT_EQ(route("same.test", "/"), "infra/local#0");
+  EXPECT_EQ(route("x", "/", 9090), "404");  // "other-port" admits only its own namespace
+  EXPECT_EQ(d, (std::vector<std::string>{
+                   "F:30:16: warning: HTTPRoute shop/denied: spec.parentRefs[0]: "
+                   "Accepted=False/NotAllowedByListeners: Gateway infra/gw listener \"same\": "
+                   "allowedRoutes does not admit HTTPRoutes from namespace shop",
+                   "F:30:65: warning: HTTPRoute shop/denied: spec.parentRefs[1]: "
+                   "Accepted=False/NoMatchingParent: Gateway infra/gw listener \"nope\": no "
+                   "listener with this sectionName/port"}))
+      << joined(d);
+  // "app" (shop) attaches only to "all"; "local" (infra) to both listeners on port 8080.
+  nlohmann::json gw = dumpOf("Gateway", "gw");
+  EXPECT_EQ(gw["status"]["listeners"][0]["attachedRoutes"], 1);  // local
+  EXPECT_EQ(gw["status"]["listeners"][1]["attachedRoutes"], 2);  // local, app
+  EXPECT_EQ(gw["status"]["listeners"][2]["attachedRoutes"], 0);
+}
+
+TEST_F(CompilerTest, GatewaysSharePortsByHostnameAndConflictsAreRejected) {
+  std::vector<std::string> d = compileText(R"(apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: a, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  listeners: [{name: http, port: 8080, protocol: HTTP, hostname: a.test}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: b, creationTimestamp: "2024-01-02T00:00:00Z"}
+spec:
+  listeners:
+  - {name: http, port: 8080, protocol: HTTP, hostname: b.test}
+  - {name: dup, port: 8080, protocol: HTTP, hostname: a.test}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: local}
+spec:
+  addresses: [{value: 127.0.0.1}]
+  listeners: [{name: http, port: 8080, protocol: HTTP}]
+)");
+  EXPECT_EQ(d,
+            (std::vector<std::string>{
+                "F:13:5: error: Gateway default/b: spec.listeners[1]: Conflicted: port 8080 with "
+                "hostname \"a.test\" is already served by listener default/a/http"}))
+      << joined(d);
+  ASSERT_EQ(snap().ports.size(), 2u);
+  const Port* any = port(8080);
+  ASSERT_NE(any, nullptr);
+  ASSERT_EQ(any->routes->listeners().size(), 2u);
+  EXPECT_EQ(any->routes->listeners()[0].spec.id, "default/a/http");
+  EXPECT_EQ(any->routes->listeners()[1].spec.id, "default/b/http");
+  ASSERT_NE(port(8080, "127.0.0.1"), nullptr);
+  EXPECT_EQ(dumpOf("Gateway", "b")["status"]["listeners"][1]["conditions"][3]["type"],
+            "Conflicted");
+}
+
+TEST_F(CompilerTest, TrafficPolicySetsPortSettings) {
+  std::vector<std::string> d =
+      compileText(std::string(kGateway) + R"(apiVersion: portico.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: old, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  timeouts: {requestHeaders: 5s, requestBody: 1m, idle: 0s, connect: 250ms, request: 1h}
+  clientLimits: {maxRequestLineBytes: 4096, maxRequestHeadersBytes: 16384, maxRequestHeaders: 50}
+---
+apiVersion: portico.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: young, creationTimestamp: "2024-02-01T00:00:00Z"}
+spec:
+  targetRefs:
+  - {group: gateway.networking.k8s.io, kind: Gateway, name: gw}
+  - {group: gateway.networking.k8s.io, kind: Gateway, name: ghost}
+  timeouts: {requestHeaders: 7s, connect: 250ms}
+)");
+  EXPECT_EQ(d, (std::vector<std::string>{
+                   "F:23:30: warning: TrafficPolicy default/young: spec.timeouts.requestHeaders: "
+                   "Conflicted: on port 8080 this is already set by the older TrafficPolicy "
+                   "default/old; ignored there",
+                   "F:22:5: warning: TrafficPolicy default/young: spec.targetRefs[1]: "
+                   "Accepted=False/TargetNotFound: Gateway default/ghost not found"}))
+      << joined(d);
+  const PortSettings& s = port(8080)->settings;
+  EXPECT_EQ(s.header_timeout_ms, 5000u);
+  EXPECT_EQ(s.body_timeout_ms, 60000u);
+  EXPECT_EQ(s.idle_timeout_ms, kTimeoutDisabledMs);
+  EXPECT_EQ(s.connect_timeout_ms, 250u);
+  EXPECT_EQ(s.request_timeout_ms, 3'600'000u);
+  EXPECT_EQ(s.limits.max_request_line, 4096u);
+  EXPECT_EQ(s.limits.max_header_bytes, 16384u);
+  EXPECT_EQ(s.limits.max_headers, 50u);
+  nlohmann::json young = dumpOf("TrafficPolicy", "young");
+  EXPECT_EQ(young["status"]["ancestors"][0]["conditions"][0]["status"], "True");
+  EXPECT_EQ(young["status"]["ancestors"][1]["conditions"][0]["reason"], "TargetNotFound");
+}
+
+TEST_F(CompilerTest, RouteTimeouts) {
+  std::vector<std::string> d =
+      compileText(std::string(kGateway) + R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: t}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {value: /a}}]
+    timeouts: {request: 10s, backendRequest: 2s}
+  - matches: [{path: {value: /b}}]
+    timeouts: {request: 0s}
+  - matches: [{path: {value: /c}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad}
+spec:
+  rules:
+  - timeouts: {request: 1s, backendRequest: 2s}
+)");
+  d = withoutNoBackends(d);
+  ASSERT_EQ(d.size(), 1u) << joined(d);
+  EXPECT_EQ(d[0],
+            "F:25:45: error: HTTPRoute default/bad: spec.rules[0].timeouts.backendRequest: Invalid "
+            "value: backendRequest timeout cannot be longer than request timeout");
+  EXPECT_EQ(ruleFor("h", "/a")->request_timeout_ms, 10'000u);
+  EXPECT_EQ(ruleFor("h", "/a")->backend_request_timeout_ms, 2'000u);
+  EXPECT_EQ(ruleFor("h", "/b")->request_timeout_ms, kTimeoutDisabledMs);
+  EXPECT_EQ(ruleFor("h", "/c")->request_timeout_ms, 0u);
+}
+
+TEST_F(CompilerTest, PrecedenceAcrossRoutesUsesCreationTimestamp) {
+  compileText(std::string(kGateway) + R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: a-young, creationTimestamp: "2024-02-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {value: /x}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: z-old, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {value: /x}}, {path: {type: Exact, value: /x/exact}}]}]
+)");
+  EXPECT_EQ(route("h", "/x"), "default/z-old#0");
+  EXPECT_EQ(route("h", "/x/exact"), "default/z-old#0");
+}
+
+}  // namespace
+}  // namespace portico::config
