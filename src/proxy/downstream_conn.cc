@@ -95,6 +95,7 @@ void DownstreamConn::readDownstream() {
   if (n > 0) {
     in_.commit(static_cast<size_t>(n));
     process();
+    if (in_.empty()) in_.release();  // idle connections hold no buffer
     return;
   }
   if (n == 0) {
@@ -485,6 +486,7 @@ void DownstreamConn::finishExchange() {
     }
     return;
   }
+  if (in_.empty()) in_.release();
   const config::Port* port = findPort();
   worker_.loop().timers().schedule(&timer_, port ? port->settings.idle_timeout_ms : 60'000);
   if (!out_.empty()) flushOut();
