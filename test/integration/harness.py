@@ -135,7 +135,7 @@ class GatewayTestCase(unittest.TestCase):
     def tearDown(self):
         problems = []
         for p in reversed(self.procs):
-            out = p.stop(signal.SIGKILL if p.name != "gateway" else signal.SIGTERM)
+            out = p.stop(signal.SIGTERM)
             # Sanitizer builds report memory errors and leaks on exit: any is a failure.
             if p.name == "gateway" and ("Sanitizer" in out or "runtime error:" in out):
                 problems.append(out[-4000:])
