@@ -217,7 +217,6 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
     absolute = true;
   }
-  (void)absolute;
   size_t q = target.find('?');
   router::RouteInput in;
   in.host = authority;
