@@ -99,7 +99,7 @@ class DownstreamConn final : public net::IoHandler,
   bool retried_ = false;
   bool up_keep_alive_ = false;  // the upstream allows reuse after this response
   bool draining_ = false;
-  bool client_eof_ = false;        // the client half-closed after its request
+  bool client_eof_ = false;  // the client half-closed after its request
   uint16_t local_port_;
   uint32_t interest_ = 0;
   uint32_t port_index_ = 0;

@@ -59,6 +59,16 @@ def raw_request(port, data, timeout=5.0, read_until_close=True):
         s.close()
 
 
+def read_to_eof(sock):
+    """Reads from `sock` until the peer closes; returns the bytes."""
+    chunks = []
+    while True:
+        b = sock.recv(65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
 def status_of(response_bytes):
     line = response_bytes.split(b"\r\n", 1)[0]
     parts = line.split(b" ")

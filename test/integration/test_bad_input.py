@@ -6,7 +6,7 @@ import time
 import unittest
 
 from harness import (GatewayTestCase, ThreadedServer, free_port, gateway_yaml, raw_request,
-                     read_head, status_of)
+                     read_head, read_to_eof, status_of)
 
 H = b"Host: a\r\n"
 
@@ -100,12 +100,7 @@ class BadInput(GatewayTestCase):
         first = s.recv(4096)
         self.assertEqual(status_of(first), 200)
         s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx")
-        data = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            data += b
+        data = read_to_eof(s)
         self.assertEqual(status_of(data), 400)
         s.close()
 
@@ -113,12 +108,7 @@ class BadInput(GatewayTestCase):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=15)
         s.sendall(b"GET / HTTP/1.1\r\n")
         t0 = time.time()
-        data = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            data += b
+        data = read_to_eof(s)
         # requestHeaders: 2s (TrafficPolicy above); the wheel's resolution is 10 ms.
         self.assertEqual(status_of(data), 408)
         self.assertLess(time.time() - t0, 3.0)

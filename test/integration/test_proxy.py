@@ -10,8 +10,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, GatewayTestCase, ThreadedServer, free_port, gateway_yaml,
-                     parse_responses, raw_request, read_head, sha256, status_of)
+from harness import (GatewayTestCase, ThreadedServer, free_port, gateway_yaml, parse_responses,
+                     raw_request, read_head, read_to_eof, sha256, status_of)
 
 
 class RoutingAndHeaders(GatewayTestCase):
@@ -139,12 +139,7 @@ class RoutingAndHeaders(GatewayTestCase):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         s.sendall(b"GET /api/half HTTP/1.1\r\nHost: a\r\n\r\n")
         s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+        data = read_to_eof(s)
         s.close()
         [(status, body)] = parse_responses(data)
         self.assertEqual((status, json.loads(body)["path"]), (200, "/api/half"))
@@ -262,6 +257,26 @@ class UpstreamFailures(GatewayTestCase):
         resp = raw_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         self.assertEqual(status_of(resp), 503)
 
+    def test_connect_timeout_is_503(self):
+        # A listener whose accept queue is full: connects hang until the timeout.
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(0)
+        self.addCleanup(blocker.close)
+        fillers = []
+        for _ in range(8):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(blocker.getsockname())
+            fillers.append(f)
+        self.addCleanup(lambda: [f.close() for f in fillers])
+        port = self.config(blocker.getsockname()[1])
+        t0 = time.time()
+        resp = raw_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status_of(resp), 503)
+        self.assertIn(b"timeout", resp)
+        self.assertLess(time.time() - t0, 2.5)
+
     def test_slow_upstream_is_504(self):
         def slow(conn):
             read_head(conn)
@@ -318,6 +333,92 @@ class UpstreamFailures(GatewayTestCase):
         _, metrics = self.admin_get("/stats/prometheus")
         retries = [l for l in metrics.splitlines() if l.startswith("portico_upstream_retries_total")]
         self.assertTrue(retries and int(retries[0].split()[1]) >= 1, retries)
+
+
+class FramingAndLimits(GatewayTestCase):
+    """Re-framing between HTTP/1.0 and 1.1, absolute-form targets, configurable limits and
+    the downstream idle timeout."""
+
+    def setUp(self):
+        super().setUp()
+
+        def upstream(conn):
+            while True:
+                head, _ = read_head(conn)
+                if head is None:
+                    return
+                path = head.split(b" ")[1]
+                if path.endswith(b"/chunked"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                elif path.endswith(b"/until-close"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nstreamed")
+                    return
+                else:
+                    host = [l for l in head.split(b"\r\n") if l.lower().startswith(b"host:")]
+                    body = host[0][5:].strip() if host else b"-"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                                 + body)
+        self.up = ThreadedServer(upstream)
+        self.addCleanup(self.up.close)
+        self.port = free_port()
+        self.gateway(gateway_yaml(self.port, [("PathPrefix", "/", [("up", None, 1)])],
+                                  {"up": [self.up.port]}, policy="""\
+            apiVersion: portico.dev/v1alpha1
+            kind: TrafficPolicy
+            metadata: {name: client}
+            spec:
+              targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: test}]
+              timeouts: {idle: 1s}
+              clientLimits: {maxRequestHeaders: 8, maxRequestLineBytes: 300}
+            """))
+
+    def test_chunked_response_to_http10_client_is_close_delimited(self):
+        resp = raw_request(self.port, b"GET /chunked HTTP/1.0\r\n\r\n")
+        head, body = resp.split(b"\r\n\r\n", 1)
+        self.assertNotIn(b"transfer-encoding", head.lower())
+        self.assertIn(b"connection: close", head.lower())
+        self.assertEqual(body, b"hello world")
+
+    def test_until_close_response_is_chunked_for_http11_client(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(b"GET /until-close HTTP/1.1\r\nHost: a\r\n\r\n")
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        head, body = data.split(b"\r\n\r\n", 1)
+        self.assertIn(b"transfer-encoding: chunked", head.lower())
+        self.assertEqual(body, b"8\r\nstreamed\r\n0\r\n\r\n")
+        # The client connection stays usable.
+        s.sendall(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(status_of(s.recv(65536)), 200)
+        s.close()
+
+    def test_absolute_form_target_replaces_host(self):
+        resp = raw_request(self.port, b"GET http://other.example:81/x?q=1 HTTP/1.1\r\n"
+                                      b"Host: ignored\r\nConnection: close\r\n\r\n")
+        [(status, body)] = parse_responses(resp)
+        self.assertEqual((status, body), (200, b"other.example:81"))
+
+    def test_configured_limits(self):
+        many = b"".join(b"X-%d: v\r\n" % i for i in range(9))
+        resp = raw_request(self.port, b"GET / HTTP/1.1\r\nHost: a\r\n" + many + b"\r\n")
+        self.assertEqual(status_of(resp), 431)
+        resp = raw_request(self.port, b"GET /" + b"a" * 350 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(status_of(resp), 414)
+
+    def test_idle_keepalive_connection_is_closed(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(status_of(s.recv(65536)), 200)
+        t0 = time.time()
+        self.assertEqual(s.recv(1), b"")  # closed by the idle timeout
+        self.assertGreater(time.time() - t0, 0.8)
+        self.assertLess(time.time() - t0, 2.5)
+        s.close()
 
 
 class WithNginxUpstream(GatewayTestCase):
