@@ -53,6 +53,7 @@ class EventLoop {
   // Monotonic milliseconds, refreshed once per iteration.
   uint64_t nowMs() const { return timers_.now(); }
   static uint64_t monotonicMs();
+  static uint64_t monotonicUs();
 
  private:
   void runPosted();

@@ -175,18 +175,10 @@ void DownstreamConn::resetRequestState() {
   }
 }
 
-namespace {
-uint64_t nowUs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
-}  // namespace
-
 bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   stats::Shard& st = worker_.stats();
   st.global.downstream_requests.inc();
-  start_us_ = nowUs();
+  start_us_ = net::EventLoop::monotonicUs();
   snapshot_ = worker_.acquireSnapshot();
   phase_ = Phase::kProxy;
   req_version_minor_ = head.info.version_minor;

@@ -17,12 +17,6 @@
 namespace portico::proxy {
 
 namespace {
-uint64_t nowUs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
-
 // Limits for heads sent by upstreams: generous, but bounded.
 const http1::Limits kUpstreamLimits{64 * 1024, 96 * 1024, Worker::kUpstreamMaxHeaders};
 }  // namespace
@@ -255,7 +249,7 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
 
 void DownstreamConn::responseComplete() {
   if (resp_chunked_out_) out_.append("0\r\n\r\n");
-  uint64_t us = nowUs() - start_us_;
+  uint64_t us = net::EventLoop::monotonicUs() - start_us_;
   stats::Shard& st = worker_.stats();
   st.global.latency.record(us);
   st.routes.at(rule_->route_stats_id).latency.record(us);
