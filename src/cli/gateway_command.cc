@@ -18,6 +18,7 @@
 
 #include "admin/admin_server.h"
 #include "config/compiler.h"
+#include "config/file_watcher.h"
 #include "config/loader.h"
 #include "config/stats_ids.h"
 #include "config/syntax.h"
@@ -85,6 +86,12 @@ class Gateway {
       workers_.back()->start(snapshot, std::move(fds[w]));
     }
     std::fprintf(stderr, "portico: %u worker(s) running\n", n);
+    watcher_ =
+        std::make_unique<config::FileWatcher>(loop_, options_.config_path, [this] { reload(); });
+    if (!watcher_->ok()) {
+      std::fprintf(stderr, "portico: warning: cannot watch %s; reload with SIGHUP\n",
+                   options_.config_path.c_str());
+    }
     loop_.run();
     if (joiner_.joinable()) joiner_.join();
     for (auto& w : workers_) w->join();
@@ -131,7 +138,11 @@ class Gateway {
   std::shared_ptr<const config::Snapshot> loadConfig(bool initial) {
     config::LoadResult loaded = config::loadPath(options_.config_path);
     for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
-    if (loaded.outcome != config::LoadOutcome::kOk) {
+    // A file that cannot be read, or a document that is not even a resource, leaves us unable
+    // to tell what the user meant: at start-up that is fatal, on reload the running
+    // configuration stays. Errors inside well-formed resources reject those resources alone.
+    if (loaded.outcome != config::LoadOutcome::kOk ||
+        (!initial && config::hasErrors(loaded.diagnostics))) {
       std::fprintf(stderr, "portico: %s: configuration %s\n", options_.config_path.c_str(),
                    initial ? "not loaded" : "not reloaded; keeping the running configuration");
       return nullptr;
@@ -247,6 +258,7 @@ class Gateway {
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
+  std::unique_ptr<config::FileWatcher> watcher_;
   std::atomic<bool> draining_{false};
   std::thread joiner_;
 };

@@ -1,0 +1,41 @@
+// FileWatcher: tells the main thread when the configuration files change (inotify).
+//
+// Watches the folder holding PATH (a file: its parent folder, filtered by name, so editors that
+// replace the file by rename are seen; a folder: every *.yaml/*.yml in it). Events are
+// coalesced: `on_change` runs once, kDebounceMs after the last event of a burst.
+// Main thread only; never used on a worker.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "net/event_loop.h"
+
+namespace portico::config {
+
+class FileWatcher final : public net::IoHandler {
+ public:
+  static constexpr uint32_t kDebounceMs = 100;
+
+  FileWatcher(net::EventLoop& loop, std::string path, std::function<void()> on_change);
+  ~FileWatcher() override;
+  FileWatcher(const FileWatcher&) = delete;
+  FileWatcher& operator=(const FileWatcher&) = delete;
+
+  // False when inotify is unavailable (the gateway then reloads on SIGHUP only).
+  bool ok() const { return fd_ >= 0; }
+  void onIo(uint32_t events) override;
+
+ private:
+  static void onTimer(void* ctx);
+  bool relevant(const char* name) const;
+
+  net::EventLoop& loop_;
+  std::string dir_;
+  std::string file_;  // "" when watching a whole folder
+  std::function<void()> on_change_;
+  int fd_ = -1;
+  net::Timer timer_;
+};
+
+}  // namespace portico::config
