@@ -11,7 +11,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -147,9 +149,45 @@ class Gateway {
                    initial ? "not loaded" : "not reloaded; keeping the running configuration");
       return nullptr;
     }
-    config::CompileResult compiled = config::compile(loaded.resources, ids_, ++version_);
+    std::vector<config::Resource>& resources = loaded.resources;
+    config::CompileResult compiled = config::compile(resources, ids_, ++version_);
     for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
+    if (!initial) {
+      // A resource that became invalid keeps serving its last good version.
+      std::set<std::string> bad = rejected(compiled.diagnostics);
+      bool substituted = false;
+      for (auto& r : resources) {
+        auto it = last_good_.find(r.id());
+        if (bad.count(r.id()) == 0 || it == last_good_.end()) continue;
+        std::fprintf(stderr, "portico: %s is invalid: keeping its last good version (%s)\n",
+                     r.id().c_str(), it->second.file.c_str());
+        r = it->second;
+        substituted = true;
+      }
+      if (substituted) {
+        compiled = config::compile(resources, ids_, version_);
+        for (const auto& d : compiled.diagnostics) {
+          std::fprintf(stderr, "%s\n", d.format().c_str());
+        }
+      }
+    }
+    std::set<std::string> bad = rejected(compiled.diagnostics);
+    last_good_.clear();
+    for (const auto& r : resources) {
+      if (bad.count(r.id()) == 0) last_good_.emplace(r.id(), r);
+    }
     return compiled.snapshot;
+  }
+
+  // "Kind ns/name" of every resource with an error diagnostic.
+  static std::set<std::string> rejected(const std::vector<config::Diagnostic>& diagnostics) {
+    std::set<std::string> out;
+    for (const auto& d : diagnostics) {
+      if (d.severity == config::Severity::kError && !d.kind.empty()) {
+        out.insert(d.kind + ' ' + d.ns + '/' + d.name);
+      }
+    }
+    return out;
   }
 
   void reload() {
@@ -259,6 +297,7 @@ class Gateway {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<config::FileWatcher> watcher_;
+  std::map<std::string, config::Resource> last_good_;  // by Resource::id(), for reloads
   std::atomic<bool> draining_{false};
   std::thread joiner_;
 };

@@ -69,6 +69,46 @@ class Reload(GatewayTestCase):
         time.sleep(0.3)
         self.assertEqual(self.served_by(), (200, "a"))
 
+    def two_routes(self, one, two, two_weight=1):
+        base = self.config("a").split("---")
+        gateway, backends = base[0], "---".join(base[2:])
+        routes = "".join(f"""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}}}
+spec:
+  parentRefs: [{{name: test}}]
+  rules: [{{matches: [{{path: {{type: PathPrefix, value: /{name}}}}}],
+           backendRefs: [{{name: {target}, weight: {weight}}}]}}]
+""" for name, target, weight in (("one", one, 1), ("two", two, two_weight)))
+        return gateway + routes + "---" + backends
+
+    def path_served_by(self, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return json.loads(body)["name"] if r.status == 200 else r.status
+
+    def wait_applied(self, version, timeout=3.0):
+        deadline = time.time() + timeout
+        while f"configuration version {version} applied" not in self.gw.output():
+            self.assertLess(time.time(), deadline, self.gw.output())
+            time.sleep(0.02)
+
+    def test_a_route_that_becomes_invalid_keeps_its_last_good_version(self):
+        self.write(self.two_routes("a", "a"))
+        self.wait_applied(2)
+        self.assertEqual(self.path_served_by("/two"), "a")
+        # Route one changes validly, route two becomes invalid (negative weight).
+        self.write(self.two_routes("b", "b", two_weight=-5))
+        self.wait_applied(3)
+        self.assertEqual(self.path_served_by("/one"), "b")
+        self.assertEqual(self.path_served_by("/two"), "a", self.gw.output())
+        self.assertIn("HTTPRoute default/two is invalid: keeping its last good version",
+                      self.gw.output())
+
     def test_sighup_reloads(self):
         # Change the file where inotify cannot see it being written... it will; so check that
         # SIGHUP on an unchanged file is harmless and a changed one is applied.
