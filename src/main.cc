@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cli/check_command.h"
 #include "cli/echo_command.h"
 #include "cli/gateway_command.h"
 
@@ -12,6 +13,8 @@ void usage() {
                "commands:\n"
                "  gateway -c PATH [--admin HOST:PORT] [--workers N] [--drain-timeout DURATION]\n"
                "                     run the data plane on the config file or folder PATH\n"
+               "  check -c PATH [-o text|json]\n"
+               "                     validate the config file or folder PATH offline\n"
                "  echo --port PORT [--name NAME]\n"
                "                     a small upstream answering with what it received\n"
                "  version            print the version\n");
@@ -25,6 +28,7 @@ int main(int argc, char** argv) {
   }
   const char* cmd = argv[1];
   if (std::strcmp(cmd, "gateway") == 0) return portico::cli::gatewayMain(argc - 2, argv + 2);
+  if (std::strcmp(cmd, "check") == 0) return portico::cli::checkMain(argc - 2, argv + 2);
   if (std::strcmp(cmd, "echo") == 0) return portico::cli::echoMain(argc - 2, argv + 2);
   if (std::strcmp(cmd, "version") == 0 || std::strcmp(cmd, "--version") == 0) {
     std::printf("portico 0.1.0\n");
