@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "admin/admin_server.h"
+#include "cli/explain_command.h"
 #include "config/compiler.h"
 #include "config/file_watcher.h"
 #include "config/loader.h"
@@ -248,13 +250,72 @@ class Gateway {
     std::fprintf(stderr, "portico: admin listening on %s\n",
                  net::localAddress(*fd).toString().c_str());
     admin_ = std::make_unique<admin::AdminServer>(
-        loop_, *fd, [this](std::string_view method, std::string_view path, std::string_view) {
-          return handleAdmin(method, path);
+        loop_, *fd, [this](std::string_view method, std::string_view path, std::string_view query) {
+          return handleAdmin(method, path, query);
         });
     return true;
   }
 
-  admin::AdminResponse handleAdmin(std::string_view method, std::string_view path) {
+  // Percent-decodes a query parameter value ('+' is a space).
+  static std::string decodeQueryValue(std::string_view v) {
+    std::string out;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] == '+') {
+        out += ' ';
+      } else if (v[i] == '%' && i + 2 < v.size() &&
+                 std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
+                 std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
+        out += static_cast<char>(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+      } else {
+        out += v[i];
+      }
+    }
+    return out;
+  }
+
+  // GET /explain?host=H&path=P[&method=M][&header=k:v]...[&port=N][&format=json]
+  admin::AdminResponse explainEndpoint(std::string_view query) {
+    cli::ExplainRequest req;
+    bool json = false;
+    while (!query.empty()) {
+      size_t amp = query.find('&');
+      std::string_view pair = query.substr(0, amp);
+      size_t eq = pair.find('=');
+      std::string key(pair.substr(0, eq));
+      std::string value = eq == std::string_view::npos ? "" : decodeQueryValue(pair.substr(eq + 1));
+      if (key == "host") {
+        req.host = value;
+      } else if (key == "path") {
+        req.path = value;
+      } else if (key == "method") {
+        req.method = value;
+      } else if (key == "port") {
+        req.port = static_cast<uint16_t>(std::atoi(value.c_str()));
+      } else if (key == "format") {
+        json = value == "json";
+      } else if (key == "header") {
+        size_t colon = value.find(':');
+        std::string v = colon == std::string::npos ? "" : value.substr(colon + 1);
+        while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+        req.headers.emplace_back(value.substr(0, colon), v);
+      }
+      if (amp == std::string_view::npos) break;
+      query.remove_prefix(amp + 1);
+    }
+    admin::AdminResponse r;
+    if (req.path.empty() || req.path[0] != '/') {
+      r.status = 400;
+      r.body = "usage: /explain?host=H&path=/P[&method=M][&header=k:v]...[&port=N][&format=json]\n";
+      return r;
+    }
+    if (json) r.content_type = "application/json";
+    r.body = explainRequest(*current_, req, json);
+    return r;
+  }
+
+  admin::AdminResponse handleAdmin(std::string_view method, std::string_view path,
+                                   std::string_view query) {
     admin::AdminResponse r;
     if (method != "GET" && method != "HEAD") {
       r.status = 405;
@@ -270,6 +331,8 @@ class Gateway {
       stats::ExpositionNames names{&current_->route_stat_names, &current_->backend_stat_names};
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       r.body = stats::renderPrometheus(shards, names);
+    } else if (path == "/explain") {
+      return explainEndpoint(query);
     } else if (path == "/config_dump") {
       r.content_type = "application/json";
       r.body = current_->config_dump_json;
@@ -279,7 +342,9 @@ class Gateway {
           "admin commands are:\n"
           "  /ready: 200 LIVE while serving, 503 DRAINING after SIGTERM\n"
           "  /stats/prometheus: metrics in Prometheus text format 0.0.4\n"
-          "  /config_dump: the running configuration and each resource's status (JSON)\n";
+          "  /config_dump: the running configuration and each resource's status (JSON)\n"
+          "  /explain?host=H&path=/P[&method=M][&header=k:v][&port=N][&format=json]:\n"
+          "      why a request goes where it goes\n";
     } else {
       r.status = 404;
       r.body = "unknown admin path; see /help\n";

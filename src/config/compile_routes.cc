@@ -22,6 +22,37 @@ std::string describeParent(const ParentRefModel& ref) {
   return out;
 }
 
+router::StringMatch stringMatchOf(const StringMatchModel& m) {
+  router::StringMatch out;
+  out.name = m.name;
+  out.value = m.value;
+  out.is_regex = m.type == StringMatchKind::kRegularExpression;
+  out.regex = m.regex;
+  return out;
+}
+
+// The route table's view of a match; regexes are the decoder's compiled ones (shared).
+router::MatchSpec matchSpecOf(const MatchModel& m) {
+  router::MatchSpec match;
+  switch (m.path_kind) {
+    case PathKind::kExact:
+      match.path_type = router::PathType::kExact;
+      break;
+    case PathKind::kPathPrefix:
+      match.path_type = router::PathType::kPathPrefix;
+      break;
+    case PathKind::kRegularExpression:
+      match.path_type = router::PathType::kRegularExpression;
+      match.path_regex = m.path_regex;
+      break;
+  }
+  match.path = m.path;
+  match.method = m.method;
+  for (const StringMatchModel& h : m.headers) match.headers.push_back(stringMatchOf(h));
+  for (const StringMatchModel& q : m.query_params) match.query_params.push_back(stringMatchOf(q));
+  return match;
+}
+
 }  // namespace
 
 const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t ref_port) {
@@ -195,11 +226,7 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
       router::RuleSpec rule;
       rule.rule = route.rules[i];
       for (const MatchModel& m : route.model.rules[i].matches) {
-        router::MatchSpec match;
-        match.path_type = m.path_kind == PathKind::kExact ? router::PathType::kExact
-                                                          : router::PathType::kPathPrefix;
-        match.path = m.path;
-        rule.matches.push_back(std::move(match));
+        rule.matches.push_back(matchSpecOf(m));
       }
       spec.rules.push_back(std::move(rule));
     }

@@ -336,5 +336,92 @@ spec:
   EXPECT_EQ(route("h", "/x/exact"), "default/z-old#0");
 }
 
+// "ns/route#rule" for a request with method, "path?query" and headers on port 8080.
+std::string routeRequest(const Port* p, std::string_view method, std::string_view target,
+                         std::vector<http1::Header> headers = {}) {
+  if (p == nullptr) return "no-port";
+  router::RouteInput in;
+  in.host = "h";
+  in.method = method;
+  size_t q = target.find('?');
+  in.path = target.substr(0, q);
+  in.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  in.headers = headers.data();
+  in.header_count = static_cast<uint32_t>(headers.size());
+  router::RouteDecision d = p->routes->match(in);
+  if (d.rule == nullptr) return "404";
+  return d.rule->route_ns + "/" + d.rule->route_name + "#" + std::to_string(d.rule->rule_index);
+}
+
+TEST_F(CompilerTest, HeaderQueryMethodAndRegexMatchesAreRouted) {
+  std::vector<std::string> d = compileText(std::string(kGateway) + std::string(kBackends) +
+                                           R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: fancy}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches:
+    - path: {type: RegularExpression, value: "/v[0-9]+"}
+      headers: [{name: X-Canary, value: "true"}, {name: x-canary, value: "false"}]
+      queryParams: [{name: v, value: "2", type: RegularExpression}]
+      method: POST
+    - path: {type: Exact, value: /other}
+      headers: [{name: x-env, type: RegularExpression, value: "prod|staging"}]
+    backendRefs: [{name: api}]
+  - backendRefs: [{name: web}]
+)");
+  EXPECT_EQ(withoutNoBackends(d),
+            (std::vector<std::string>{
+                "F:28:50: warning: HTTPRoute default/fancy: spec.rules[0].matches[0].headers[1]: "
+                "Duplicate value: \"x-canary\": only the first match on a name is considered"}))
+      << joined(d);
+  const Port* p = port(8080);
+  EXPECT_EQ(routeRequest(p, "POST", "/v12?v=2", {{"x-canary", "true"}}), "default/fancy#0");
+  EXPECT_EQ(routeRequest(p, "POST", "/v12?v=2", {{"x-canary", "false"}}), "default/fancy#1");
+  EXPECT_EQ(routeRequest(p, "GET", "/v12?v=2", {{"x-canary", "true"}}), "default/fancy#1");
+  EXPECT_EQ(routeRequest(p, "POST", "/v12/x?v=2", {{"x-canary", "true"}}), "default/fancy#1");
+  EXPECT_EQ(routeRequest(p, "GET", "/other", {{"X-Env", "staging"}}), "default/fancy#0");
+  EXPECT_EQ(routeRequest(p, "GET", "/other", {{"X-Env", "dev"}}), "default/fancy#1");
+}
+
+TEST_F(CompilerTest, InvalidRegexAndHeaderNamesRejectTheRoute) {
+  std::vector<std::string> d = compileText(std::string(kGateway) + std::string(kBackends) +
+                                           R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches:
+    - path: {type: RegularExpression, value: "/v(["}
+    - headers: [{name: "x env", value: a}, {name: ok, type: RegularExpression, value: "a**"}]
+    - queryParams: [{name: q, type: RegularExpression, value: "(?P<x"}]
+    backendRefs: [{name: api}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: good}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: web}]}]
+)");
+  EXPECT_EQ(d,
+            (std::vector<std::string>{
+                "F:27:46: error: HTTPRoute default/bad: spec.rules[0].matches[0].path.value: "
+                "Invalid value: \"/v([\": invalid RE2 regular expression: missing ]: [",
+                "F:28:24: error: HTTPRoute default/bad: spec.rules[0].matches[1].headers[0].name: "
+                "Invalid value: \"x env\": must be an HTTP header name (token characters only)",
+                "F:28:87: error: HTTPRoute default/bad: spec.rules[0].matches[1].headers[1]."
+                "value: Invalid value: \"a**\": invalid RE2 regular expression: bad repetition "
+                "operator: **",
+                "F:29:63: error: HTTPRoute default/bad: spec.rules[0].matches[2].queryParams[0]."
+                "value: Invalid value: \"(?P<x\": invalid RE2 regular expression: invalid named "
+                "capture group: (?P<x"}))
+      << joined(d);
+  EXPECT_EQ(route("h", "/v1"), "default/good#0");
+  EXPECT_EQ(dumpOf("HTTPRoute", "bad")["status"]["conditions"][0]["status"], "False");
+}
+
 }  // namespace
 }  // namespace portico::config

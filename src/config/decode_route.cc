@@ -1,9 +1,10 @@
 // Decoding of HTTPRoute (gateway.networking.k8s.io/v1) specs.
 //
-// Every field of HTTPRoute v1 is parsed. Fields whose runtime is not implemented yet (header,
-// query and method matches, regex paths, filters, retries, session persistence) are validated
-// and then reported as errors "... is not implemented yet", which rejects the route: serving
-// it without them would route traffic the user excluded.
+// Every field of HTTPRoute v1 is parsed. Fields whose runtime is not implemented yet (filters,
+// retries, session persistence) are validated and then reported as errors "... is not
+// implemented yet", which rejects the route: serving it without them would route traffic the
+// user excluded. Regular expressions (RE2) are compiled here, once; an invalid one is an error
+// at its field.
 #include <strings.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "config/model.h"
 #include "config/syntax.h"
+#include "router/matchers.h"
 
 namespace portico::config {
 namespace {
@@ -35,6 +37,16 @@ constexpr std::array<std::string_view, 8> kFilterTypes = {"RequestHeaderModifier
                                                           "CORS",
                                                           "ExtensionRef",
                                                           "ExternalAuth"};
+
+// Compiles `value` as RE2; an error at `mark`/`path` when it does not compile.
+std::shared_ptr<const re2::RE2> compileOrReport(Reporter& r, const YAML::Mark& mark,
+                                                const std::string& path, const std::string& value) {
+  std::string problem;
+  std::shared_ptr<const re2::RE2> re = router::compileRegex(value, &problem);
+  if (re == nullptr)
+    r.error(mark, path, invalidValue(value, "invalid RE2 regular expression: " + problem));
+  return re;
+}
 
 std::string unsupportedValue(std::string_view value, std::string_view supported) {
   return "Unsupported value: \"" + std::string(value) +
@@ -92,9 +104,12 @@ void decodeStringMatches(Reporter& r, const YAML::Node& node, const std::string&
                   h.name = *name;
                 }
                 if (std::optional<std::string> value = m.string("value", Need::kRequired)) {
-                  if (value->empty() || value->size() > 4096)
+                  if (value->empty() || value->size() > 4096) {
                     r.error(m.markOf("value"), m.childPath("value"),
                             invalidValue(*value, "must be 1 to 4096 characters"));
+                  } else if (h.type == StringMatchKind::kRegularExpression) {
+                    h.regex = compileOrReport(r, m.markOf("value"), m.childPath("value"), *value);
+                  }
                   h.value = *value;
                 }
                 m.finish();
@@ -125,11 +140,12 @@ MatchModel decodeMatch(Reporter& r, const YAML::Node& node, const std::string& p
         r.error(p.markOf("value"), p.childPath("value"), invalidValue(value, problem));
     } else if (type == "RegularExpression") {
       match.path_kind = PathKind::kRegularExpression;
-      if (value.empty() || value.size() > 1024)
+      if (value.empty() || value.size() > 1024) {
         r.error(p.markOf("value"), p.childPath("value"),
                 invalidValue(value, "must be 1 to 1024 characters"));
-      r.error(p.markOf("type"), p.childPath("type"),
-              "RegularExpression path matching is not implemented yet");
+      } else {
+        match.path_regex = compileOrReport(r, p.markOf("value"), p.childPath("value"), value);
+      }
     } else {
       r.error(p.markOf("type"), p.childPath("type"),
               unsupportedValue(type, "\"Exact\", \"PathPrefix\", \"RegularExpression\""));
@@ -137,26 +153,17 @@ MatchModel decodeMatch(Reporter& r, const YAML::Node& node, const std::string& p
     match.path = value;
     p.finish();
   }
-  if (m.has("headers")) {
+  if (m.has("headers"))
     decodeStringMatches(r, m.take("headers"), m.childPath("headers"), true, &match.headers);
-    if (!match.headers.empty())
-      r.error(m.markOf("headers"), m.childPath("headers"),
-              "header matching is not implemented yet");
-  }
   if (m.has("queryParams")) {
     decodeStringMatches(r, m.take("queryParams"), m.childPath("queryParams"), false,
                         &match.query_params);
-    if (!match.query_params.empty())
-      r.error(m.markOf("queryParams"), m.childPath("queryParams"),
-              "query parameter matching is not implemented yet");
   }
   if (std::optional<std::string> method = m.string("method")) {
     if (std::find(kMethods.begin(), kMethods.end(), *method) == kMethods.end()) {
       r.error(m.markOf("method"), m.childPath("method"),
               unsupportedValue(*method,
                                "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH"));
-    } else {
-      r.error(m.markOf("method"), m.childPath("method"), "method matching is not implemented yet");
     }
     match.method = *method;
   }

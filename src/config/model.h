@@ -2,19 +2,24 @@
 //
 // Each struct mirrors a resource's spec with defaults applied. `Where` keeps the position and
 // field path of an element so that errors found later (resolution, attachment) point at it.
-// Fields parsed but not routed on yet (header/query/method matches) are kept so that the
-// route table can use them without touching the decoders.
+// Regular expressions (paths, header and query values) are compiled once by the decoder, which
+// rejects invalid ones; the route table shares the compiled RE2 objects.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/resource.h"
 #include "config/yaml_reader.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace portico::config {
 
@@ -75,12 +80,14 @@ struct StringMatchModel {
   StringMatchKind type = StringMatchKind::kExact;
   std::string name;
   std::string value;
+  std::shared_ptr<const re2::RE2> regex;  // compiled value when type is kRegularExpression
 };
 
 struct MatchModel {
   Where where;
   PathKind path_kind = PathKind::kPathPrefix;
   std::string path = "/";
+  std::shared_ptr<const re2::RE2> path_regex;  // compiled path when kRegularExpression
   std::string method;                          // "" = any
   std::vector<StringMatchModel> headers;       // names as written; compare case-insensitively
   std::vector<StringMatchModel> query_params;  // names compared case-sensitively

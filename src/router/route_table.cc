@@ -1,7 +1,11 @@
 #include "router/route_table.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <map>
+
+#include "router/matchers.h"
 
 namespace portico::router {
 namespace {
@@ -59,20 +63,130 @@ std::string_view normalizeHost(std::string_view host, char (&buf)[kMaxHostLength
   return std::string_view(buf, host.size());
 }
 
-bool RouteTable::Entry::accepts(const RouteInput& in) const {
-  if (match.path_type == PathType::kExact) return in.path == match.path;
-  if (prefix.empty()) return true;
-  return in.path.starts_with(prefix) &&
-         (in.path.size() == prefix.size() || in.path[prefix.size()] == '/');
+const char* pathTypeName(PathType type) {
+  switch (type) {
+    case PathType::kExact:
+      return "Exact";
+    case PathType::kPathPrefix:
+      return "PathPrefix";
+    case PathType::kRegularExpression:
+      return "RegularExpression";
+  }
+  return "?";
+}
+
+namespace {
+
+// Whether `value` satisfies `m` (exact or regex full match).
+bool valueMatches(const StringMatch& m, std::string_view value) {
+  if (!m.is_regex) return value == m.value;
+  return m.regex != nullptr && fullMatch(*m.regex, value);
+}
+
+std::string want(const StringMatch& m) {
+  return m.is_regex ? "want RegularExpression '" + m.value + "'" : "want '" + m.value + "'";
+}
+
+// Keeps the first condition of each name.
+void dedupe(std::vector<StringMatch>* list, bool ignore_case) {
+  std::vector<StringMatch> out;
+  for (StringMatch& m : *list) {
+    bool seen = std::any_of(out.begin(), out.end(), [&](const StringMatch& o) {
+      return ignore_case ? equalsIgnoreCase(o.name, m.name) : o.name == m.name;
+    });
+    if (!seen) out.push_back(std::move(m));
+  }
+  *list = std::move(out);
+}
+
+void compileMissing(StringMatch* m) {
+  if (m->is_regex && m->regex == nullptr) m->regex = compileRegex(m->value, nullptr);
+}
+
+int pathRank(PathType type) {
+  switch (type) {
+    case PathType::kExact:
+      return 0;
+    case PathType::kRegularExpression:
+      return 1;
+    case PathType::kPathPrefix:
+      return 2;
+  }
+  return 3;
+}
+
+}  // namespace
+
+bool RouteTable::Entry::check(const RouteInput& in, std::string* why) const {
+  bool path_ok = false;
+  switch (match.path_type) {
+    case PathType::kExact:
+      path_ok = in.path == match.path;
+      break;
+    case PathType::kPathPrefix:
+      path_ok = pathHasPrefix(in.path, prefix);
+      break;
+    case PathType::kRegularExpression:
+      path_ok = match.path_regex != nullptr && fullMatch(*match.path_regex, in.path);
+      break;
+  }
+  if (!path_ok) {
+    if (why != nullptr) {
+      *why = "path " + std::string(in.path) + " does not match " + pathTypeName(match.path_type) +
+             " " + match.path;
+    }
+    return false;
+  }
+  if (!match.method.empty() && in.method != match.method) {
+    if (why != nullptr) *why = "method " + std::string(in.method) + ", want " + match.method;
+    return false;
+  }
+  for (const StringMatch& h : match.headers) {
+    std::string_view value;
+    bool found = findHeader(in, h.name, &value);
+    if (found && valueMatches(h, value)) continue;
+    if (why != nullptr) {
+      *why = "header " + h.name + ": " +
+             (found ? "got '" + std::string(value) + "'" : std::string("absent")) + ", " + want(h);
+    }
+    return false;
+  }
+  for (const StringMatch& q : match.query_params) {
+    std::string_view value;
+    bool found = findQueryParam(in.query, q.name, &value);
+    if (found && valueMatches(q, value)) continue;
+    if (why != nullptr) {
+      *why = "query param " + q.name + ": " +
+             (found ? "got '" + std::string(value) + "'" : std::string("absent")) + ", " + want(q);
+    }
+    return false;
+  }
+  return true;
+}
+
+std::string RouteTable::Entry::describe() const {
+  std::string out = std::string(pathTypeName(match.path_type)) + " " + match.path;
+  if (!match.method.empty()) out += ", method " + match.method;
+  for (const StringMatch& h : match.headers)
+    out += ", header " + h.name + (h.is_regex ? " ~ '" : " = '") + h.value + "'";
+  for (const StringMatch& q : match.query_params)
+    out += ", query param " + q.name + (q.is_regex ? " ~ '" : " = '") + q.value + "'";
+  return out;
 }
 
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
               const std::vector<RouteSpec>& routes) {
-  bool a_exact = a.match.path_type == PathType::kExact;
-  bool b_exact = b.match.path_type == PathType::kExact;
-  if (a_exact != b_exact) return a_exact;
+  int a_rank = pathRank(a.match.path_type);
+  int b_rank = pathRank(b.match.path_type);
+  if (a_rank != b_rank) return a_rank < b_rank;
   if (a.match.path.size() != b.match.path.size()) return a.match.path.size() > b.match.path.size();
-  // Issue 3: method match, then more header matches, then more query param matches.
+  bool a_method = !a.match.method.empty();
+  bool b_method = !b.match.method.empty();
+  if (a_method != b_method) return a_method;
+  if (a.match.headers.size() != b.match.headers.size())
+    return a.match.headers.size() > b.match.headers.size();
+  if (a.match.query_params.size() != b.match.query_params.size())
+    return a.match.query_params.size() > b.match.query_params.size();
   if (a.route != b.route) {
     const RouteSpec& ra = routes[a.route];
     const RouteSpec& rb = routes[b.route];
@@ -111,6 +225,12 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
             e.match_index = mi;
             e.hostname = hostname;
             e.match = rs.matches[mi];
+            dedupe(&e.match.headers, /*ignore_case=*/true);
+            dedupe(&e.match.query_params, /*ignore_case=*/false);
+            for (StringMatch& h : e.match.headers) compileMissing(&h);
+            for (StringMatch& q : e.match.query_params) compileMissing(&q);
+            if (e.match.path_type == PathType::kRegularExpression && e.match.path_regex == nullptr)
+              e.match.path_regex = compileRegex(e.match.path, nullptr);
             if (e.match.path_type == PathType::kPathPrefix) {
               e.prefix = e.match.path;
               while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
@@ -156,6 +276,8 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
           const Entry& e = l.entries[candidates.entries[pos]];
           if (e.match.path_type == PathType::kExact) {
             candidates.exact[e.match.path].push_back(pos);
+          } else if (e.match.path_type == PathType::kRegularExpression) {
+            candidates.unindexed.push_back(pos);
           } else {
             candidates.prefix[e.prefix].push_back(pos);
           }
@@ -191,10 +313,8 @@ const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const Can
     return nullptr;
   }
   uint32_t best = HostIndex::kNone;
-  auto consider = [&](const auto& map, std::string_view key) {
-    auto it = map.find(key);
-    if (it == map.end()) return;
-    for (uint32_t pos : it->second) {
+  auto scan = [&](const std::vector<uint32_t>& positions) {
+    for (uint32_t pos : positions) {
       if (pos >= best) return;
       if (l.entries[list.entries[pos]].accepts(in)) {
         best = pos;
@@ -202,6 +322,11 @@ const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const Can
       }
     }
   };
+  auto consider = [&](const auto& map, std::string_view key) {
+    auto it = map.find(key);
+    if (it != map.end()) scan(it->second);
+  };
+  scan(list.unindexed);
   consider(list.exact, in.path);
   // PathPrefix keys that can match: "" (for "/"), every prefix ending before a '/', the path.
   consider(list.prefix, std::string_view());

@@ -13,19 +13,23 @@
 //     then wildcards most specific first, then routes without hostname; within a group by
 //     precedence (precedes()); the first candidate whose match accepts the request wins.
 //
+// A match accepts a request when every condition holds (AND): the path (Exact, PathPrefix,
+// or RegularExpression: RE2 full match of the path without query), the method (exact,
+// case-sensitive), each header (name case-insensitive; the first request header of that name
+// is compared, Exact or RE2 full match of the value) and each query parameter (name
+// case-sensitive; the first occurrence is compared, raw: no percent- or '+'-decoding). A
+// header or query name repeated in one match counts once (the first entry).
+//
 // Lookup cost: one hash lookup per host suffix, then per candidate list either a linear scan
 // (short lists) or, for lists longer than kIndexThreshold, hash lookups of the request path
 // (exact) and of each of its segment prefixes, each giving the candidates with that key in
-// match order; the earliest accepting candidate wins.
-//
-// Extension points (issue 3): MatchSpec gains regex paths, method, headers and query params;
-// Entry::accepts() checks them and precedes() counts them. The index stays correct as long as
-// every entry is keyed by its path (regex entries will go to an unindexed side list that is
-// scanned and merged by position).
+// match order, plus a scan of the unindexed RegularExpression entries; the earliest accepting
+// candidate (by position) wins. Without regexes no step allocates.
 #pragma once
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -34,17 +38,37 @@
 #include "config/snapshot.h"
 #include "router/router.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace portico::router {
 
 enum class PathType : uint8_t {
-  kExact,       // case-sensitive, whole path
-  kPathPrefix,  // whole path segments; a trailing '/' of the value is ignored
+  kExact,              // case-sensitive, whole path
+  kPathPrefix,         // whole path segments; a trailing '/' of the value is ignored
+  kRegularExpression,  // RE2, full match of the path
+};
+const char* pathTypeName(PathType type);  // "Exact", "PathPrefix", "RegularExpression"
+
+// A header or query parameter condition.
+struct StringMatch {
+  std::string name;   // headers: compared case-insensitively; query params: exactly
+  std::string value;  // the exact value, or the RE2 pattern when `regex` is set
+  bool is_regex = false;
+  // Compiled `value` when is_regex; the table compiles it when null. A pattern that does not
+  // compile never matches (the config compiler rejects it before).
+  std::shared_ptr<const re2::RE2> regex;
 };
 
-// One HTTPRouteMatch as the table evaluates it.
+// One HTTPRouteMatch as the table evaluates it. Conditions are AND-ed.
 struct MatchSpec {
   PathType path_type = PathType::kPathPrefix;
-  std::string path = "/";
+  std::string path = "/";                      // value, or RE2 pattern for kRegularExpression
+  std::shared_ptr<const re2::RE2> path_regex;  // compiled `path`; the table compiles it if null
+  std::string method;                          // "" = any
+  std::vector<StringMatch> headers;            // the table keeps the first entry of each name
+  std::vector<StringMatch> query_params;       // idem
 };
 
 // One rule of a route. `rule` is owned by the Snapshot.
@@ -108,11 +132,16 @@ class RouteTable {
     uint32_t rule_index = 0;   // index in RouteSpec::rules
     uint32_t match_index = 0;  // index in RuleSpec::matches
     std::string hostname;      // route hostname group ("" = none)
-    MatchSpec match;
-    std::string prefix;  // PathPrefix value without trailing '/' ("" for "/")
+    MatchSpec match;           // headers/query_params deduplicated by name, regexes compiled
+    std::string prefix;        // PathPrefix value without trailing '/' ("" for "/")
 
-    // Whether this match accepts the request (path now; method/headers/query in issue 3).
-    bool accepts(const RouteInput& in) const;
+    // Whether this match accepts the request. Allocation-free (RE2 aside).
+    bool accepts(const RouteInput& in) const { return check(in, nullptr); }
+    // accepts(); when it does not and `why` is given, sets it to the first failing condition
+    // ("path /a does not match PathPrefix /b", "method GET, want POST", ...).
+    bool check(const RouteInput& in, std::string* why) const;
+    // The conditions of the match, for explain: "PathPrefix /api, method POST, ...".
+    std::string describe() const;
   };
 
   // The entries a request of one route-hostname group may match, in match order.
@@ -121,6 +150,7 @@ class RouteTable {
     // Path index, built when entries.size() > kIndexThreshold: positions in `entries`
     // (ascending) by Exact value and by PathPrefix value without trailing '/'.
     bool indexed = false;
+    std::vector<uint32_t> unindexed;  // positions of RegularExpression entries (ascending)
     std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> exact;
     std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> prefix;
   };
@@ -159,8 +189,10 @@ class RouteTable {
 };
 
 // Gateway API precedence between two entries of the same listener and hostname group:
-// Exact before PathPrefix, longer path value first, then the older route (creationTimestamp),
-// then "ns/name" alphabetically, then rule order, then match order.
+// Exact, then RegularExpression, then PathPrefix; within a path type the longer value (regex:
+// the longer pattern) first; then a match with a method before one without; then more header
+// matches; then more query param matches; then the older route (creationTimestamp), then
+// "ns/name" alphabetically, then rule order, then match order.
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
               const std::vector<RouteSpec>& routes);
 

@@ -7,6 +7,8 @@
 #include <memory>
 #include <random>
 
+#include "router/explain.h"
+
 namespace portico::router {
 namespace {
 
@@ -22,10 +24,51 @@ class RouteTableTest : public ::testing::Test {
     return rules_.back().get();
   }
 
-  static MatchSpec prefix(std::string path) {
-    return MatchSpec{PathType::kPathPrefix, std::move(path)};
+  static MatchSpec pathMatch(PathType type, std::string path) {
+    MatchSpec m;
+    m.path_type = type;
+    m.path = std::move(path);
+    return m;
   }
-  static MatchSpec exact(std::string path) { return MatchSpec{PathType::kExact, std::move(path)}; }
+  static MatchSpec prefix(std::string path) {
+    return pathMatch(PathType::kPathPrefix, std::move(path));
+  }
+  static MatchSpec exact(std::string path) { return pathMatch(PathType::kExact, std::move(path)); }
+  static MatchSpec regex(std::string path) {
+    return pathMatch(PathType::kRegularExpression, std::move(path));
+  }
+  static MatchSpec method(MatchSpec m, std::string method) {
+    m.method = std::move(method);
+    return m;
+  }
+  static MatchSpec header(MatchSpec m, std::string name, std::string value, bool is_regex = false) {
+    m.headers.push_back(StringMatch{std::move(name), std::move(value), is_regex, nullptr});
+    return m;
+  }
+  static MatchSpec query(MatchSpec m, std::string name, std::string value, bool is_regex = false) {
+    m.query_params.push_back(StringMatch{std::move(name), std::move(value), is_regex, nullptr});
+    return m;
+  }
+
+  // Like match() with a method, "path?query" and headers.
+  static std::string request(const RouteTable& table, std::string_view method,
+                             std::string_view target,
+                             std::vector<std::pair<std::string, std::string>> headers = {}) {
+    std::vector<http1::Header> storage;
+    for (const auto& [name, value] : headers) storage.push_back(http1::Header{name, value});
+    RouteInput in;
+    in.host = "h";
+    in.method = method;
+    size_t q = target.find('?');
+    in.path = target.substr(0, q);
+    in.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    in.headers = storage.data();
+    in.header_count = static_cast<uint32_t>(storage.size());
+    RouteDecision d = table.match(in);
+    if (d.listener.empty()) return "no-listener";
+    if (d.rule == nullptr) return "404";
+    return d.rule->route_name + "#" + std::to_string(d.rule->rule_index);
+  }
 
   // A route with one rule per match list.
   RouteSpec route(const std::string& name, std::vector<std::vector<MatchSpec>> rules,
@@ -210,8 +253,13 @@ TEST_F(RouteTableTest, IndexedListsAgreeWithLinearScan) {
   std::vector<RouteSpec> routes;
   for (int i = 0; i < 60; ++i) {
     std::vector<MatchSpec> matches;
-    for (int m = 0; m < 2; ++m)
-      matches.push_back(rng() % 3 == 0 ? exact(randomPath(3)) : prefix(randomPath(3)));
+    for (int m = 0; m < 2; ++m) {
+      MatchSpec spec = rng() % 3 == 0 ? exact(randomPath(3)) : prefix(randomPath(3));
+      if (rng() % 6 == 0) spec = regex(randomPath(2) + (rng() % 2 ? "(/.*)?" : "/[ab]+"));
+      if (rng() % 4 == 0) spec.method = "POST";
+      if (rng() % 5 == 0) spec = header(std::move(spec), "x-k", rng() % 2 ? "1" : "2");
+      matches.push_back(std::move(spec));
+    }
     routes.push_back(route("r" + std::to_string(i), {matches}, {}, rng() % 5));
   }
   RouteTable table({ListenerSpec{"l", "", routes}});
@@ -224,9 +272,13 @@ TEST_F(RouteTableTest, IndexedListsAgreeWithLinearScan) {
   });
   for (int i = 0; i < 2000; ++i) {
     std::string path = randomPath(5);
+    http1::Header h{"X-K", rng() % 2 ? "1" : "2"};
     RouteInput in;
     in.host = "h";
     in.path = path;
+    in.method = rng() % 2 ? "GET" : "POST";
+    in.headers = &h;
+    in.header_count = rng() % 2;
     const config::Rule* expected = nullptr;
     for (uint32_t e : order) {
       if (l.entries[e].accepts(in)) {
@@ -235,7 +287,138 @@ TEST_F(RouteTableTest, IndexedListsAgreeWithLinearScan) {
       }
     }
     ASSERT_EQ(table.match(in).rule, expected) << path;
+    ASSERT_EQ(explain(table, in).rule, expected) << path;
   }
+}
+
+TEST_F(RouteTableTest, RegularExpressionPathIsAFullMatch) {
+  RouteTable table({ListenerSpec{"l", "", {route("re", {{regex("/a/[0-9]+")}})}}});
+  EXPECT_EQ(request(table, "GET", "/a/12"), "default/re#0");
+  EXPECT_EQ(request(table, "GET", "/a/12?x=1"), "default/re#0");  // query is not in the path
+  EXPECT_EQ(request(table, "GET", "/a/12/x"), "404");
+  EXPECT_EQ(request(table, "GET", "/x/a/12"), "404");
+  EXPECT_EQ(request(table, "GET", "/a/"), "404");
+}
+
+TEST_F(RouteTableTest, InvalidRegexNeverMatches) {
+  RouteTable table({ListenerSpec{
+      "l", "", {route("bad", {{regex("/a(")}, {header(prefix("/"), "x", "(", true)}})}}});
+  EXPECT_EQ(request(table, "GET", "/a("), "404");
+  EXPECT_EQ(request(table, "GET", "/", {{"x", "("}}), "404");
+}
+
+TEST_F(RouteTableTest, MethodMatch) {
+  RouteTable table({ListenerSpec{"l", "", {route("m", {{method(prefix("/"), "POST")}})}}});
+  EXPECT_EQ(request(table, "POST", "/x"), "default/m#0");
+  EXPECT_EQ(request(table, "GET", "/x"), "404");
+  EXPECT_EQ(request(table, "post", "/x"), "404");  // methods are case-sensitive
+}
+
+TEST_F(RouteTableTest, HeaderMatches) {
+  RouteTable table(
+      {ListenerSpec{"l",
+                    "",
+                    {route("exact", {{header(exact("/e"), "X-Env", "prod")}}),
+                     route("re", {{header(exact("/r"), "x-ver", "v[0-9]+", true)}}),
+                     route("dup", {{header(header(exact("/d"), "x-env", "prod"), "X-ENV", "dev")}}),
+                     route("two", {{header(header(exact("/t"), "a", "1"), "b", "2")}})}}});
+  EXPECT_EQ(request(table, "GET", "/e", {{"x-env", "prod"}}), "default/exact#0");
+  EXPECT_EQ(request(table, "GET", "/e", {{"X-ENV", "prod"}}),
+            "default/exact#0");                                        // names: any case
+  EXPECT_EQ(request(table, "GET", "/e", {{"x-env", "Prod"}}), "404");  // values: case-sensitive
+  EXPECT_EQ(request(table, "GET", "/e", {}), "404");
+  // Repeated request header: the first value is compared.
+  EXPECT_EQ(request(table, "GET", "/e", {{"x-env", "prod"}, {"x-env", "dev"}}), "default/exact#0");
+  EXPECT_EQ(request(table, "GET", "/e", {{"x-env", "dev"}, {"x-env", "prod"}}), "404");
+  EXPECT_EQ(request(table, "GET", "/r", {{"x-ver", "v12"}}), "default/re#0");
+  EXPECT_EQ(request(table, "GET", "/r", {{"x-ver", "v12a"}}), "404");  // full match
+  // The same name twice in a match: only the first entry counts.
+  EXPECT_EQ(request(table, "GET", "/d", {{"x-env", "prod"}}), "default/dup#0");
+  EXPECT_EQ(request(table, "GET", "/d", {{"x-env", "dev"}}), "404");
+  EXPECT_EQ(table.listeners()[0].entries[2].match.headers.size(), 1u);
+  // Conditions of one match are AND-ed.
+  EXPECT_EQ(request(table, "GET", "/t", {{"a", "1"}, {"b", "2"}}), "default/two#0");
+  EXPECT_EQ(request(table, "GET", "/t", {{"a", "1"}}), "404");
+}
+
+TEST_F(RouteTableTest, QueryParamMatches) {
+  RouteTable table({ListenerSpec{"l",
+                                 "",
+                                 {route("exact", {{query(exact("/e"), "v", "2")}}),
+                                  route("re", {{query(exact("/r"), "v", "2[0-9]", true)}}),
+                                  route("raw", {{query(exact("/p"), "q", "a%20b")}})}}});
+  EXPECT_EQ(request(table, "GET", "/e?v=2"), "default/exact#0");
+  EXPECT_EQ(request(table, "GET", "/e?a=1&v=2&b"), "default/exact#0");
+  EXPECT_EQ(request(table, "GET", "/e?V=2"), "404");      // names are case-sensitive
+  EXPECT_EQ(request(table, "GET", "/e?v=1&v=2"), "404");  // first value of a repeated param
+  EXPECT_EQ(request(table, "GET", "/e?v=2&v=1"), "default/exact#0");
+  EXPECT_EQ(request(table, "GET", "/e?vv=2"), "404");
+  EXPECT_EQ(request(table, "GET", "/e"), "404");
+  EXPECT_EQ(request(table, "GET", "/r?v=23"), "default/re#0");
+  EXPECT_EQ(request(table, "GET", "/r?v=234"), "404");
+  EXPECT_EQ(request(table, "GET", "/p?q=a%20b"), "default/raw#0");  // not percent-decoded
+}
+
+TEST_F(RouteTableTest, MatchesOfARuleAreOred) {
+  RouteTable table({ListenerSpec{
+      "l", "", {route("or", {{method(exact("/a"), "POST"), header(prefix("/b"), "k", "v")}})}}});
+  EXPECT_EQ(request(table, "POST", "/a"), "default/or#0");
+  EXPECT_EQ(request(table, "GET", "/a"), "404");
+  EXPECT_EQ(request(table, "GET", "/b/c", {{"k", "v"}}), "default/or#0");
+  EXPECT_EQ(request(table, "POST", "/b/c"), "404");
+}
+
+TEST_F(RouteTableTest, PrecedenceTable) {
+  // Every route is as old as the others and named so that alphabetical order would pick the
+  // wrong one ("a-..." routes are the least specific).
+  RouteTable table({ListenerSpec{
+      "l",
+      "",
+      {route("a-prefix", {{prefix("/api")}}), route("b-prefix-long", {{prefix("/api/v1")}}),
+       route("c-query", {{query(prefix("/api"), "v", "2")}}),
+       route("d-header", {{header(prefix("/api"), "x-env", "prod")}}),
+       route("e-two-headers",
+             {{header(header(prefix("/api"), "x-env", "prod"), "x-tier", "gold")}}),
+       route("f-method", {{method(prefix("/api"), "POST")}}),
+       route("g-regex", {{regex("/api/[0-9]+")}}),
+       route("h-regex-long", {{regex("/api/[0-9]+/items")}}),
+       route("i-exact", {{exact("/api/v1")}}),
+       route("j-header-query", {{query(header(prefix("/api"), "x-env", "prod"), "v", "2")}})}}});
+  struct Case {
+    std::string method, target;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string want;
+  };
+  std::vector<Case> cases = {
+      {"GET", "/api/v1", {}, "default/i-exact#0"},            // Exact over everything
+      {"GET", "/api/7/items", {}, "default/h-regex-long#0"},  // longer regex first
+      {"GET", "/api/7", {}, "default/g-regex#0"},             // regex before PathPrefix
+      {"GET", "/api/v1/x", {{"x-env", "prod"}}, "default/b-prefix-long#0"},  // longest prefix
+      {"POST", "/api/x?v=2", {{"x-env", "prod"}, {"x-tier", "gold"}}, "default/f-method#0"},
+      {"GET", "/api/x?v=2", {{"x-env", "prod"}, {"x-tier", "gold"}}, "default/e-two-headers#0"},
+      // Same header count: more query params wins.
+      {"GET", "/api/x?v=2", {{"x-env", "prod"}}, "default/j-header-query#0"},
+      {"GET", "/api/x", {{"X-Env", "prod"}}, "default/d-header#0"},
+      {"GET", "/api/x?v=2", {}, "default/c-query#0"},
+      {"GET", "/api/x?v=3", {{"x-env", "dev"}}, "default/a-prefix#0"},
+      {"GET", "/other", {}, "404"},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(request(table, c.method, c.target, c.headers), c.want) << c.method << " " << c.target;
+}
+
+TEST_F(RouteTableTest, EqualConditionsTieOnAgeThenNameThenRuleOrder) {
+  RouteTable table({ListenerSpec{
+      "l",
+      "",
+      {route("young", {{header(prefix("/"), "k", "v")}}, {}, 20),
+       route("old-b", {{header(prefix("/"), "k", "v")}}, {}, 10),
+       route("old-a", {{method(prefix("/"), "GET")}, {header(prefix("/"), "k", "v")}}, {}, 10)}}});
+  // old-a rule 0 (method) outranks every header match; for POST, old-a rule 1 and old-b tie on
+  // conditions and age: "default/old-a" sorts first.
+  EXPECT_EQ(request(table, "GET", "/", {{"k", "v"}}), "default/old-a#0");
+  EXPECT_EQ(request(table, "POST", "/", {{"k", "v"}}), "default/old-a#1");
+  EXPECT_EQ(request(table, "POST", "/", {}), "404");
 }
 
 TEST(RouterPickBackendTest, ProportionalToWeights) {

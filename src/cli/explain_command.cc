@@ -1,0 +1,166 @@
+// `portico explain`: why a request goes where it goes, offline from the config files, and the
+// same report for the admin endpoint GET /explain on a running gateway.
+#include "cli/explain_command.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "config/compiler.h"
+#include "config/loader.h"
+#include "config/stats_ids.h"
+#include "router/explain.h"
+#include "router/route_table.h"
+
+namespace portico::cli {
+
+namespace {
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: portico explain -c PATH --host HOST --path PATH [-X METHOD]\n"
+               "                       [-H 'name: value']... [--port PORT] [-o text|json]\n"
+               "  Shows the listener chosen for HOST, the route and rule that match (and why),\n"
+               "  the near misses with the reason each failed, and the backends of the rule.\n");
+}
+
+std::string backendsText(const config::Rule& rule) {
+  std::string out;
+  for (const auto& wb : rule.backends) {
+    out += "  backend ";
+    out += wb.backend ? wb.backend->ns + "/" + wb.backend->name : "<unresolved: answers 500>";
+    out += " weight " + std::to_string(wb.weight);
+    if (rule.total_weight > 0) {
+      out += " (" + std::to_string(100 * wb.weight / rule.total_weight) + "% of requests)";
+    }
+    if (wb.backend) {
+      for (const auto& ep : wb.backend->endpoints) out += "\n    endpoint " + ep.authority;
+    }
+    out += '\n';
+  }
+  if (rule.total_weight == 0) out += "  every backendRef has weight 0: answers 500\n";
+  return out;
+}
+
+nlohmann::json backendsJson(const config::Rule& rule) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& wb : rule.backends) {
+    nlohmann::json b;
+    b["backend"] = wb.backend ? nlohmann::json(wb.backend->ns + "/" + wb.backend->name)
+                              : nlohmann::json(nullptr);
+    b["weight"] = wb.weight;
+    nlohmann::json eps = nlohmann::json::array();
+    if (wb.backend) {
+      for (const auto& ep : wb.backend->endpoints) eps.push_back(ep.authority);
+    }
+    b["endpoints"] = eps;
+    arr.push_back(b);
+  }
+  return arr;
+}
+
+}  // namespace
+
+std::string explainRequest(const config::Snapshot& snapshot, const ExplainRequest& req, bool json) {
+  std::vector<http1::Header> headers;
+  for (const auto& [name, value] : req.headers) headers.push_back({name, value});
+  size_t q = req.path.find('?');
+  router::RouteInput in;
+  in.host = req.host;
+  in.path = std::string_view(req.path).substr(0, q);
+  in.query = q == std::string::npos ? std::string_view() : std::string_view(req.path).substr(q + 1);
+  in.method = req.method;
+  in.headers = headers.data();
+  in.header_count = static_cast<uint32_t>(headers.size());
+
+  nlohmann::json out_json = nlohmann::json::array();
+  std::string out_text;
+  bool any = false;
+  for (const auto& port : snapshot.ports) {
+    if (req.port != 0 && port.port != req.port) continue;
+    any = true;
+    router::Explanation e = router::explain(*port.routes, in);
+    if (json) {
+      nlohmann::json j = router::toJson(e);
+      j["port"] = port.bind.toString();
+      j["backends"] = e.rule ? backendsJson(*e.rule) : nlohmann::json::array();
+      out_json.push_back(j);
+    } else {
+      out_text += "port " + port.bind.toString() + ":\n" + router::toText(e);
+      if (e.rule != nullptr) out_text += backendsText(*e.rule);
+    }
+  }
+  if (!any) {
+    std::string msg = "no listener on port " + std::to_string(req.port);
+    return json ? nlohmann::json{{"error", msg}}.dump(2) + "\n" : msg + "\n";
+  }
+  return json ? out_json.dump(2) + "\n" : out_text;
+}
+
+int explainMain(int argc, char** argv) {
+  std::string path;
+  std::string output = "text";
+  ExplainRequest req;
+  req.path.clear();  // required on the command line
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "portico explain: %s needs a value\n", a.c_str());
+        std::exit(64);
+      }
+      return argv[++i];
+    };
+    if (a == "-c" || a == "--config") {
+      path = value();
+    } else if (a == "--host") {
+      req.host = value();
+    } else if (a == "--path") {
+      req.path = value();
+    } else if (a == "-X" || a == "--method") {
+      req.method = value();
+    } else if (a == "-H" || a == "--header") {
+      std::string h = value();
+      size_t colon = h.find(':');
+      if (colon == std::string::npos) {
+        std::fprintf(stderr, "portico explain: -H '%s' is not 'name: value'\n", h.c_str());
+        return 64;
+      }
+      std::string v = h.substr(colon + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+      req.headers.emplace_back(h.substr(0, colon), v);
+    } else if (a == "--port") {
+      req.port = static_cast<uint16_t>(std::atoi(value().c_str()));
+    } else if (a == "-o" || a == "--output") {
+      output = value();
+      if (output != "text" && output != "json") {
+        std::fprintf(stderr, "portico explain: -o must be text or json\n");
+        return 64;
+      }
+    } else if (a == "-h" || a == "--help") {
+      usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "portico explain: unknown argument '%s'\n", a.c_str());
+      usage();
+      return 64;
+    }
+  }
+  if (path.empty() || req.path.empty() || req.path[0] != '/') {
+    usage();
+    return 64;
+  }
+  config::LoadResult loaded = config::loadPath(path);
+  for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
+  if (loaded.outcome == config::LoadOutcome::kUnreadable) return 2;
+  if (loaded.outcome != config::LoadOutcome::kOk) return 1;
+  config::StatsIds ids;
+  config::CompileResult compiled = config::compile(loaded.resources, ids, 1);
+  for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
+  std::string report = explainRequest(*compiled.snapshot, req, output == "json");
+  std::fputs(report.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace portico::cli
