@@ -39,7 +39,11 @@ std::string backendsText(const config::Rule& rule) {
     }
     out += '\n';
   }
-  if (rule.total_weight == 0) out += "  every backendRef has weight 0: answers 500\n";
+  if (rule.redirect != nullptr) {
+    out += "  RequestRedirect: answers " + std::to_string(rule.redirect->status_code) + "\n";
+  } else if (rule.total_weight == 0) {
+    out += "  every backendRef has weight 0: answers 500\n";
+  }
   return out;
 }
 

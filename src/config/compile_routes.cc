@@ -137,6 +137,20 @@ void Compilation::compileRules(RouteItem& route) {
     rule->route_stats_id = stats_id;
     rule->request_timeout_ms = timeoutMs(rm.request_timeout_ms);
     rule->backend_request_timeout_ms = timeoutMs(rm.backend_request_timeout_ms);
+    if (rm.request_headers && !rm.request_headers->empty())
+      rule->request_headers = std::make_unique<HeaderModifier>(*rm.request_headers);
+    if (rm.response_headers && !rm.response_headers->empty())
+      rule->response_headers = std::make_unique<HeaderModifier>(*rm.response_headers);
+    if (rm.redirect) rule->redirect = std::make_unique<Redirect>(*rm.redirect);
+    if (rm.url_rewrite && (!rm.url_rewrite->hostname.empty() ||
+                           rm.url_rewrite->path.kind != PathModifierKind::kNone)) {
+      rule->url_rewrite = std::make_unique<UrlRewrite>(*rm.url_rewrite);
+    }
+    if (rm.matches.size() == 1 && rm.matches[0].path_kind == PathKind::kPathPrefix) {
+      std::string_view prefix = rm.matches[0].path;
+      while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
+      rule->rewrite_prefix = std::string(prefix);
+    }
     for (const BackendRefModel& ref : rm.backend_refs) {
       std::string reason, message;
       const Backend* backend = resolveBackendRef(ref, r, &reason, &message);
@@ -145,7 +159,9 @@ void Compilation::compileRules(RouteItem& route) {
       rule->backends.push_back(WeightedBackend{backend, ref.weight});
       rule->total_weight += ref.weight;
     }
-    if (rm.backend_refs.empty()) {
+    if (rm.redirect) {
+      // Answered locally: no backends needed.
+    } else if (rm.backend_refs.empty()) {
       r.warning(rm.where.mark, rm.where.path, "no backendRefs: matching requests answer 500");
     } else if (rule->total_weight == 0) {
       r.warning(rm.where.mark, fieldPath(rm.where.path, "backendRefs"),

@@ -125,7 +125,7 @@ spec:
       headers: [{name: x-canary, value: "true"}]
       queryParams: [{name: v, value: "2", type: RegularExpression}]
       method: POST
-    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a, value: b}]}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: api}}}]
     backendRefs: [{name: api, filters: [{type: Bogus}]}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -137,7 +137,7 @@ spec:
   EXPECT_EQ(d,
             (std::vector<std::string>{
                 "F:31:22: error: HTTPRoute default/fancy: spec.rules[0].filters[0].type: filter "
-                "RequestHeaderModifier is not implemented yet",
+                "RequestMirror is not implemented yet",
                 "F:32:48: error: HTTPRoute default/fancy: spec.rules[0].backendRefs[0].filters[0]."
                 "type: Unsupported value: \"Bogus\": supported values: RequestHeaderModifier, "
                 "ResponseHeaderModifier, RequestMirror, RequestRedirect, URLRewrite, CORS, "
@@ -148,6 +148,91 @@ spec:
   // "plain" has the default rule (PathPrefix /) and no backends: total weight 0 => 500.
   EXPECT_EQ(route("h", "/v1"), "default/plain#0");
   EXPECT_EQ(ruleFor("h", "/v1")->total_weight, 0u);
+}
+
+TEST_F(CompilerTest, FiltersCompileIntoTheRule) {
+  std::vector<std::string> d = compileText(std::string(kGateway) + std::string(kBackends) +
+                                           R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: f}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api/}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: X-Env, value: prod}]
+        add: [{name: x-tag, value: a}]
+        remove: [X-Debug]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {remove: [server]}
+    - type: URLRewrite
+      urlRewrite: {hostname: internal.svc, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}
+    backendRefs: [{name: api}]
+  - matches: [{path: {type: Exact, value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {scheme: https, statusCode: 301, path: {type: ReplaceFullPath, replaceFullPath: /new}}
+)");
+  EXPECT_TRUE(d.empty()) << joined(d);
+  const Rule* api = ruleFor("x", "/api/a");
+  ASSERT_NE(api, nullptr);
+  ASSERT_NE(api->request_headers, nullptr);
+  EXPECT_EQ(api->request_headers->set[0].name, "x-env");
+  EXPECT_EQ(api->request_headers->set[0].value, "prod");
+  EXPECT_EQ(api->request_headers->add[0].name, "x-tag");
+  EXPECT_EQ(api->request_headers->remove[0], "x-debug");
+  ASSERT_NE(api->response_headers, nullptr);
+  EXPECT_EQ(api->response_headers->remove[0], "server");
+  ASSERT_NE(api->url_rewrite, nullptr);
+  EXPECT_EQ(api->url_rewrite->hostname, "internal.svc");
+  EXPECT_EQ(api->url_rewrite->path.kind, PathModifierKind::kReplacePrefixMatch);
+  EXPECT_EQ(api->rewrite_prefix, "/api");
+  EXPECT_EQ(api->redirect, nullptr);
+  const Rule* old = ruleFor("x", "/old");
+  ASSERT_NE(old, nullptr);
+  ASSERT_NE(old->redirect, nullptr);
+  EXPECT_EQ(old->redirect->scheme, "https");
+  EXPECT_EQ(old->redirect->status_code, 301);
+  EXPECT_EQ(old->redirect->path.value, "/new");
+  EXPECT_EQ(old->request_headers, nullptr);
+}
+
+TEST_F(CompilerTest, InvalidFiltersRejectTheRoute) {
+  std::vector<std::string> d = compileText(std::string(kGateway) + std::string(kBackends) +
+                                           R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: f}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - filters:
+    - {type: RequestRedirect, requestRedirect: {statusCode: 404}}
+    - {type: URLRewrite, urlRewrite: {hostname: a.test}}
+    backendRefs: [{name: api}]
+  - matches: [{path: {type: Exact, value: /x}}]
+    filters:
+    - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /y}}}
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: Host, value: a}], add: [{name: a, value: b}, {name: A, value: c}]}
+    - {type: ResponseHeaderModifier, requestHeaderModifier: {}}
+  - backendRefs: [{name: api, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {}}]}]
+)");
+  std::string all = joined(d);
+  for (const char* want : {
+           "statusCode: Unsupported value: \"404\"",
+           "IncompatibleFilters",
+           "a rule with a RequestRedirect filter must not have backendRefs",
+           "ReplacePrefixMatch requires exactly one match, of type PathPrefix",
+           "header \"Host\" cannot be modified by a filter",
+           "add[1]: Duplicate value: \"a\"",
+           "requestHeaderModifier must not be set for type ResponseHeaderModifier",
+           "filter RequestHeaderModifier on a backendRef is not implemented yet",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\n" << all;
+  }
+  EXPECT_EQ(route("h", "/x"), "404");
 }
 
 TEST_F(CompilerTest, InvalidListenerIsRejectedAlone) {

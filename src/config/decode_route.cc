@@ -1,7 +1,8 @@
 // Decoding of HTTPRoute (gateway.networking.k8s.io/v1) specs.
 //
-// Every field of HTTPRoute v1 is parsed. Fields whose runtime is not implemented yet (filters,
-// retries, session persistence) are validated and then reported as errors "... is not
+// Every field of HTTPRoute v1 is parsed. Fields whose runtime is not implemented yet (the
+// RequestMirror, CORS, ExtensionRef and ExternalAuth filters, backendRef filters, retries,
+// session persistence) are validated and then reported as errors "... is not
 // implemented yet", which rejects the route: serving it without them would route traffic the
 // user excluded. Regular expressions (RE2) are compiled here, once; an invalid one is an error
 // at its field.
@@ -171,31 +172,291 @@ MatchModel decodeMatch(Reporter& r, const YAML::Node& node, const std::string& p
   return match;
 }
 
-// filters[] of a rule or of a backendRef: validated for type, then rejected.
-void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path) {
+// Header names a filter may not modify: framing, hop-by-hop and the ones Portico generates.
+constexpr std::array<std::string_view, 11> kReservedHeaders = {"host",
+                                                               "content-length",
+                                                               "transfer-encoding",
+                                                               "connection",
+                                                               "keep-alive",
+                                                               "proxy-connection",
+                                                               "te",
+                                                               "trailer",
+                                                               "upgrade",
+                                                               "x-forwarded-for",
+                                                               "x-forwarded-proto"};
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+// A header name of a modifier: a token, not reserved; lowercased into *out.
+bool checkModifierName(Reporter& r, const YAML::Mark& mark, const std::string& path,
+                       const std::string& name, std::string* out) {
+  std::string problem = checkHeaderName(name);
+  if (!problem.empty()) {
+    r.error(mark, path, invalidValue(name, problem));
+    return false;
+  }
+  *out = lowercase(name);
+  if (std::find(kReservedHeaders.begin(), kReservedHeaders.end(), *out) != kReservedHeaders.end()) {
+    r.error(mark, path, "Forbidden: header \"" + name + "\" cannot be modified by a filter");
+    return false;
+  }
+  return true;
+}
+
+// set[] / add[] of a header modifier: {name, value} with distinct names.
+void decodeHeaderValues(Reporter& r, const YAML::Node& node, const std::string& path,
+                        std::vector<HeaderValue>* out) {
+  forEachItem(r, node, path, kMaxHeaderMatches,
+              [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                MapReader m(r, item, item_path);
+                HeaderValue hv;
+                bool ok = true;
+                if (std::optional<std::string> name = m.string("name", Need::kRequired)) {
+                  ok = checkModifierName(r, m.markOf("name"), m.childPath("name"), *name, &hv.name);
+                } else {
+                  ok = false;
+                }
+                if (std::optional<std::string> value = m.string("value", Need::kRequired)) {
+                  bool bad_char = std::any_of(value->begin(), value->end(), [](char c) {
+                    auto u = static_cast<unsigned char>(c);
+                    return (u < 0x20 && c != '\t') || u == 0x7f;
+                  });
+                  if (value->empty() || value->size() > 4096) {
+                    r.error(m.markOf("value"), m.childPath("value"),
+                            invalidValue(*value, "must be 1 to 4096 characters"));
+                  } else if (bad_char) {
+                    r.error(m.markOf("value"), m.childPath("value"),
+                            invalidValue(*value, "must not contain control characters"));
+                  }
+                  hv.value = *value;
+                }
+                m.finish();
+                if (!ok) return;
+                for (const HeaderValue& prev : *out) {
+                  if (prev.name == hv.name) {
+                    r.error(markOf(item), item_path, "Duplicate value: \"" + hv.name + "\"");
+                    return;
+                  }
+                }
+                out->push_back(std::move(hv));
+              });
+}
+
+HeaderModifier decodeHeaderModifier(Reporter& r, const YAML::Node& node, const std::string& path) {
+  HeaderModifier mod;
+  MapReader m(r, node, path);
+  if (m.has("set")) decodeHeaderValues(r, m.take("set"), m.childPath("set"), &mod.set);
+  if (m.has("add")) decodeHeaderValues(r, m.take("add"), m.childPath("add"), &mod.add);
+  if (m.has("remove")) {
+    forEachItem(r, m.take("remove"), m.childPath("remove"), kMaxHeaderMatches,
+                [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                  std::optional<std::string> name = readString(r, item, item_path);
+                  std::string lower;
+                  if (!name || !checkModifierName(r, markOf(item), item_path, *name, &lower))
+                    return;
+                  if (std::find(mod.remove.begin(), mod.remove.end(), lower) != mod.remove.end()) {
+                    r.error(markOf(item), item_path, "Duplicate value: \"" + lower + "\"");
+                    return;
+                  }
+                  mod.remove.push_back(std::move(lower));
+                });
+  }
+  m.finish();
+  return mod;
+}
+
+// path of a RequestRedirect or URLRewrite (HTTPPathModifier).
+PathModifier decodePathModifier(Reporter& r, const YAML::Node& node, const std::string& path) {
+  PathModifier pm;
+  MapReader m(r, node, path);
+  std::optional<std::string> type = m.string("type", Need::kRequired);
+  std::string_view field;
+  if (!type) {
+  } else if (*type == "ReplaceFullPath") {
+    pm.kind = PathModifierKind::kReplaceFullPath;
+    field = "replaceFullPath";
+  } else if (*type == "ReplacePrefixMatch") {
+    pm.kind = PathModifierKind::kReplacePrefixMatch;
+    field = "replacePrefixMatch";
+  } else {
+    r.error(m.markOf("type"), m.childPath("type"),
+            unsupportedValue(*type, "\"ReplaceFullPath\", \"ReplacePrefixMatch\""));
+  }
+  for (std::string_view key : {"replaceFullPath", "replacePrefixMatch"}) {
+    if (key == field) {
+      std::optional<std::string> value = m.string(key, Need::kRequired);
+      if (!value) continue;
+      // An empty ReplacePrefixMatch removes the prefix; any other value is an absolute path.
+      if (!(value->empty() && pm.kind == PathModifierKind::kReplacePrefixMatch)) {
+        std::string problem = checkPathValue(*value);
+        if (!problem.empty())
+          r.error(m.markOf(key), m.childPath(key), invalidValue(*value, problem));
+      }
+      pm.value = *value;
+    } else if (m.has(key)) {
+      m.take(key);
+      r.error(m.markOf(key), m.childPath(key),
+              "Forbidden: " + std::string(key) + " must not be set for type " + type.value_or(""));
+    } else {
+      m.ignore(key);
+    }
+  }
+  m.finish();
+  return pm;
+}
+
+std::string decodePreciseHostname(MapReader& m) {
+  std::optional<std::string> host = m.string("hostname");
+  if (!host) return "";
+  std::string problem = checkHostname(*host, /*allow_wildcard=*/false);
+  if (!problem.empty())
+    m.reporter().error(m.markOf("hostname"), m.childPath("hostname"), invalidValue(*host, problem));
+  return *host;
+}
+
+Redirect decodeRedirect(Reporter& r, const YAML::Node& node, const std::string& path) {
+  Redirect rd;
+  MapReader m(r, node, path);
+  if (std::optional<std::string> scheme = m.string("scheme")) {
+    if (*scheme != "http" && *scheme != "https")
+      r.error(m.markOf("scheme"), m.childPath("scheme"),
+              unsupportedValue(*scheme, "\"http\", \"https\""));
+    rd.scheme = *scheme;
+  }
+  rd.hostname = decodePreciseHostname(m);
+  if (m.has("path")) rd.path = decodePathModifier(r, m.take("path"), m.childPath("path"));
+  if (std::optional<int64_t> port = m.integer("port", 1, 65535))
+    rd.port = static_cast<uint16_t>(*port);
+  if (std::optional<int64_t> code = m.integer("statusCode", 100, 599)) {
+    if (*code != 301 && *code != 302 && *code != 303 && *code != 307 && *code != 308) {
+      r.error(m.markOf("statusCode"), m.childPath("statusCode"),
+              unsupportedValue(std::to_string(*code), "301, 302, 303, 307, 308"));
+    }
+    rd.status_code = static_cast<uint16_t>(*code);
+  }
+  m.finish();
+  return rd;
+}
+
+UrlRewrite decodeUrlRewrite(Reporter& r, const YAML::Node& node, const std::string& path) {
+  UrlRewrite rw;
+  MapReader m(r, node, path);
+  rw.hostname = decodePreciseHostname(m);
+  if (m.has("path")) rw.path = decodePathModifier(r, m.take("path"), m.childPath("path"));
+  m.finish();
+  return rw;
+}
+
+// Filter types whose runtime is implemented (rule level only).
+bool filterImplemented(std::string_view type) {
+  return type == "RequestHeaderModifier" || type == "ResponseHeaderModifier" ||
+         type == "RequestRedirect" || type == "URLRewrite";
+}
+
+// filters[] of a rule (rule != nullptr: implemented types are decoded into it) or of a
+// backendRef (rule == nullptr: validated for type, then rejected).
+void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path, RuleModel* rule) {
   forEachItem(
       r, node, path, kMaxFilters,
       [&](const YAML::Node& item, const std::string& item_path, size_t) {
         MapReader m(r, item, item_path);
         std::optional<std::string> type = m.string("type", Need::kRequired);
+        bool known = type && std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) !=
+                                 kFilterTypes.end();
+        bool decode = known && rule != nullptr && filterImplemented(*type);
         // Each type's configuration lives in the field named after it (lowerCamelCase).
-        for (std::string_view key :
-             {"requestHeaderModifier", "responseHeaderModifier", "requestMirror", "requestRedirect",
-              "urlRewrite", "cors", "extensionRef", "externalAuth"}) {
-          m.ignore(key);
+        constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kFields = {{
+            {"RequestHeaderModifier", "requestHeaderModifier"},
+            {"ResponseHeaderModifier", "responseHeaderModifier"},
+            {"RequestMirror", "requestMirror"},
+            {"RequestRedirect", "requestRedirect"},
+            {"URLRewrite", "urlRewrite"},
+            {"CORS", "cors"},
+            {"ExtensionRef", "extensionRef"},
+            {"ExternalAuth", "externalAuth"},
+        }};
+        for (const auto& [t, key] : kFields) {
+          if (!decode) {
+            m.ignore(key);
+            continue;
+          }
+          if (t != *type) {
+            if (m.has(key)) {
+              m.take(key);
+              r.error(m.markOf(key), m.childPath(key),
+                      "Forbidden: " + std::string(key) + " must not be set for type " + *type);
+            } else {
+              m.ignore(key);
+            }
+            continue;
+          }
+          if (!m.has(key)) {
+            m.take(key, Need::kRequired);  // reports "Required value"
+            continue;
+          }
+          YAML::Node value = m.take(key);
+          std::string value_path = m.childPath(key);
+          auto duplicate = [&] {
+            r.error(m.markOf("type"), m.childPath("type"),
+                    "Duplicate value: \"" + *type + "\": at most one per rule");
+          };
+          if (t == "RequestHeaderModifier") {
+            if (rule->request_headers) duplicate();
+            rule->request_headers = decodeHeaderModifier(r, value, value_path);
+          } else if (t == "ResponseHeaderModifier") {
+            if (rule->response_headers) duplicate();
+            rule->response_headers = decodeHeaderModifier(r, value, value_path);
+          } else if (t == "RequestRedirect") {
+            if (rule->redirect) duplicate();
+            rule->redirect = decodeRedirect(r, value, value_path);
+          } else if (t == "URLRewrite") {
+            if (rule->url_rewrite) duplicate();
+            rule->url_rewrite = decodeUrlRewrite(r, value, value_path);
+          }
         }
         m.finish();
-        if (!type) return;
-        if (std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) == kFilterTypes.end()) {
+        if (!type || decode) return;
+        if (!known) {
           r.error(m.markOf("type"), m.childPath("type"),
                   unsupportedValue(*type,
                                    "RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
                                    "RequestRedirect, URLRewrite, CORS, ExtensionRef"));
+        } else if (rule == nullptr && filterImplemented(*type)) {
+          r.error(m.markOf("type"), m.childPath("type"),
+                  "filter " + *type + " on a backendRef is not implemented yet");
         } else {
           r.error(m.markOf("type"), m.childPath("type"),
                   "filter " + *type + " is not implemented yet");
         }
       });
+}
+
+// Cross-field rules of a rule's filters (Gateway API CEL validations).
+void checkRuleFilters(Reporter& r, const RuleModel& rule, const std::string& filters_path,
+                      const YAML::Mark& mark) {
+  if (rule.redirect && rule.url_rewrite) {
+    r.error(mark, filters_path,
+            "Invalid value: IncompatibleFilters: RequestRedirect and URLRewrite cannot both be "
+            "set in one rule");
+  }
+  if (rule.redirect && !rule.backend_refs.empty()) {
+    r.error(mark, filters_path,
+            "Invalid value: a rule with a RequestRedirect filter must not have backendRefs");
+  }
+  bool prefix_rewrite =
+      (rule.redirect && rule.redirect->path.kind == PathModifierKind::kReplacePrefixMatch) ||
+      (rule.url_rewrite && rule.url_rewrite->path.kind == PathModifierKind::kReplacePrefixMatch);
+  if (prefix_rewrite &&
+      (rule.matches.size() != 1 || rule.matches[0].path_kind != PathKind::kPathPrefix)) {
+    r.error(mark, filters_path,
+            "Invalid value: ReplacePrefixMatch requires exactly one match, of type PathPrefix, "
+            "in the rule");
+  }
 }
 
 BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std::string& path,
@@ -217,7 +478,7 @@ BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std:
     b.port = static_cast<uint16_t>(*port);
   if (std::optional<int64_t> weight = m.integer("weight", 0, kMaxWeight))
     b.weight = static_cast<uint32_t>(*weight);
-  if (m.has("filters")) decodeFilters(r, m.take("filters"), m.childPath("filters"));
+  if (m.has("filters")) decodeFilters(r, m.take("filters"), m.childPath("filters"), nullptr);
   m.finish();
   return b;
 }
@@ -244,11 +505,14 @@ RuleModel decodeRule(Reporter& r, const YAML::Node& node, const std::string& pat
     def.where = Where{m.mark(), path};
     rule.matches.push_back(def);
   }
-  if (m.has("filters")) decodeFilters(r, m.take("filters"), m.childPath("filters"));
+  bool has_filters = m.has("filters");
+  YAML::Mark filters_mark = m.markOf("filters");
+  if (has_filters) decodeFilters(r, m.take("filters"), m.childPath("filters"), &rule);
   forEachItem(r, m.take("backendRefs"), m.childPath("backendRefs"), kMaxBackendRefs,
               [&](const YAML::Node& item, const std::string& item_path, size_t) {
                 rule.backend_refs.push_back(decodeBackendRef(r, item, item_path, res));
               });
+  if (has_filters) checkRuleFilters(r, rule, m.childPath("filters"), filters_mark);
   if (m.has("timeouts")) {
     MapReader t(r, m.take("timeouts"), m.childPath("timeouts"));
     rule.request_timeout_ms = t.duration("request");

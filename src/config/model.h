@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "config/filters.h"
 #include "config/resource.h"
 #include "config/yaml_reader.h"
 
@@ -110,6 +111,11 @@ struct RuleModel {
   std::vector<BackendRefModel> backend_refs;
   std::optional<uint64_t> request_timeout_ms;          // timeouts.request ("0s" = 0)
   std::optional<uint64_t> backend_request_timeout_ms;  // timeouts.backendRequest
+  // Filters (at most one of each type per rule; redirect and rewrite exclusive).
+  std::optional<HeaderModifier> request_headers;
+  std::optional<HeaderModifier> response_headers;
+  std::optional<Redirect> redirect;
+  std::optional<UrlRewrite> url_rewrite;
 };
 
 struct HttpRouteModel {

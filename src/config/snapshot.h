@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "config/filters.h"
 #include "http1/message.h"
 #include "net/address.h"
 
@@ -57,21 +58,29 @@ struct Rule {
   // timeouts.backendRequest: one upstream attempt, request sent to response head; 0: unset
   // (only request_timeout applies).
   uint32_t backend_request_timeout_ms = 0;
+  // Filters; null when the rule has none of that type.
+  std::unique_ptr<const HeaderModifier> request_headers;
+  std::unique_ptr<const HeaderModifier> response_headers;
+  std::unique_ptr<const Redirect> redirect;  // answered locally; the rule has no backends
+  std::unique_ptr<const UrlRewrite> url_rewrite;
+  // The rule's single PathPrefix value without trailing '/' ("" for "/"), for
+  // ReplacePrefixMatch (which requires exactly one PathPrefix match).
+  std::string rewrite_prefix;
 };
 
 // Client-side and upstream settings of the listeners on one port.
 struct PortSettings {
   http1::Limits limits;
-  uint32_t header_timeout_ms = 10'000;  // whole request head must arrive within this
-  uint32_t body_timeout_ms = 30'000;    // max gap between two reads of a request body
-  uint32_t idle_timeout_ms = 60'000;    // keep-alive connection with no request
-  uint32_t connect_timeout_ms = 2'000;  // upstream connect
-  uint32_t request_timeout_ms = 15'000; // request start to response head (504 beyond)
+  uint32_t header_timeout_ms = 10'000;   // whole request head must arrive within this
+  uint32_t body_timeout_ms = 30'000;     // max gap between two reads of a request body
+  uint32_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
+  uint32_t connect_timeout_ms = 2'000;   // upstream connect
+  uint32_t request_timeout_ms = 15'000;  // request start to response head (504 beyond)
 };
 
 // A listening socket (address, port) and the listeners (Gateway × listener) served on it.
 struct Port {
-  net::Address bind;          // from Gateway spec.addresses, default 0.0.0.0
+  net::Address bind;  // from Gateway spec.addresses, default 0.0.0.0
   uint16_t port = 0;
   PortSettings settings;
   std::shared_ptr<const router::RouteTable> routes;  // listeners on this port and their routes

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "proxy/http_util.h"
+#include "proxy/rewrite.h"
 #include "proxy/worker.h"
 #include "router/route_table.h"
 #include "router/router.h"
@@ -243,6 +244,18 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   rule_ = d.rule;
   stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
   rs.requests.inc();
+  if (rule_->redirect != nullptr) {
+    // RequestRedirect: answered here. The Location is built before the head is consumed (the
+    // views point into in_).
+    scratch_.clear();
+    appendRedirectLocation(*rule_->redirect, authority, local_port_, in.path, in.query,
+                           rule_->rewrite_prefix, scratch_);
+    in_.consume(head_len);
+    respondLocal(rule_->redirect->status_code, "", !req_bodyless_, scratch_.view());
+    scratch_.clear();
+    scratch_.release();
+    return phase_ == Phase::kHead;
+  }
   const config::WeightedBackend* wb = router::pickBackend(*rule_, worker_.random());
   if (wb == nullptr) return reject(500, "no backend with a non-zero weight\n");
   if (wb->backend == nullptr) return reject(500, "backend reference not resolved\n");
@@ -254,7 +267,22 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
 
   // Serialize the upstream head once; keep it for one retry when the request has no body.
   req_head_.clear();
-  serializeRequestHead(head, target, absolute ? authority : std::string_view(), req_head_);
+  std::string_view up_target = target;
+  std::string_view up_authority = absolute ? authority : std::string_view();
+  if (const config::UrlRewrite* rw = rule_->url_rewrite.get()) {
+    if (!rw->hostname.empty()) up_authority = rw->hostname;
+    if (rw->path.kind != config::PathModifierKind::kNone) {
+      scratch_.clear();
+      appendModifiedPath(rw->path, in.path, rule_->rewrite_prefix, scratch_);
+      if (q != std::string_view::npos) scratch_.append(target.substr(q));
+      up_target = scratch_.view();
+    }
+  }
+  serializeRequestHead(head, up_target, up_authority, req_head_);
+  if (!scratch_.empty()) {
+    scratch_.clear();
+    scratch_.release();
+  }
   req_chunked_out_ = head.info.body == http1::BodyKind::kChunked;
   req_body_.reset(head.info.body, head.info.content_length);
   req_done_ = req_body_.done();  // no body, or Content-Length: 0
@@ -282,6 +310,7 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
   out.append(target);
   out.append(" HTTP/1.1\r\n");
   bool has_host = false;
+  const config::HeaderModifier* mod = rule_->request_headers.get();
   std::string_view xff_first;
   bool xff_many = false;
   for (uint32_t i = 0; i < head.header_count; ++i) {
@@ -307,6 +336,7 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
             nominatedByConnection(head.headers, head.header_count, h.name)) {
           continue;
         }
+        if (mod != nullptr && modifierTakesOver(*mod, h.name)) continue;
         break;
     }
     out.append(h.name);
@@ -314,6 +344,7 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
     out.append(h.value);
     out.append("\r\n");
   }
+  if (mod != nullptr) appendModifierHeaders(*mod, head.headers, head.header_count, out);
   if (!authority.empty()) {
     out.append("host: ");
     out.append(authority);
@@ -442,7 +473,8 @@ void DownstreamConn::updateInterest() {
   }
 }
 
-void DownstreamConn::respondLocal(int status, std::string_view body, bool close_after) {
+void DownstreamConn::respondLocal(int status, std::string_view body, bool close_after,
+                                  std::string_view location) {
   stats::Shard& st = worker_.stats();
   st.global.downstream_responses[stats::statusClass(status)].inc();
   if (rule_ != nullptr) {
@@ -453,10 +485,10 @@ void DownstreamConn::respondLocal(int status, std::string_view body, bool close_
   if (req_is_head_) {
     // A HEAD response carries the headers of the body it does not send.
     Buffer tmp;
-    appendLocalResponse(tmp, status, body, close_now);
+    appendLocalResponse(tmp, status, body, close_now, location);
     out_.append(tmp.view().substr(0, tmp.size() - body.size()));
   } else {
-    appendLocalResponse(out_, status, body, close_now);
+    appendLocalResponse(out_, status, body, close_now, location);
   }
   resp_close_ = close_now;
   finishExchange();

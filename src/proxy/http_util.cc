@@ -20,8 +20,14 @@ std::string_view reasonPhrase(int status) {
       return "Moved Permanently";
     case 302:
       return "Found";
+    case 303:
+      return "See Other";
     case 304:
       return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
     case 400:
       return "Bad Request";
     case 403:
@@ -69,11 +75,16 @@ void appendChunkHeader(Buffer& out, size_t size) {
   out.append(buf, static_cast<size_t>(n));
 }
 
-void appendLocalResponse(Buffer& out, int status, std::string_view body, bool close) {
+void appendLocalResponse(Buffer& out, int status, std::string_view body, bool close,
+                         std::string_view location) {
   out.append("HTTP/1.1 ");
   appendDecimal(out, static_cast<uint64_t>(status));
   out.append(" ");
   out.append(reasonPhrase(status));
+  if (!location.empty()) {
+    out.append("\r\nlocation: ");
+    out.append(location);
+  }
   out.append("\r\ncontent-type: text/plain\r\ncontent-length: ");
   appendDecimal(out, body.size());
   out.append(close ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n");
@@ -106,6 +117,58 @@ bool nominatedByConnection(const http1::Header* headers, uint32_t count, std::st
     }
   }
   return false;
+}
+
+namespace {
+
+bool listed(const std::vector<config::HeaderValue>& list, std::string_view name) {
+  for (const config::HeaderValue& hv : list)
+    if (equalsIgnoreCase(hv.name, name)) return true;
+  return false;
+}
+
+bool removed(const config::HeaderModifier& mod, std::string_view name) {
+  for (const std::string& r : mod.remove)
+    if (equalsIgnoreCase(r, name)) return true;
+  return false;
+}
+
+}  // namespace
+
+bool modifierTakesOver(const config::HeaderModifier& mod, std::string_view name) {
+  return removed(mod, name) || listed(mod.set, name) || listed(mod.add, name);
+}
+
+void appendModifierHeaders(const config::HeaderModifier& mod, const http1::Header* headers,
+                           uint32_t count, Buffer& out) {
+  for (const config::HeaderValue& hv : mod.set) {
+    out.append(hv.name);
+    out.append(": ");
+    out.append(hv.value);
+    for (const config::HeaderValue& add : mod.add) {
+      if (add.name != hv.name) continue;
+      out.append(",");
+      out.append(add.value);
+    }
+    out.append("\r\n");
+  }
+  for (const config::HeaderValue& add : mod.add) {
+    if (listed(mod.set, add.name)) continue;  // appended to the set value above
+    out.append(add.name);
+    out.append(": ");
+    if (!removed(mod, add.name)) {
+      bool first = true;
+      for (uint32_t i = 0; i < count; ++i) {
+        if (!equalsIgnoreCase(headers[i].name, add.name)) continue;
+        if (!first) out.append(", ");
+        first = false;
+        out.append(headers[i].value);
+      }
+      if (!first) out.append(",");
+    }
+    out.append(add.value);
+    out.append("\r\n");
+  }
 }
 
 }  // namespace portico::proxy

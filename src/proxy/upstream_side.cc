@@ -212,6 +212,7 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
   out_.append(" ");
   out_.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason);
   out_.append("\r\n");
+  const config::HeaderModifier* mod = rule_->response_headers.get();
   for (uint32_t i = 0; i < head.header_count; ++i) {
     const http1::Header& h = head.headers[i];
     if (h.tag == HeaderTag::kContentLength && bodiless) {
@@ -221,12 +222,15 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
     } else if (head.info.connection_other_tokens &&
                nominatedByConnection(head.headers, head.header_count, h.name)) {
       continue;
+    } else if (mod != nullptr && modifierTakesOver(*mod, h.name)) {
+      continue;
     }
     out_.append(h.name);
     out_.append(": ");
     out_.append(h.value);
     out_.append("\r\n");
   }
+  if (mod != nullptr) appendModifierHeaders(*mod, head.headers, head.header_count, out_);
   if (head.info.body == BodyKind::kContentLength) {
     out_.append("content-length: ");
     appendDecimal(out_, head.info.content_length);
