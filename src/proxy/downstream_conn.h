@@ -67,6 +67,7 @@ class DownstreamConn final : public net::IoHandler,
 
   // Upstream side.
   bool connectUpstream();
+  uint32_t responseTimeoutMs();
   void serializeRequestHead(const http1::RequestHead& head, std::string_view target,
                             std::string_view authority, Buffer& out);
   void flushUpstream();

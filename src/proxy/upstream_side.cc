@@ -21,12 +21,23 @@ namespace {
 const http1::Limits kUpstreamLimits{64 * 1024, 96 * 1024, Worker::kUpstreamMaxHeaders};
 }  // namespace
 
+uint32_t DownstreamConn::responseTimeoutMs() {
+  // timeouts.request of the rule, else the Gateway's; timeouts.backendRequest (one upstream
+  // attempt) when shorter. Both bound the wait for the response head (504 beyond).
+  const config::Port* port = findPort();
+  uint32_t ms = port ? port->settings.request_timeout_ms : 15'000;
+  if (rule_ != nullptr && rule_->request_timeout_ms != 0) ms = rule_->request_timeout_ms;
+  if (rule_ != nullptr && rule_->backend_request_timeout_ms != 0 &&
+      rule_->backend_request_timeout_ms < ms) {
+    ms = rule_->backend_request_timeout_ms;
+  }
+  return ms;
+}
+
 bool DownstreamConn::connectUpstream() {
   const config::Port* port = findPort();
   uint32_t connect_ms = port ? port->settings.connect_timeout_ms : 2'000;
-  uint32_t request_ms = rule_ != nullptr && rule_->request_timeout_ms != 0
-                            ? rule_->request_timeout_ms
-                            : (port ? port->settings.request_timeout_ms : 15'000);
+  uint32_t request_ms = responseTimeoutMs();
   up_ = worker_.pool().acquire(endpoint_->pool_id, this);
   if (up_ != nullptr) {
     armUpTimer(UpTimer::kResponse, request_ms);
@@ -76,11 +87,7 @@ void DownstreamConn::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events)
       return;
     }
     up_->connecting = false;
-    const config::Port* port = findPort();
-    uint32_t request_ms = rule_ != nullptr && rule_->request_timeout_ms != 0
-                              ? rule_->request_timeout_ms
-                              : (port ? port->settings.request_timeout_ms : 15'000);
-    armUpTimer(UpTimer::kResponse, request_ms);
+    armUpTimer(UpTimer::kResponse, responseTimeoutMs());
     if (!req_done_ && !in_.empty()) {
       forwardRequestBody();  // flushes
     } else {

@@ -289,6 +289,24 @@ class UpstreamFailures(GatewayTestCase):
         self.assertEqual(status_of(resp), 504)
         self.assertLess(time.time() - t0, 2.9)
 
+    def test_route_backend_request_timeout_is_504(self):
+        def slow(conn):
+            read_head(conn)
+            time.sleep(3)
+        up = ThreadedServer(slow)
+        self.addCleanup(up.close)
+        port = free_port()
+        config = gateway_yaml(port, [("PathPrefix", "/", [("up", None, 1)])], {"up": [up.port]})
+        config = config.replace("    backendRefs: [{name: up, weight: 1}]",
+                                "    backendRefs: [{name: up, weight: 1}]\n"
+                                "    timeouts: {request: 10s, backendRequest: 1s}")
+        self.assertIn("backendRequest", config)
+        self.gateway(config, workers=1)
+        t0 = time.time()
+        resp = raw_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status_of(resp), 504)
+        self.assertLess(time.time() - t0, 2.5)
+
     def test_upstream_reset_is_502(self):
         def reset(conn):
             read_head(conn)

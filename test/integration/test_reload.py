@@ -120,6 +120,36 @@ spec:
         self.assertTrue(self.wait_for("b"))
 
     @unittest.skipUnless(shutil.which("wrk"), "wrk is not installed")
+    def test_listener_added_and_removed_under_load(self):
+        extra = free_port()
+        base = self.config("a")
+        listener = f"listeners: [{{name: http, port: {self.port}, protocol: HTTP}}]"
+        self.assertIn(listener, base)
+        with_extra = base.replace(listener, f"listeners: [{{name: http, port: {self.port}, "
+                                             f"protocol: HTTP}}, {{name: extra, port: {extra}, "
+                                             f"protocol: HTTP}}]")
+        wrk = subprocess.Popen(["wrk", "-t1", "-c20", "-d6s", f"http://127.0.0.1:{self.port}/"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        time.sleep(1)
+        self.write(with_extra)
+        self.wait_applied(2)
+        c = http.client.HTTPConnection("127.0.0.1", extra, timeout=5)
+        c.request("GET", "/on-extra")
+        r = c.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["path"]), (200, "/on-extra"))
+        c.close()
+        self.write(base)
+        self.wait_applied(3)
+        time.sleep(0.2)
+        with self.assertRaises(OSError):
+            c = http.client.HTTPConnection("127.0.0.1", extra, timeout=2)
+            c.request("GET", "/gone")
+            c.getresponse()
+        out = wrk.communicate(timeout=30)[0].decode()
+        self.assertNotIn("Socket errors", out, out)
+        self.assertNotIn("Non-2xx", out, out)
+
+    @unittest.skipUnless(shutil.which("wrk"), "wrk is not installed")
     def test_ten_reloads_under_load_fail_nothing(self):
         # Keep-alive load from wrk (50 connections) and a one-connection-per-request client,
         # while the route flips between two backends 10 times in ~10 s.
