@@ -122,6 +122,7 @@ spec:
     - {path: {type: PathPrefix, value: /m/a/b/c}, headers: [{name: h, type: RegularExpression, value: "[a-z]+"}]}
     - {path: {type: RegularExpression, value: "/m/[0-9]+"}}
     - {path: {type: RegularExpression, value: "/m/r.*"}, method: PATCH}
+    backendRefs: [{name: be}]
   - matches:
     - {path: {type: Exact, value: /n}}
     - {path: {type: Exact, value: /n/}}
@@ -129,7 +130,6 @@ spec:
     - {path: {type: PathPrefix, value: /n/x/y}, queryParams: [{name: q, type: RegularExpression, value: "[0-9]*"}]}
     - {path: {type: PathPrefix, value: /}, method: OPTIONS}
     - {path: {type: RegularExpression, value: "/n/(x|y)/.*"}}
-    - {path: {type: Exact, value: ""}}
     - {path: {type: PathPrefix, value: /n/%20}}
     - {path: {type: Exact, value: "/m/0"}, method: HEAD}
     - {path: {type: RegularExpression, value: "(/[^/]+)*"}, headers: [{name: x-any, value: "1"}]}
@@ -147,10 +147,11 @@ const Fixture& fixture() {
     config::LoadResult load = config::loadString(kConfig, "route_match_fuzz.yaml");
     config::StatsIds ids;
     config::CompileResult compiled = config::compile(load.resources, ids, 1);
-    for (const auto* diags : {&load.diagnostics, &compiled.diagnostics})
-      for (const config::Diagnostic& d : *diags) std::fprintf(stderr, "%s\n", d.format().c_str());
+    // Expected warning only: the duplicate "x-env" header match of route "prefix".
     if (config::hasErrors(load.diagnostics) || config::hasErrors(compiled.diagnostics) ||
         compiled.snapshot->ports.size() != 1 || compiled.snapshot->ports[0].routes == nullptr) {
+      for (const auto* diags : {&load.diagnostics, &compiled.diagnostics})
+        for (const config::Diagnostic& d : *diags) std::fprintf(stderr, "%s\n", d.format().c_str());
       std::fprintf(stderr, "route_match_fuzz: fixed config did not compile as expected\n");
       std::abort();
     }
