@@ -66,6 +66,15 @@ nlohmann::json backendsJson(const config::Rule& rule) {
 
 }  // namespace
 
+bool addHeaderArg(ExplainRequest* req, std::string_view h) {
+  size_t colon = h.find(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view v = h.substr(colon + 1);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  req->headers.emplace_back(std::string(h.substr(0, colon)), std::string(v));
+  return true;
+}
+
 std::string explainRequest(const config::Snapshot& snapshot, const ExplainRequest& req, bool json) {
   std::vector<http1::Header> headers;
   for (const auto& [name, value] : req.headers) headers.push_back({name, value});
@@ -126,14 +135,10 @@ int explainMain(int argc, char** argv) {
       req.method = value();
     } else if (a == "-H" || a == "--header") {
       std::string h = value();
-      size_t colon = h.find(':');
-      if (colon == std::string::npos) {
+      if (!addHeaderArg(&req, h)) {
         std::fprintf(stderr, "portico explain: -H '%s' is not 'name: value'\n", h.c_str());
         return 64;
       }
-      std::string v = h.substr(colon + 1);
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
-      req.headers.emplace_back(h.substr(0, colon), v);
     } else if (a == "--port") {
       req.port = static_cast<uint16_t>(std::atoi(value().c_str()));
     } else if (a == "-o" || a == "--output") {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,10 @@ struct ExplainRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   uint16_t port = 0;  // 0: every port of the snapshot
 };
+
+// Adds a "name: value" header to `req` (leading blanks of the value dropped). False when
+// there is no colon.
+bool addHeaderArg(ExplainRequest* req, std::string_view name_colon_value);
 
 // The report for `req` against `snapshot`: text (human) or JSON. Main thread; allocates.
 std::string explainRequest(const config::Snapshot& snapshot, const ExplainRequest& req, bool json);

@@ -295,10 +295,7 @@ class Gateway {
       } else if (key == "format") {
         json = value == "json";
       } else if (key == "header") {
-        size_t colon = value.find(':');
-        std::string v = colon == std::string::npos ? "" : value.substr(colon + 1);
-        while (!v.empty() && v.front() == ' ') v.erase(0, 1);
-        req.headers.emplace_back(value.substr(0, colon), v);
+        cli::addHeaderArg(&req, value);
       }
       if (amp == std::string_view::npos) break;
       query.remove_prefix(amp + 1);

@@ -75,8 +75,9 @@ def status_of(response_bytes):
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
-def gateway_yaml(port, routes, backends, address="127.0.0.1", policy=""):
-    """routes: list of (path_type, path, [(backend_name, port_or_None, weight)])."""
+def gateway_yaml(port, routes, backends, address="127.0.0.1", timeouts="", client_limits=""):
+    """routes: list of (path_type, path, [(backend_name, port_or_None, weight)]).
+    timeouts / client_limits: flow-style YAML maps for a TrafficPolicy on the Gateway."""
     rules = []
     for path_type, path, refs in routes:
         brefs = []
@@ -104,8 +105,15 @@ def gateway_yaml(port, routes, backends, address="127.0.0.1", policy=""):
         eps = ", ".join(f"{{address: 127.0.0.1, port: {p}}}" for p in endpoints)
         docs.append("apiVersion: portico.dev/v1alpha1\nkind: Backend\n"
                     f"metadata: {{name: {name}}}\nspec:\n  endpoints: [{eps}]\n")
-    if policy:
-        docs.append(textwrap.dedent(policy))
+    if timeouts or client_limits:
+        policy = ("apiVersion: portico.dev/v1alpha1\nkind: TrafficPolicy\n"
+                  "metadata: {name: gateway-policy}\nspec:\n"
+                  "  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: test}]\n")
+        if timeouts:
+            policy += f"  timeouts: {timeouts}\n"
+        if client_limits:
+            policy += f"  clientLimits: {client_limits}\n"
+        docs.append(policy)
     return "---\n".join(docs)
 
 

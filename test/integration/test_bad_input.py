@@ -60,14 +60,7 @@ class BadInput(GatewayTestCase):
         super().setUp()
         self.port = free_port()
         self.gateway(gateway_yaml(self.port, [("PathPrefix", "/", [("up", None, 1)])],
-                                  {"up": [self.upstream.port]}, policy="""\
-            apiVersion: portico.dev/v1alpha1
-            kind: TrafficPolicy
-            metadata: {name: client}
-            spec:
-              targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: test}]
-              timeouts: {requestHeaders: 2s}
-            """))
+                                  {"up": [self.upstream.port]}, timeouts="{requestHeaders: 2s}"))
 
     def test_each_bad_request_gets_its_status_and_a_close(self):
         for name, req, status in CASES:

@@ -242,14 +242,7 @@ class UpstreamFailures(GatewayTestCase):
     def config(self, up_port, policy_timeouts="{connect: 1s, request: 1s}"):
         port = free_port()
         self.gateway(gateway_yaml(port, [("PathPrefix", "/", [("up", None, 1)])],
-                                  {"up": [up_port]}, policy=f"""\
-            apiVersion: portico.dev/v1alpha1
-            kind: TrafficPolicy
-            metadata: {{name: timeouts}}
-            spec:
-              targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: test}}]
-              timeouts: {policy_timeouts}
-            """), workers=1)
+                                  {"up": [up_port]}, timeouts=policy_timeouts), workers=1)
         return port
 
     def test_connect_refused_is_503(self):
@@ -381,15 +374,8 @@ class FramingAndLimits(GatewayTestCase):
         self.addCleanup(self.up.close)
         self.port = free_port()
         self.gateway(gateway_yaml(self.port, [("PathPrefix", "/", [("up", None, 1)])],
-                                  {"up": [self.up.port]}, policy="""\
-            apiVersion: portico.dev/v1alpha1
-            kind: TrafficPolicy
-            metadata: {name: client}
-            spec:
-              targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: test}]
-              timeouts: {idle: 1s}
-              clientLimits: {maxRequestHeaders: 8, maxRequestLineBytes: 300}
-            """))
+                                  {"up": [self.up.port]}, timeouts="{idle: 1s}",
+                                  client_limits="{maxRequestHeaders: 8, maxRequestLineBytes: 300}"))
 
     def test_chunked_response_to_http10_client_is_close_delimited(self):
         resp = raw_request(self.port, b"GET /chunked HTTP/1.0\r\n\r\n")

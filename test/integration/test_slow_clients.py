@@ -32,14 +32,7 @@ class SlowClients(GatewayTestCase):
         path = os.path.join(self.tmp, "gateway.yaml")
         with open(path, "w") as f:
             f.write(gateway_yaml(port, [("PathPrefix", "/", [("api", None, 1)])],
-                                 {"api": [api]}, policy=f"""\
-                apiVersion: portico.dev/v1alpha1
-                kind: TrafficPolicy
-                metadata: {{name: client}}
-                spec:
-                  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: test}}]
-                  timeouts: {{requestHeaders: {HEADER_TIMEOUT_S}s}}
-                """))
+                                 {"api": [api]}, timeouts=f"{{requestHeaders: {HEADER_TIMEOUT_S}s}}"))
         from harness import BIN
         self.admin_port = free_port()
         self.start([BIN, "gateway", "-c", path, "--workers", "2", "--admin",
