@@ -114,7 +114,7 @@ void serve(int fd, std::string name) {
     }
     j["body_bytes"] = body_bytes;
     if (body_bytes <= kMaxEchoBody) j["body"] = body;
-    std::string payload = j.dump(2) + "\n";
+    std::string payload = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::string resp = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-echo-name: " + name +
                        "\r\ncontent-length: " + std::to_string(payload.size()) + "\r\n" +
                        (keep_alive ? "" : "connection: close\r\n") + "\r\n";

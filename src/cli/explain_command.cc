@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/compiler.h"
@@ -25,8 +26,74 @@ void usage() {
                "  the near misses with the reason each failed, and the backends of the rule.\n");
 }
 
+std::string modifierText(std::string_view type, const config::HeaderModifier& m) {
+  std::string out(type);
+  char sep = ' ';
+  for (const auto& h : m.set) out += std::exchange(sep, ',') + std::string(" set ") + h.name;
+  for (const auto& h : m.add) out += std::exchange(sep, ',') + std::string(" add ") + h.name;
+  for (const auto& n : m.remove) out += std::exchange(sep, ',') + std::string(" remove ") + n;
+  return out;
+}
+
+std::string rewriteText(const config::UrlRewrite& rw) {
+  std::string out = "URLRewrite";
+  if (!rw.hostname.empty()) out += " hostname " + rw.hostname;
+  if (rw.path.kind == config::PathModifierKind::kReplaceFullPath) {
+    out += " ReplaceFullPath " + rw.path.value;
+  } else if (rw.path.kind == config::PathModifierKind::kReplacePrefixMatch) {
+    out += " ReplacePrefixMatch " + rw.path.value;
+  }
+  return out;
+}
+
+std::string mirrorText(const config::Mirror& m) {
+  std::string out = "RequestMirror to " + m.backend->ns + "/" + m.backend->name;
+  if (m.per_million < 1'000'000) {
+    char pct[32];
+    std::snprintf(pct, sizeof pct, " (%.4g%% of requests)", m.per_million / 10'000.0);
+    out += pct;
+  }
+  return out;
+}
+
+// The filters of a rule, in the order they apply, one line each.
+std::vector<std::string> ruleFilters(const config::Rule& rule) {
+  std::vector<std::string> out;
+  if (!rule.filter_error.empty()) out.push_back("ExtensionRef not resolved: answers 500");
+  if (rule.direct_response) {
+    const config::DirectResponse& dr = *rule.direct_response;
+    out.push_back("direct response " + std::to_string(dr.status_code) + " " + dr.content_type +
+                  " (" + std::to_string(dr.body.size()) + " bytes)");
+  }
+  if (rule.redirect)
+    out.push_back("RequestRedirect: answers " + std::to_string(rule.redirect->status_code));
+  if (rule.request_headers)
+    out.push_back(modifierText("RequestHeaderModifier", *rule.request_headers));
+  if (rule.url_rewrite) out.push_back(rewriteText(*rule.url_rewrite));
+  if (rule.response_headers)
+    out.push_back(modifierText("ResponseHeaderModifier", *rule.response_headers));
+  for (const config::Mirror& m : rule.mirrors) out.push_back(mirrorText(m));
+  return out;
+}
+
+// What a backendRef's own filters change (the effective filters when it is chosen).
+std::vector<std::string> backendFilters(const config::Rule& rule,
+                                        const config::WeightedBackend& wb) {
+  std::vector<std::string> out;
+  if (!wb.has_own_filters) return out;
+  if (wb.own_request_headers)
+    out.push_back(modifierText("RequestHeaderModifier", *wb.own_request_headers));
+  if (wb.own_url_rewrite) out.push_back(rewriteText(*wb.own_url_rewrite));
+  if (wb.own_response_headers)
+    out.push_back(modifierText("ResponseHeaderModifier", *wb.own_response_headers));
+  for (size_t i = rule.mirrors.size(); i < wb.mirrors.size(); ++i)
+    out.push_back(mirrorText(wb.mirrors[i]));
+  return out;
+}
+
 std::string backendsText(const config::Rule& rule) {
   std::string out;
+  for (const std::string& f : ruleFilters(rule)) out += "  filter " + f + "\n";
   for (const auto& wb : rule.backends) {
     out += "  backend ";
     out += wb.backend ? wb.backend->ns + "/" + wb.backend->name : "<unresolved: answers 500>";
@@ -37,11 +104,12 @@ std::string backendsText(const config::Rule& rule) {
     if (wb.backend) {
       for (const auto& ep : wb.backend->endpoints) out += "\n    endpoint " + ep.authority;
     }
+    for (const std::string& f : backendFilters(rule, wb)) {
+      out += "\n    backendRef filter (effective) " + f;
+    }
     out += '\n';
   }
-  if (rule.redirect != nullptr) {
-    out += "  RequestRedirect: answers " + std::to_string(rule.redirect->status_code) + "\n";
-  } else if (rule.total_weight == 0) {
+  if (rule.redirect == nullptr && rule.direct_response == nullptr && rule.total_weight == 0) {
     out += "  every backendRef has weight 0: answers 500\n";
   }
   return out;
@@ -59,6 +127,7 @@ nlohmann::json backendsJson(const config::Rule& rule) {
       for (const auto& ep : wb.backend->endpoints) eps.push_back(ep.authority);
     }
     b["endpoints"] = eps;
+    b["filters"] = backendFilters(rule, wb);
     arr.push_back(b);
   }
   return arr;
@@ -98,6 +167,7 @@ std::string explainRequest(const config::Snapshot& snapshot, const ExplainReques
       nlohmann::json j = router::toJson(e);
       j["port"] = port.bind.toString();
       j["backends"] = e.rule ? backendsJson(*e.rule) : nlohmann::json::array();
+      j["filters"] = e.rule ? nlohmann::json(ruleFilters(*e.rule)) : nlohmann::json::array();
       out_json.push_back(j);
     } else {
       out_text += "port " + port.bind.toString() + ":\n" + router::toText(e);

@@ -2,6 +2,7 @@
 // config_dump.cc): the state of one compile() run. Not for other components.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -108,8 +109,14 @@ class Compilation {
   // compile_routes.cc
   void attachRoutes();
   void compileRules(RouteItem& route);
-  const Backend* resolveBackendRef(const BackendRefModel& ref, Reporter& r,
-                                   std::string* failure_reason, std::string* failure_message);
+  const Backend* resolveBackendRef(
+      const BackendRefModel& ref, Reporter& r, std::string* failure_reason,
+      std::string* failure_message,
+      std::string_view consequence = "its share of the traffic answers 500");
+  // RequestMirror backends; an unresolved one is reported through `note` and left out.
+  std::vector<Mirror> resolveMirrors(
+      const std::vector<MirrorModel>& models, Reporter& r,
+      const std::function<void(const std::string&, const std::string&)>& note);
   const Backend* materializeBackend(const BackendItem& item, uint16_t ref_port);
   void attachParent(uint32_t route_index, const ParentRefModel& ref, ParentStatus* status,
                     Reporter& r);
@@ -131,6 +138,8 @@ class Compilation {
   std::vector<RouteItem> routes_;
   std::vector<BackendItem> backends_;
   std::vector<PolicyItem> policies_;
+  std::vector<RouteFilterModel> route_filters_;  // HTTPRouteFilters
+  std::map<std::pair<std::string, std::string>, uint32_t> route_filter_by_name_;
   std::map<std::pair<std::string, std::string>, uint32_t> gateway_by_name_;  // (ns, name)
   std::map<std::pair<std::string, std::string>, uint32_t> backend_by_name_;
   // Materialized Backends by (ns/name, port for portless endpoints or 0).

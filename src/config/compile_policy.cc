@@ -78,6 +78,17 @@ void Compilation::applyPolicies() {
               &s.limits.max_header_bytes, port, policy_id, r);
         apply(m.max_request_headers, m.max_request_headers.value.value_or(0), &s.limits.max_headers,
               port, policy_id, r);
+        if (m.response_overrides.value) {
+          const Setting<std::vector<ResponseOverride>>& ro = m.response_overrides;
+          auto [it, inserted] = port.set_by.emplace(ro.where.path, policy_id);
+          if (inserted) {
+            s.response_overrides = *ro.value;
+          } else if (it->second != policy_id) {
+            r.warning(ro.where.mark, ro.where.path,
+                      "Conflicted: on port " + std::to_string(port.port) +
+                          " this is already set by the older " + it->second + "; ignored there");
+          }
+        }
         // PortSettings belong to the socket: say so when other Gateways share it.
         for (uint32_t l : port.listeners) {
           const GatewayItem& other = gateways_[listeners_[l].gateway];

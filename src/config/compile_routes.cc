@@ -83,7 +83,8 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
 
 const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Reporter& r,
                                               std::string* failure_reason,
-                                              std::string* failure_message) {
+                                              std::string* failure_message,
+                                              std::string_view consequence) {
   bool core_service = ref.group.empty() && ref.kind == "Service";
   bool portico_backend = ref.group == kPorticoGroup && ref.kind == "Backend";
   if (!core_service && !portico_backend) {
@@ -92,8 +93,8 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Report
                        " is not supported (use a portico.dev Backend, or a Service reference "
                        "that names a Backend)";
     r.warning(ref.where.mark, ref.where.path,
-              "ResolvedRefs=False/InvalidKind: " + *failure_message +
-                  "; its share of the traffic answers 500");
+              "ResolvedRefs=False/InvalidKind: " + *failure_message + "; " +
+                  std::string(consequence));
     return nullptr;
   }
   auto it = backend_by_name_.find({ref.ns, ref.name});
@@ -104,8 +105,8 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Report
         (rejected_.count({"Backend", ref.ns, ref.name}) ? " is invalid (see its errors)"
                                                         : " not found");
     r.warning(ref.where.mark, ref.where.path,
-              "ResolvedRefs=False/BackendNotFound: " + *failure_message +
-                  "; its share of the traffic answers 500");
+              "ResolvedRefs=False/BackendNotFound: " + *failure_message + "; " +
+                  std::string(consequence));
     return nullptr;
   }
   const BackendItem& item = backends_[it->second];
@@ -117,10 +118,27 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Report
     *failure_message = "Backend " + ref.ns + '/' + ref.name + " has an endpoint without port (" +
                        endpoint_path + ") and this backendRef sets no port";
     r.error(ref.where.mark, ref.where.path,
-            "Required value: port: " + *failure_message + "; its share of the traffic answers 500");
+            "Required value: port: " + *failure_message + "; " + std::string(consequence));
     return nullptr;
   }
   return materializeBackend(item, item.needs_ref_port ? ref.port : 0);
+}
+
+std::vector<Mirror> Compilation::resolveMirrors(
+    const std::vector<MirrorModel>& models, Reporter& r,
+    const std::function<void(const std::string&, const std::string&)>& note) {
+  std::vector<Mirror> out;
+  for (const MirrorModel& m : models) {
+    std::string reason, message;
+    const Backend* backend =
+        resolveBackendRef(m.backend, r, &reason, &message, "requests are not mirrored to it");
+    if (backend == nullptr) {
+      note(reason, message);
+      continue;
+    }
+    if (m.per_million > 0) out.push_back(Mirror{backend, m.per_million});
+  }
+  return out;
 }
 
 void Compilation::compileRules(RouteItem& route) {
@@ -137,29 +155,82 @@ void Compilation::compileRules(RouteItem& route) {
     rule->route_stats_id = stats_id;
     rule->request_timeout_ms = timeoutMs(rm.request_timeout_ms);
     rule->backend_request_timeout_ms = timeoutMs(rm.backend_request_timeout_ms);
-    if (rm.request_headers && !rm.request_headers->empty())
-      rule->request_headers = std::make_unique<HeaderModifier>(*rm.request_headers);
-    if (rm.response_headers && !rm.response_headers->empty())
-      rule->response_headers = std::make_unique<HeaderModifier>(*rm.response_headers);
-    if (rm.redirect) rule->redirect = std::make_unique<Redirect>(*rm.redirect);
-    if (rm.url_rewrite && (!rm.url_rewrite->hostname.empty() ||
-                           rm.url_rewrite->path.kind != PathModifierKind::kNone)) {
-      rule->url_rewrite = std::make_unique<UrlRewrite>(*rm.url_rewrite);
+    const FiltersModel& f = rm.filters;
+    if (f.request_headers && !f.request_headers->empty())
+      rule->request_headers = std::make_unique<HeaderModifier>(*f.request_headers);
+    if (f.response_headers && !f.response_headers->empty())
+      rule->response_headers = std::make_unique<HeaderModifier>(*f.response_headers);
+    if (f.redirect) rule->redirect = std::make_unique<Redirect>(*f.redirect);
+    if (f.url_rewrite && (!f.url_rewrite->hostname.empty() ||
+                          f.url_rewrite->path.kind != PathModifierKind::kNone)) {
+      rule->url_rewrite = std::make_unique<UrlRewrite>(*f.url_rewrite);
     }
     if (rm.matches.size() == 1 && rm.matches[0].path_kind == PathKind::kPathPrefix) {
       std::string_view prefix = rm.matches[0].path;
       while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
       rule->rewrite_prefix = std::string(prefix);
     }
+    auto note = [&](const std::string& reason, const std::string& message) {
+      if (resolved.status) resolved = {"ResolvedRefs", false, reason, message};
+    };
+    rule->mirrors = resolveMirrors(f.mirrors, r, note);
+    for (const ExtensionRefModel& ext : f.extension_refs) {
+      std::string message;
+      auto it = route_filter_by_name_.find({res.ns, ext.name});
+      if (ext.group != kPorticoGroup || ext.kind != "HTTPRouteFilter") {
+        message = "ExtensionRef " + ext.group + "/" + ext.kind +
+                  " is not supported (use a portico.dev HTTPRouteFilter)";
+        note("InvalidKind", message);
+      } else if (it == route_filter_by_name_.end()) {
+        message = "HTTPRouteFilter " + res.ns + '/' + ext.name +
+                  (rejected_.count({"HTTPRouteFilter", res.ns, ext.name})
+                       ? " is invalid (see its errors)"
+                       : " not found");
+        note("NotFound", message);
+      } else if (const RouteFilterModel& model = route_filters_[it->second];
+                 model.direct_response) {
+        rule->direct_response = std::make_unique<DirectResponse>(*model.direct_response);
+      }
+      if (!message.empty()) {
+        r.warning(ext.where.mark, ext.where.path,
+                  "ResolvedRefs=False: " + message + "; matching requests answer 500");
+        rule->filter_error = "filter reference not resolved\n";
+      }
+    }
     for (const BackendRefModel& ref : rm.backend_refs) {
       std::string reason, message;
       const Backend* backend = resolveBackendRef(ref, r, &reason, &message);
-      if (backend == nullptr && resolved.status)
-        resolved = {"ResolvedRefs", false, reason, message};
-      rule->backends.push_back(WeightedBackend{backend, ref.weight});
+      if (backend == nullptr) note(reason, message);
+      WeightedBackend wb;
+      wb.backend = backend;
+      wb.weight = ref.weight;
+      const FiltersModel& bf = ref.filters;
+      wb.has_own_filters = bf.request_headers || bf.response_headers || bf.url_rewrite ||
+                           !bf.mirrors.empty();
+      wb.request_headers = rule->request_headers.get();
+      if (bf.request_headers && !bf.request_headers->empty()) {
+        wb.own_request_headers = std::make_unique<HeaderModifier>(
+            composeModifiers(rule->request_headers.get(), &*bf.request_headers));
+        wb.request_headers = wb.own_request_headers.get();
+      }
+      wb.response_headers = rule->response_headers.get();
+      if (bf.response_headers && !bf.response_headers->empty()) {
+        wb.own_response_headers = std::make_unique<HeaderModifier>(
+            composeModifiers(rule->response_headers.get(), &*bf.response_headers));
+        wb.response_headers = wb.own_response_headers.get();
+      }
+      wb.url_rewrite = rule->url_rewrite.get();
+      if (bf.url_rewrite && (!bf.url_rewrite->hostname.empty() ||
+                             bf.url_rewrite->path.kind != PathModifierKind::kNone)) {
+        wb.own_url_rewrite = std::make_unique<UrlRewrite>(*bf.url_rewrite);
+        wb.url_rewrite = wb.own_url_rewrite.get();
+      }
+      wb.mirrors = rule->mirrors;
+      for (const Mirror& m : resolveMirrors(bf.mirrors, r, note)) wb.mirrors.push_back(m);
+      rule->backends.push_back(std::move(wb));
       rule->total_weight += ref.weight;
     }
-    if (rm.redirect) {
+    if (f.redirect || !f.extension_refs.empty()) {
       // Answered locally: no backends needed.
     } else if (rm.backend_refs.empty()) {
       r.warning(rm.where.mark, rm.where.path, "no backendRefs: matching requests answer 500");

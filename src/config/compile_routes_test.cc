@@ -310,7 +310,7 @@ spec:
   ASSERT_EQ(d.size(), 1u) << joined(d);
   EXPECT_EQ(d[0],
             "F:25:45: error: HTTPRoute default/bad: spec.rules[0].timeouts.backendRequest: Invalid "
-            "value: backendRequest timeout cannot be longer than request timeout");
+            "value: \"2s\": backendRequest timeout cannot be longer than request timeout (1s)");
   EXPECT_EQ(ruleFor("h", "/a")->request_timeout_ms, 10'000u);
   EXPECT_EQ(ruleFor("h", "/a")->backend_request_timeout_ms, 2'000u);
   EXPECT_EQ(ruleFor("h", "/b")->request_timeout_ms, kTimeoutDisabledMs);

@@ -11,13 +11,23 @@ namespace portico::config {
 namespace internal {
 namespace {
 
-enum class KindClass { kGateway, kHttpRoute, kBackend, kTrafficPolicy, kIgnored, kUnknown };
+enum class KindClass {
+  kGateway,
+  kHttpRoute,
+  kBackend,
+  kTrafficPolicy,
+  kRouteFilter,
+  kIgnored,
+  kUnknown
+};
 
 constexpr std::string_view kIgnoredGatewayKinds[] = {
     "GatewayClass",   "GRPCRoute",        "TLSRoute",    "TCPRoute",    "UDPRoute",
     "ReferenceGrant", "BackendTLSPolicy", "ListenerSet", "XListenerSet"};
 
-KindClass classify(const Resource& res, std::string* problem) {
+// `*field` is set to the field at fault ("kind", or "apiVersion" for a version not served).
+KindClass classify(const Resource& res, std::string* problem, std::string* field) {
+  *field = "kind";
   std::string_view group = res.group(), version = res.version();
   if (group == kGatewayGroup) {
     bool served_version = version == "v1" || version == "v1beta1";
@@ -26,6 +36,7 @@ KindClass classify(const Resource& res, std::string* problem) {
         return res.kind == "Gateway" ? KindClass::kGateway : KindClass::kHttpRoute;
       *problem = "Unsupported value: \"" + res.api_version + "\": " + res.kind +
                  " is served as gateway.networking.k8s.io/v1";
+      *field = "apiVersion";
       return KindClass::kUnknown;
     }
     for (std::string_view k : kIgnoredGatewayKinds) {
@@ -35,17 +46,21 @@ KindClass classify(const Resource& res, std::string* problem) {
       }
     }
   } else if (group == kPorticoGroup) {
-    if (res.kind == "Backend" || res.kind == "TrafficPolicy") {
-      if (version == "v1alpha1")
-        return res.kind == "Backend" ? KindClass::kBackend : KindClass::kTrafficPolicy;
+    if (res.kind == "Backend" || res.kind == "TrafficPolicy" || res.kind == "HTTPRouteFilter") {
+      if (version == "v1alpha1") {
+        return res.kind == "Backend"           ? KindClass::kBackend
+               : res.kind == "TrafficPolicy" ? KindClass::kTrafficPolicy
+                                             : KindClass::kRouteFilter;
+      }
       *problem = "Unsupported value: \"" + res.api_version + "\": " + res.kind +
                  " is served as portico.dev/v1alpha1";
+      *field = "apiVersion";
       return KindClass::kUnknown;
     }
   }
   *problem = "Unsupported value: kind " + res.kind + " of apiVersion \"" + res.api_version +
              "\": supported kinds are Gateway and HTTPRoute (gateway.networking.k8s.io/v1), "
-             "Backend and TrafficPolicy (portico.dev/v1alpha1)";
+             "Backend, TrafficPolicy and HTTPRouteFilter (portico.dev/v1alpha1)";
   return KindClass::kUnknown;
 }
 
@@ -105,11 +120,11 @@ void Compilation::decodeAll() {
     const Resource& res = resources_[i];
     Reporter r = reporterFor(i);
     size_t first = diagnostics_.size();
-    std::string problem;
-    KindClass kind = classify(res, &problem);
+    std::string problem, field;
+    KindClass kind = classify(res, &problem, &field);
     if (kind == KindClass::kIgnored || kind == KindClass::kUnknown) {
       r.add(kind == KindClass::kIgnored ? Severity::kWarning : Severity::kError,
-            topFieldMark(res, "kind"), "kind", problem);
+            topFieldMark(res, field), field, problem);
       status_[i].conditions.push_back(Condition{"Accepted", false, "Unsupported", problem});
       continue;
     }
@@ -165,13 +180,26 @@ void Compilation::decodeAll() {
           ok = true;
         }
         break;
+      case KindClass::kRouteFilter:
+        if (std::optional<RouteFilterModel> m = decodeRouteFilter(res, r)) {
+          route_filter_by_name_[{res.ns, res.name}] =
+              static_cast<uint32_t>(route_filters_.size());
+          route_filters_.push_back(std::move(*m));
+          status_[i].conditions.push_back(Condition{"Accepted", true, "Accepted", ""});
+          ok = true;
+        }
+        break;
       default:
         break;
     }
     if (!ok) {
       rejected_.insert({res.kind, res.ns, res.name});
+      std::string message = errorsSince(first);
       std::string reason = kind == KindClass::kHttpRoute ? "UnsupportedValue" : "Invalid";
-      status_[i].conditions.push_back(Condition{"Accepted", false, reason, errorsSince(first)});
+      // Gateway API's reason for a route whose filters cannot be combined.
+      if (kind == KindClass::kHttpRoute && message.find("IncompatibleFilters") != std::string::npos)
+        reason = "IncompatibleFilters";
+      status_[i].conditions.push_back(Condition{"Accepted", false, reason, message});
     }
   }
 }

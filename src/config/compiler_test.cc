@@ -125,7 +125,7 @@ spec:
       headers: [{name: x-canary, value: "true"}]
       queryParams: [{name: v, value: "2", type: RegularExpression}]
       method: POST
-    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: api}}}]
+    filters: [{type: CORS, cors: {allowOrigins: ["*"]}}]
     backendRefs: [{name: api, filters: [{type: Bogus}]}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -137,7 +137,7 @@ spec:
   EXPECT_EQ(d,
             (std::vector<std::string>{
                 "F:31:22: error: HTTPRoute default/fancy: spec.rules[0].filters[0].type: filter "
-                "RequestMirror is not implemented yet",
+                "CORS is not implemented yet",
                 "F:32:48: error: HTTPRoute default/fancy: spec.rules[0].backendRefs[0].filters[0]."
                 "type: Unsupported value: \"Bogus\": supported values: RequestHeaderModifier, "
                 "ResponseHeaderModifier, RequestMirror, RequestRedirect, URLRewrite, CORS, "
@@ -217,7 +217,7 @@ spec:
     - type: RequestHeaderModifier
       requestHeaderModifier: {set: [{name: Host, value: a}], add: [{name: a, value: b}, {name: A, value: c}]}
     - {type: ResponseHeaderModifier, requestHeaderModifier: {}}
-  - backendRefs: [{name: api, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {}}]}]
+  - backendRefs: [{name: api, filters: [{type: RequestRedirect, requestRedirect: {}}]}]
 )");
   std::string all = joined(d);
   for (const char* want : {
@@ -228,7 +228,7 @@ spec:
            "header \"Host\" cannot be modified by a filter",
            "add[1]: Duplicate value: \"a\"",
            "requestHeaderModifier must not be set for type ResponseHeaderModifier",
-           "filter RequestHeaderModifier on a backendRef is not implemented yet",
+           "Unsupported value: \"RequestRedirect\": a backendRef filter cannot answer the request",
        }) {
     EXPECT_NE(all.find(want), std::string::npos) << want << "\n" << all;
   }
@@ -293,9 +293,9 @@ spec:
                    "supported yet; ignored",
                    "F:14:7: error: Service default/s: kind: Unsupported value: kind Service of "
                    "apiVersion \"v1\": supported kinds are Gateway and HTTPRoute "
-                   "(gateway.networking.k8s.io/v1), Backend and TrafficPolicy "
+                   "(gateway.networking.k8s.io/v1), Backend, TrafficPolicy and HTTPRouteFilter "
                    "(portico.dev/v1alpha1)",
-                   "F:18:7: error: Backend default/b: kind: Unsupported value: \"portico.dev/v1\": "
+                   "F:17:13: error: Backend default/b: apiVersion: Unsupported value: \"portico.dev/v1\": "
                    "Backend is served as portico.dev/v1alpha1",
                    "F:24:9: error: Gateway default/gw: metadata.name: Duplicate value: Gateway "
                    "default/gw is already defined at " +

@@ -1,4 +1,4 @@
-// Decoding of the portico.dev/v1alpha1 kinds Backend and TrafficPolicy.
+// Decoding of the portico.dev/v1alpha1 kinds Backend, TrafficPolicy and HTTPRouteFilter.
 #include <set>
 
 #include "config/model.h"
@@ -9,6 +9,9 @@ namespace {
 
 constexpr size_t kMaxEndpoints = 4096;
 constexpr size_t kMaxTargetRefs = 16;
+constexpr size_t kMaxResponseOverrides = 16;
+constexpr size_t kMaxStatusMatches = 32;
+constexpr size_t kMaxResponseBody = 64 * 1024;
 
 template <typename T>
 void readBytes(MapReader& m, std::string_view key, int64_t min, int64_t max, Setting<T>* out) {
@@ -25,7 +28,127 @@ void readDuration(MapReader& m, std::string_view key, Setting<uint64_t>* out) {
   }
 }
 
+// A response body {type: Inline, inline: "..."} into out->body.
+void decodeResponseBody(Reporter& r, const YAML::Node& node, const std::string& path,
+                        DirectResponse* out) {
+  MapReader m(r, node, path);
+  std::optional<std::string> type = m.string("type", Need::kRequired);
+  if (type && *type != "Inline") {
+    if (*type == "ValueRef") {
+      r.error(m.markOf("type"), m.childPath("type"),
+              "body type ValueRef (a ConfigMap) is not supported yet; use Inline");
+    } else {
+      r.error(m.markOf("type"), m.childPath("type"),
+              "Unsupported value: \"" + *type + "\": supported values: \"Inline\"");
+    }
+  }
+  if (std::optional<std::string> inline_body = m.string("inline", Need::kRequired)) {
+    if (inline_body->size() > kMaxResponseBody) {
+      r.error(m.markOf("inline"), m.childPath("inline"),
+              "Too long: " + std::to_string(inline_body->size()) + " bytes: at most " +
+                  std::to_string(kMaxResponseBody));
+    }
+    out->body = std::move(*inline_body);
+  }
+  m.ignore("valueRef");
+  m.finish();
+}
+
+// contentType, body and (when `status_field`) statusCode of a direct or override response.
+void decodeResponseFields(MapReader& m, DirectResponse* out) {
+  Reporter& r = m.reporter();
+  if (std::optional<std::string> ct = m.string("contentType")) {
+    bool ok = !ct->empty() && ct->size() <= 256;
+    for (char c : *ct)
+      if (c < 0x20 || c == 0x7f) ok = false;
+    if (!ok) {
+      r.error(m.markOf("contentType"), m.childPath("contentType"),
+              invalidValue(*ct, "must be a media type without control characters"));
+    }
+    out->content_type = std::move(*ct);
+  }
+  if (m.has("body")) decodeResponseBody(r, m.take("body"), m.childPath("body"), out);
+  if (std::optional<int64_t> code = m.integer("statusCode", 200, 599))
+    out->status_code = static_cast<uint16_t>(*code);
+}
+
+// spec.responseOverride[] of a TrafficPolicy (Envoy Gateway's field names).
+void decodeResponseOverrides(Reporter& r, const YAML::Node& node, const std::string& path,
+                             Setting<std::vector<ResponseOverride>>* out) {
+  std::vector<ResponseOverride> list;
+  forEachItem(
+      r, node, path, kMaxResponseOverrides,
+      [&](const YAML::Node& item, const std::string& item_path, size_t) {
+        ResponseOverride ro;
+        ro.response.status_code = 0;  // keep the original status unless statusCode is set
+        MapReader m(r, item, item_path);
+        MapReader match(r, m.take("match", Need::kRequired), m.childPath("match"));
+        forEachItem(
+            r, match.take("statusCodes", Need::kRequired), match.childPath("statusCodes"),
+            kMaxStatusMatches, [&](const YAML::Node& sc, const std::string& sc_path, size_t) {
+              MapReader c(r, sc, sc_path);
+              std::string type = c.string("type").value_or("Value");
+              if (type == "Value") {
+                if (std::optional<int64_t> v = c.integer("value", 100, 599, Need::kRequired))
+                  ro.ranges.emplace_back(static_cast<uint16_t>(*v), static_cast<uint16_t>(*v));
+                c.ignore("range");
+              } else if (type == "Range") {
+                MapReader range(r, c.take("range", Need::kRequired), c.childPath("range"));
+                std::optional<int64_t> lo = range.integer("start", 100, 599, Need::kRequired);
+                std::optional<int64_t> hi = range.integer("end", 100, 599, Need::kRequired);
+                if (lo && hi && *lo > *hi) {
+                  r.error(range.markOf("end"), range.childPath("end"),
+                          "Invalid value: end must not be less than start");
+                } else if (lo && hi) {
+                  ro.ranges.emplace_back(static_cast<uint16_t>(*lo), static_cast<uint16_t>(*hi));
+                }
+                range.finish();
+                c.ignore("value");
+              } else {
+                r.error(c.markOf("type"), c.childPath("type"),
+                        "Unsupported value: \"" + type +
+                            "\": supported values: \"Value\", \"Range\"");
+              }
+              c.finish();
+            });
+        match.finish();
+        MapReader resp(r, m.take("response", Need::kRequired), m.childPath("response"));
+        decodeResponseFields(resp, &ro.response);
+        resp.finish();
+        m.finish();
+        list.push_back(std::move(ro));
+      });
+  out->value = std::move(list);
+  out->where = Where{markOf(node), path};
+}
+
 }  // namespace
+
+std::optional<RouteFilterModel> decodeRouteFilter(const Resource& res, Reporter& r) {
+  int errors_before = r.errorCount();
+  RouteFilterModel f;
+  if (isAbsent(res.spec)) {
+    r.error(res.mark, "spec", "Required value");
+    return std::nullopt;
+  }
+  MapReader spec(r, res.spec, "spec");
+  if (spec.has("directResponse")) {
+    MapReader m(r, spec.take("directResponse"), "spec.directResponse");
+    DirectResponse dr;
+    decodeResponseFields(m, &dr);
+    m.finish();
+    f.direct_response = std::move(dr);
+  }
+  for (std::string_view key : {"urlRewrite", "credentialInjection"})
+    spec.unsupported(key, std::string("spec.") + std::string(key));
+  spec.finish();
+  if (r.errorCount() > errors_before) return std::nullopt;
+  if (!f.direct_response) {
+    r.error(spec.mark(), "spec", "Required value: directResponse");
+    return std::nullopt;
+  }
+  return f;
+}
 
 std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
   int errors_before = r.errorCount();
@@ -126,6 +249,11 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
   readBytes(limits, "maxRequestHeadersBytes", 1024, 1 << 20, &p.max_request_headers_bytes);
   readBytes(limits, "maxRequestHeaders", 1, 1000, &p.max_request_headers);
   limits.finish();
+
+  if (spec.has("responseOverride")) {
+    decodeResponseOverrides(r, spec.take("responseOverride"), spec.childPath("responseOverride"),
+                            &p.response_overrides);
+  }
 
   for (std::string_view key : {"retries", "rateLimit", "faultInjection", "compression", "headers"})
     spec.unsupported(key, std::string("spec.") + std::string(key));

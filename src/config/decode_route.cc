@@ -1,8 +1,7 @@
 // Decoding of HTTPRoute (gateway.networking.k8s.io/v1) specs.
 //
 // Every field of HTTPRoute v1 is parsed. Fields whose runtime is not implemented yet (the
-// RequestMirror, CORS, ExtensionRef and ExternalAuth filters, backendRef filters, retries,
-// session persistence) are validated and then reported as errors "... is not
+// CORS and ExternalAuth filters, retries, session persistence) are validated and then reported as errors "... is not
 // implemented yet", which rejects the route: serving it without them would route traffic the
 // user excluded. Regular expressions (RE2) are compiled here, once; an invalid one is an error
 // at its field.
@@ -352,15 +351,63 @@ UrlRewrite decodeUrlRewrite(Reporter& r, const YAML::Node& node, const std::stri
   return rw;
 }
 
-// Filter types whose runtime is implemented (rule level only).
-bool filterImplemented(std::string_view type) {
-  return type == "RequestHeaderModifier" || type == "ResponseHeaderModifier" ||
-         type == "RequestRedirect" || type == "URLRewrite";
+// Filter types whose runtime is implemented; RequestRedirect and ExtensionRef (a direct
+// response) only on rules, the others on rules and backendRefs.
+bool filterImplemented(std::string_view type, bool on_backend_ref) {
+  if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier" ||
+      type == "URLRewrite" || type == "RequestMirror") {
+    return true;
+  }
+  return !on_backend_ref && (type == "RequestRedirect" || type == "ExtensionRef");
 }
 
-// filters[] of a rule (rule != nullptr: implemented types are decoded into it) or of a
-// backendRef (rule == nullptr: validated for type, then rejected).
-void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path, RuleModel* rule) {
+BackendRefModel decodeObjectRef(Reporter& r, const YAML::Node& node, const std::string& path,
+                                const Resource& res);
+
+MirrorModel decodeMirror(Reporter& r, const YAML::Node& node, const std::string& path,
+                         const Resource& res) {
+  MirrorModel mirror;
+  mirror.where = Where{markOf(node), path};
+  MapReader m(r, node, path);
+  YAML::Node ref = m.take("backendRef", Need::kRequired);
+  if (ref.IsDefined()) mirror.backend = decodeObjectRef(r, ref, m.childPath("backendRef"), res);
+  if (m.has("percent") && m.has("fraction")) {
+    r.error(m.markOf("fraction"), m.childPath("fraction"),
+            "Forbidden: percent and fraction cannot both be set");
+  }
+  if (std::optional<int64_t> percent = m.integer("percent", 0, 100))
+    mirror.per_million = static_cast<uint32_t>(*percent * 10'000);
+  if (m.has("fraction")) {
+    MapReader f(r, m.take("fraction"), m.childPath("fraction"));
+    std::optional<int64_t> num = f.integer("numerator", 0, INT32_MAX, Need::kRequired);
+    int64_t den = f.integer("denominator", 1, INT32_MAX).value_or(100);
+    if (num && *num > den) {
+      r.error(f.markOf("numerator"), f.childPath("numerator"),
+              "Invalid value: numerator must be less than or equal to denominator");
+    } else if (num) {
+      mirror.per_million = static_cast<uint32_t>(*num * 1'000'000 / den);
+    }
+    f.finish();
+  }
+  m.finish();
+  return mirror;
+}
+
+ExtensionRefModel decodeExtensionRef(Reporter& r, const YAML::Node& node,
+                                     const std::string& path) {
+  ExtensionRefModel ext;
+  ext.where = Where{markOf(node), path};
+  MapReader m(r, node, path);
+  ext.group = m.string("group", Need::kRequired).value_or("");
+  ext.kind = m.string("kind", Need::kRequired).value_or("");
+  ext.name = m.string("name", Need::kRequired).value_or("");
+  m.finish();
+  return ext;
+}
+
+// filters[] of a rule or of a backendRef, into *out.
+void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
+                   const Resource& res, bool on_backend_ref, FiltersModel* out) {
   forEachItem(
       r, node, path, kMaxFilters,
       [&](const YAML::Node& item, const std::string& item_path, size_t) {
@@ -368,7 +415,7 @@ void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
         std::optional<std::string> type = m.string("type", Need::kRequired);
         bool known = type && std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) !=
                                  kFilterTypes.end();
-        bool decode = known && rule != nullptr && filterImplemented(*type);
+        bool decode = known && filterImplemented(*type, on_backend_ref);
         // Each type's configuration lives in the field named after it (lowerCamelCase).
         constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kFields = {{
             {"RequestHeaderModifier", "requestHeaderModifier"},
@@ -403,20 +450,26 @@ void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
           std::string value_path = m.childPath(key);
           auto duplicate = [&] {
             r.error(m.markOf("type"), m.childPath("type"),
-                    "Duplicate value: \"" + *type + "\": at most one per rule");
+                    "Duplicate value: \"" + *type + "\": at most one per " +
+                        (on_backend_ref ? "backendRef" : "rule"));
           };
           if (t == "RequestHeaderModifier") {
-            if (rule->request_headers) duplicate();
-            rule->request_headers = decodeHeaderModifier(r, value, value_path);
+            if (out->request_headers) duplicate();
+            out->request_headers = decodeHeaderModifier(r, value, value_path);
           } else if (t == "ResponseHeaderModifier") {
-            if (rule->response_headers) duplicate();
-            rule->response_headers = decodeHeaderModifier(r, value, value_path);
+            if (out->response_headers) duplicate();
+            out->response_headers = decodeHeaderModifier(r, value, value_path);
           } else if (t == "RequestRedirect") {
-            if (rule->redirect) duplicate();
-            rule->redirect = decodeRedirect(r, value, value_path);
+            if (out->redirect) duplicate();
+            out->redirect = decodeRedirect(r, value, value_path);
           } else if (t == "URLRewrite") {
-            if (rule->url_rewrite) duplicate();
-            rule->url_rewrite = decodeUrlRewrite(r, value, value_path);
+            if (out->url_rewrite) duplicate();
+            out->url_rewrite = decodeUrlRewrite(r, value, value_path);
+          } else if (t == "RequestMirror") {
+            out->mirrors.push_back(decodeMirror(r, value, value_path, res));
+          } else if (t == "ExtensionRef") {
+            if (!out->extension_refs.empty()) duplicate();
+            out->extension_refs.push_back(decodeExtensionRef(r, value, value_path));
           }
         }
         m.finish();
@@ -426,9 +479,10 @@ void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
                   unsupportedValue(*type,
                                    "RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
                                    "RequestRedirect, URLRewrite, CORS, ExtensionRef"));
-        } else if (rule == nullptr && filterImplemented(*type)) {
+        } else if (on_backend_ref && (*type == "RequestRedirect" || *type == "ExtensionRef")) {
           r.error(m.markOf("type"), m.childPath("type"),
-                  "filter " + *type + " on a backendRef is not implemented yet");
+                  "Unsupported value: \"" + *type +
+                      "\": a backendRef filter cannot answer the request; put it on the rule");
         } else {
           r.error(m.markOf("type"), m.childPath("type"),
                   "filter " + *type + " is not implemented yet");
@@ -439,18 +493,35 @@ void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
 // Cross-field rules of a rule's filters (Gateway API CEL validations).
 void checkRuleFilters(Reporter& r, const RuleModel& rule, const std::string& filters_path,
                       const YAML::Mark& mark) {
-  if (rule.redirect && rule.url_rewrite) {
+  const FiltersModel& f = rule.filters;
+  if (f.redirect && f.url_rewrite) {
     r.error(mark, filters_path,
             "Invalid value: IncompatibleFilters: RequestRedirect and URLRewrite cannot both be "
             "set in one rule");
   }
-  if (rule.redirect && !rule.backend_refs.empty()) {
+  if (f.redirect && !rule.backend_refs.empty()) {
     r.error(mark, filters_path,
             "Invalid value: a rule with a RequestRedirect filter must not have backendRefs");
   }
+  if (!f.extension_refs.empty() && (f.redirect || !rule.backend_refs.empty())) {
+    r.error(mark, filters_path,
+            "Invalid value: a rule with an ExtensionRef (direct response) filter must not have "
+            "backendRefs or a RequestRedirect");
+  }
+  auto prefix = [](const std::optional<UrlRewrite>& rw) {
+    return rw && rw->path.kind == PathModifierKind::kReplacePrefixMatch;
+  };
   bool prefix_rewrite =
-      (rule.redirect && rule.redirect->path.kind == PathModifierKind::kReplacePrefixMatch) ||
-      (rule.url_rewrite && rule.url_rewrite->path.kind == PathModifierKind::kReplacePrefixMatch);
+      (f.redirect && f.redirect->path.kind == PathModifierKind::kReplacePrefixMatch) ||
+      prefix(f.url_rewrite);
+  for (const BackendRefModel& b : rule.backend_refs) {
+    if (b.filters.url_rewrite && f.url_rewrite) {
+      r.error(b.where.mark, fieldPath(b.where.path, "filters"),
+              "Invalid value: URLRewrite is set on the rule and on this backendRef; set it on "
+              "one of them");
+    }
+    prefix_rewrite = prefix_rewrite || prefix(b.filters.url_rewrite);
+  }
   if (prefix_rewrite &&
       (rule.matches.size() != 1 || rule.matches[0].path_kind != PathKind::kPathPrefix)) {
     r.error(mark, filters_path,
@@ -459,8 +530,9 @@ void checkRuleFilters(Reporter& r, const RuleModel& rule, const std::string& fil
   }
 }
 
-BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std::string& path,
-                                 const Resource& res) {
+// group, kind, name, namespace, port of a backendRef (and, when `full`, weight and filters).
+BackendRefModel decodeBackendRefFields(Reporter& r, const YAML::Node& node,
+                                       const std::string& path, const Resource& res, bool full) {
   BackendRefModel b;
   b.where = Where{markOf(node), path};
   b.ns = res.ns;
@@ -476,11 +548,25 @@ BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std:
   }
   if (std::optional<int64_t> port = m.integer("port", 1, 65535))
     b.port = static_cast<uint16_t>(*port);
-  if (std::optional<int64_t> weight = m.integer("weight", 0, kMaxWeight))
-    b.weight = static_cast<uint32_t>(*weight);
-  if (m.has("filters")) decodeFilters(r, m.take("filters"), m.childPath("filters"), nullptr);
+  if (full) {
+    if (std::optional<int64_t> weight = m.integer("weight", 0, kMaxWeight))
+      b.weight = static_cast<uint32_t>(*weight);
+    if (m.has("filters")) {
+      decodeFilters(r, m.take("filters"), m.childPath("filters"), res, true, &b.filters);
+    }
+  }
   m.finish();
   return b;
+}
+
+BackendRefModel decodeObjectRef(Reporter& r, const YAML::Node& node, const std::string& path,
+                                const Resource& res) {
+  return decodeBackendRefFields(r, node, path, res, false);
+}
+
+BackendRefModel decodeBackendRef(Reporter& r, const YAML::Node& node, const std::string& path,
+                                 const Resource& res) {
+  return decodeBackendRefFields(r, node, path, res, true);
 }
 
 RuleModel decodeRule(Reporter& r, const YAML::Node& node, const std::string& path,
@@ -507,14 +593,16 @@ RuleModel decodeRule(Reporter& r, const YAML::Node& node, const std::string& pat
   }
   bool has_filters = m.has("filters");
   YAML::Mark filters_mark = m.markOf("filters");
-  if (has_filters) decodeFilters(r, m.take("filters"), m.childPath("filters"), &rule);
+  if (has_filters)
+    decodeFilters(r, m.take("filters"), m.childPath("filters"), res, false, &rule.filters);
   forEachItem(r, m.take("backendRefs"), m.childPath("backendRefs"), kMaxBackendRefs,
               [&](const YAML::Node& item, const std::string& item_path, size_t) {
                 rule.backend_refs.push_back(decodeBackendRef(r, item, item_path, res));
               });
-  if (has_filters) checkRuleFilters(r, rule, m.childPath("filters"), filters_mark);
+  checkRuleFilters(r, rule, m.childPath("filters"), has_filters ? filters_mark : m.mark());
   if (m.has("timeouts")) {
-    MapReader t(r, m.take("timeouts"), m.childPath("timeouts"));
+    YAML::Node timeouts = m.take("timeouts");
+    MapReader t(r, timeouts, m.childPath("timeouts"));
     rule.request_timeout_ms = t.duration("request");
     rule.backend_request_timeout_ms = t.duration("backendRequest");
     if (rule.request_timeout_ms && rule.backend_request_timeout_ms &&
@@ -522,7 +610,9 @@ RuleModel decodeRule(Reporter& r, const YAML::Node& node, const std::string& pat
         (*rule.backend_request_timeout_ms == 0 ||
          *rule.backend_request_timeout_ms > *rule.request_timeout_ms)) {
       r.error(t.markOf("backendRequest"), t.childPath("backendRequest"),
-              "Invalid value: backendRequest timeout cannot be longer than request timeout");
+              invalidValue(timeouts["backendRequest"].Scalar(),
+                           "backendRequest timeout cannot be longer than request timeout (" +
+                               timeouts["request"].Scalar() + ")"));
     }
     t.finish();
   }

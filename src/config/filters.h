@@ -1,11 +1,12 @@
 // HTTPRoute rule filters in the compact form the proxy applies them: header modifier lists
-// with lowercase names, and the redirect / URL rewrite settings. Shared by the decoder's model
+// with lowercase names, the redirect / URL rewrite settings, direct responses. Shared by the decoder's model
 // (config/model.h) and the compiled config::Rule (config/snapshot.h).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portico::config {
@@ -46,5 +47,29 @@ struct UrlRewrite {
   std::string hostname;  // "" = unchanged
   PathModifier path;
 };
+
+// A response Portico writes itself: HTTPRouteFilter directResponse, or the replacement body
+// of a TrafficPolicy responseOverride.
+struct DirectResponse {
+  uint16_t status_code = 200;  // 0 in a responseOverride: keep the original status
+  std::string content_type = "text/plain";
+  std::string body;
+};
+
+// TrafficPolicy responseOverride: a response Portico generates whose status is in one of
+// `ranges` is answered with `response` instead.
+struct ResponseOverride {
+  std::vector<std::pair<uint16_t, uint16_t>> ranges;  // inclusive [first, second]
+  DirectResponse response;
+  bool matches(int status) const {
+    for (const auto& [lo, hi] : ranges)
+      if (status >= lo && status <= hi) return true;
+    return false;
+  }
+};
+
+// Applies `second` after `first`: one modifier with the effect of both (backendRef filters
+// after the rule's). Either may be null; returns an empty modifier when both are.
+HeaderModifier composeModifiers(const HeaderModifier* first, const HeaderModifier* second);
 
 }  // namespace portico::config

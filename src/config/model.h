@@ -94,6 +94,26 @@ struct MatchModel {
   std::vector<StringMatchModel> query_params;  // names compared case-sensitively
 };
 
+struct MirrorModel;
+
+// ExtensionRef filter: a reference to a portico.dev HTTPRouteFilter in the route's namespace.
+struct ExtensionRefModel {
+  Where where;
+  std::string group;
+  std::string kind;
+  std::string name;
+};
+
+// The filters of a rule or of one backendRef (at most one of each type, except mirrors).
+struct FiltersModel {
+  std::optional<HeaderModifier> request_headers;
+  std::optional<HeaderModifier> response_headers;
+  std::optional<Redirect> redirect;       // rule only
+  std::optional<UrlRewrite> url_rewrite;  // rule or backendRef, not both
+  std::vector<MirrorModel> mirrors;
+  std::vector<ExtensionRefModel> extension_refs;  // rule only
+};
+
 struct BackendRefModel {
   Where where;
   std::string group;  // "" = core
@@ -102,6 +122,14 @@ struct BackendRefModel {
   std::string name;
   uint16_t port = 0;  // 0 = unset
   uint32_t weight = 1;
+  FiltersModel filters;  // applied when this backendRef is chosen, after the rule's
+};
+
+// RequestMirror: a copy of the request to `backend` for `per_million` of the requests.
+struct MirrorModel {
+  Where where;
+  BackendRefModel backend;  // weight and filters unused
+  uint32_t per_million = 1'000'000;
 };
 
 struct RuleModel {
@@ -111,11 +139,7 @@ struct RuleModel {
   std::vector<BackendRefModel> backend_refs;
   std::optional<uint64_t> request_timeout_ms;          // timeouts.request ("0s" = 0)
   std::optional<uint64_t> backend_request_timeout_ms;  // timeouts.backendRequest
-  // Filters (at most one of each type per rule; redirect and rewrite exclusive).
-  std::optional<HeaderModifier> request_headers;
-  std::optional<HeaderModifier> response_headers;
-  std::optional<Redirect> redirect;
-  std::optional<UrlRewrite> url_rewrite;
+  FiltersModel filters;
 };
 
 struct HttpRouteModel {
@@ -150,6 +174,12 @@ struct Setting {
   Where where;
 };
 
+// HTTPRouteFilter (portico.dev): filter settings an HTTPRoute rule references with an
+// ExtensionRef filter. Today: directResponse.
+struct RouteFilterModel {
+  std::optional<DirectResponse> direct_response;
+};
+
 struct TrafficPolicyModel {
   std::vector<PolicyTargetModel> targets;
   Setting<uint64_t> request_headers_ms;
@@ -160,6 +190,7 @@ struct TrafficPolicyModel {
   Setting<uint32_t> max_request_line_bytes;
   Setting<uint32_t> max_request_headers_bytes;
   Setting<uint32_t> max_request_headers;
+  Setting<std::vector<ResponseOverride>> response_overrides;
 };
 
 // ---- Decoders --------------------------------------------------------------------------
@@ -171,5 +202,6 @@ std::optional<GatewayModel> decodeGateway(const Resource& res, Reporter& r);
 std::optional<HttpRouteModel> decodeHttpRoute(const Resource& res, Reporter& r);
 std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r);
 std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Reporter& r);
+std::optional<RouteFilterModel> decodeRouteFilter(const Resource& res, Reporter& r);
 
 }  // namespace portico::config

@@ -40,10 +40,26 @@ struct Backend {
   uint32_t index = 0;     // position in Snapshot::backends
 };
 
+// RequestMirror: a fire-and-forget copy of the request to `backend`.
+struct Mirror {
+  const Backend* backend = nullptr;  // resolved (unresolved mirrors are dropped at compile)
+  uint32_t per_million = 1'000'000;  // share of the requests mirrored
+};
+
 // A backendRef of a rule after resolution. backend == nullptr: unresolved (answers 500).
 struct WeightedBackend {
   const Backend* backend = nullptr;
   uint32_t weight = 1;
+  // The filters of a request sent to this backend: the rule's, then the backendRef's. They
+  // point into the Rule or into the own_* fields below; null when there are none.
+  const HeaderModifier* request_headers = nullptr;
+  const HeaderModifier* response_headers = nullptr;
+  const UrlRewrite* url_rewrite = nullptr;
+  std::vector<Mirror> mirrors;  // the rule's, then the backendRef's
+  bool has_own_filters = false;  // the backendRef has filters (for explain)
+  std::unique_ptr<const HeaderModifier> own_request_headers;   // composed rule + backendRef
+  std::unique_ptr<const HeaderModifier> own_response_headers;  // composed rule + backendRef
+  std::unique_ptr<const UrlRewrite> own_url_rewrite;           // the backendRef's
 };
 
 // One HTTPRoute rule as the proxy sees it after a match.
@@ -58,11 +74,17 @@ struct Rule {
   // timeouts.backendRequest: one upstream attempt, request sent to response head; 0: unset
   // (only request_timeout applies).
   uint32_t backend_request_timeout_ms = 0;
-  // Filters; null when the rule has none of that type.
+  // The rule's own filters (per backend, WeightedBackend holds the effective ones); null when
+  // the rule has none of that type.
   std::unique_ptr<const HeaderModifier> request_headers;
   std::unique_ptr<const HeaderModifier> response_headers;
   std::unique_ptr<const Redirect> redirect;  // answered locally; the rule has no backends
   std::unique_ptr<const UrlRewrite> url_rewrite;
+  std::unique_ptr<const DirectResponse> direct_response;  // answered locally; no backends
+  std::vector<Mirror> mirrors;
+  // An ExtensionRef filter that did not resolve: the rule answers 500 with this reason
+  // (Gateway API: such a filter must not be skipped).
+  std::string filter_error;
   // The rule's single PathPrefix value without trailing '/' ("" for "/"), for
   // ReplacePrefixMatch (which requires exactly one PathPrefix match).
   std::string rewrite_prefix;
@@ -76,6 +98,8 @@ struct PortSettings {
   uint32_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
   uint32_t connect_timeout_ms = 2'000;   // upstream connect
   uint32_t request_timeout_ms = 15'000;  // request start to response head (504 beyond)
+  // TrafficPolicy responseOverride: replaces responses Portico generates (404 page, ...).
+  std::vector<ResponseOverride> response_overrides;
 };
 
 // A listening socket (address, port) and the listeners (Gateway × listener) served on it.

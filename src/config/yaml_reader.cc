@@ -27,6 +27,46 @@ const char* typeName(const YAML::Node& n) {
   }
 }
 
+// "a boolean" / "a number" / "null" when a plain (unquoted) scalar resolves to that type
+// under the YAML 1.2 core schema, as Kubernetes' decoder reads it; nullptr for strings.
+const char* plainScalarType(const YAML::Node& node) {
+  if (!isPlain(node)) return nullptr;
+  std::string_view s = node.Scalar();
+  if (s.empty()) return nullptr;
+  for (std::string_view b : {"true", "True", "TRUE", "false", "False", "FALSE"})
+    if (s == b) return "a boolean";
+  for (std::string_view n : {"~", "null", "Null", "NULL"})
+    if (s == n) return "null";
+  for (std::string_view n : {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
+                             "-.INF", ".nan", ".NaN", ".NAN"})
+    if (s == n) return "a number";
+  auto hexOrOctal = [&](std::string_view prefix, std::string_view digits) {
+    if (s.size() <= 2 || s.substr(0, 2) != prefix) return false;
+    return s.find_first_not_of(digits, 2) == std::string_view::npos;
+  };
+  if (hexOrOctal("0x", "0123456789abcdefABCDEF") || hexOrOctal("0o", "01234567")) return "a number";
+  // [-+]? ( \.[0-9]+ | [0-9]+ ( \.[0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i - start;
+  };
+  if (s[i] == '-' || s[i] == '+') ++i;
+  size_t mantissa = digits();
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    mantissa += digits();
+  }
+  if (mantissa == 0) return nullptr;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (digits() == 0) return nullptr;
+  }
+  return i == s.size() ? "a number" : nullptr;
+}
+
 bool looksInteger(std::string_view s) {
   size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
   if (i >= s.size()) return false;
@@ -186,7 +226,15 @@ std::optional<int64_t> MapReader::integer(std::string_view key, int64_t min, int
 }
 
 std::optional<uint64_t> MapReader::duration(std::string_view key, Need need) {
-  std::optional<std::string> s = string(key, need);
+  YAML::Node v = take(key, need);
+  if (!v.IsDefined()) return std::nullopt;
+  if (v.IsScalar() && plainScalarType(v) != nullptr) {
+    reporter_.error(config::markOf(v), childPath(key),
+                    invalidValue(v.Scalar(), "must be a duration with a unit, like \"10s\"",
+                                 /*quote=*/false));
+    return std::nullopt;
+  }
+  std::optional<std::string> s = readString(reporter_, v, childPath(key));
   if (!s) return std::nullopt;
   std::optional<uint64_t> ms = parseDurationMs(*s);
   if (!ms) {
@@ -234,6 +282,13 @@ std::optional<std::string> readString(Reporter& r, const YAML::Node& node,
                                       const std::string& path) {
   if (!node.IsScalar()) {
     r.error(markOf(node), path, std::string("must be a string, not ") + typeName(node));
+    return std::nullopt;
+  }
+  if (const char* type = plainScalarType(node)) {
+    r.error(markOf(node), path,
+            invalidValue(node.Scalar(), std::string("must be a string, not ") + type +
+                                            " (quote it: \"" + node.Scalar() + "\")",
+                         /*quote=*/false));
     return std::nullopt;
   }
   return node.Scalar();

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "proxy/http_util.h"
+#include "proxy/mirror.h"
 #include "proxy/rewrite.h"
 #include "proxy/worker.h"
 #include "router/route_table.h"
@@ -153,6 +154,15 @@ void DownstreamConn::process() {
   if (phase_ == Phase::kProxy && !req_done_) forwardRequestBody();
 }
 
+void DownstreamConn::feedMirrors(std::string_view framed) {
+  for (uint8_t i = 0; i < mirror_count_; ++i) mirrors_[i]->feed(framed);
+}
+
+void DownstreamConn::endMirrors(bool complete) {
+  for (uint8_t i = 0; i < mirror_count_; ++i) mirrors_[i]->end(complete);
+  mirror_count_ = 0;
+}
+
 void DownstreamConn::resetRequestState() {
   head_started_ = false;
   req_keep_alive_ = true;
@@ -165,7 +175,9 @@ void DownstreamConn::resetRequestState() {
   resp_close_ = false;
   retried_ = false;
   resp_status_ = 0;
+  endMirrors(req_done_);
   rule_ = nullptr;
+  target_ = nullptr;
   backend_ = nullptr;
   endpoint_ = nullptr;
   req_head_.clear();
@@ -244,6 +256,13 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   rule_ = d.rule;
   stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
   rs.requests.inc();
+  if (!rule_->filter_error.empty()) return reject(500, rule_->filter_error);
+  if (const config::DirectResponse* dr = rule_->direct_response.get()) {
+    in_.consume(head_len);
+    respondLocal(dr->status_code, dr->body, !req_bodyless_, {}, dr->content_type,
+                 /*overridable=*/false);
+    return phase_ == Phase::kHead;
+  }
   if (rule_->redirect != nullptr) {
     // RequestRedirect: answered here. The Location is built before the head is consumed (the
     // views point into in_).
@@ -259,6 +278,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   const config::WeightedBackend* wb = router::pickBackend(*rule_, worker_.random());
   if (wb == nullptr) return reject(500, "no backend with a non-zero weight\n");
   if (wb->backend == nullptr) return reject(500, "backend reference not resolved\n");
+  target_ = wb;
   backend_ = wb->backend;
   st.backends.at(backend_->stats_id).requests.inc();
   if (backend_->endpoints.empty()) return reject(503, "no endpoints for backend\n");
@@ -269,7 +289,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   req_head_.clear();
   std::string_view up_target = target;
   std::string_view up_authority = absolute ? authority : std::string_view();
-  if (const config::UrlRewrite* rw = rule_->url_rewrite.get()) {
+  if (const config::UrlRewrite* rw = wb->url_rewrite) {
     if (!rw->hostname.empty()) up_authority = rw->hostname;
     if (rw->path.kind != config::PathModifierKind::kNone) {
       scratch_.clear();
@@ -282,6 +302,13 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   if (!scratch_.empty()) {
     scratch_.clear();
     scratch_.release();
+  }
+  for (const config::Mirror& m : wb->mirrors) {
+    if (mirror_count_ == kMaxMirrors) break;
+    if (m.per_million < 1'000'000 && worker_.random() % 1'000'000 >= m.per_million) continue;
+    MirrorRequest* mr = MirrorRequest::start(worker_, *m.backend, req_head_.view(),
+                                             !req_bodyless_, req_is_head_, responseTimeoutMs());
+    if (mr != nullptr) mirrors_[mirror_count_++] = mr;
   }
   req_chunked_out_ = head.info.body == http1::BodyKind::kChunked;
   req_body_.reset(head.info.body, head.info.content_length);
@@ -310,7 +337,7 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
   out.append(target);
   out.append(" HTTP/1.1\r\n");
   bool has_host = false;
-  const config::HeaderModifier* mod = rule_->request_headers.get();
+  const config::HeaderModifier* mod = target_->request_headers;
   std::string_view xff_first;
   bool xff_many = false;
   for (uint32_t i = 0; i < head.header_count; ++i) {
@@ -402,15 +429,21 @@ bool DownstreamConn::forwardRequestBody() {
       return false;
     }
     if (!step.data.empty()) {
+      size_t start = up_->out.size();
       if (req_chunked_out_) appendChunkHeader(up_->out, step.data.size());
       up_->out.append(step.data);
       if (req_chunked_out_) up_->out.append("\r\n");
+      feedMirrors(up_->out.view().substr(start));
     }
     in_.consume(step.consumed);
     progressed = true;
     if (step.status == http1::ParseStatus::kDone) {
-      if (req_chunked_out_) up_->out.append("0\r\n\r\n");
+      if (req_chunked_out_) {
+        up_->out.append("0\r\n\r\n");
+        feedMirrors("0\r\n\r\n");
+      }
       req_done_ = true;
+      endMirrors(true);
       timer_.cancel();
     }
     if (step.consumed == 0) break;
@@ -474,7 +507,19 @@ void DownstreamConn::updateInterest() {
 }
 
 void DownstreamConn::respondLocal(int status, std::string_view body, bool close_after,
-                                  std::string_view location) {
+                                  std::string_view location, std::string_view content_type,
+                                  bool overridable) {
+  if (overridable) {
+    if (const config::Port* port = findPort()) {
+      for (const config::ResponseOverride& ro : port->settings.response_overrides) {
+        if (!ro.matches(status)) continue;
+        if (ro.response.status_code != 0) status = ro.response.status_code;
+        body = ro.response.body;
+        content_type = ro.response.content_type;
+        break;
+      }
+    }
+  }
   stats::Shard& st = worker_.stats();
   st.global.downstream_responses[stats::statusClass(status)].inc();
   if (rule_ != nullptr) {
@@ -482,14 +527,9 @@ void DownstreamConn::respondLocal(int status, std::string_view body, bool close_
     rs.responses[stats::statusClass(status)].inc();
   }
   bool close_now = close_after || !req_keep_alive_ || draining_ || worker_.draining();
-  if (req_is_head_) {
-    // A HEAD response carries the headers of the body it does not send.
-    Buffer tmp;
-    appendLocalResponse(tmp, status, body, close_now, location);
-    out_.append(tmp.view().substr(0, tmp.size() - body.size()));
-  } else {
-    appendLocalResponse(out_, status, body, close_now, location);
-  }
+  // A HEAD response carries the headers of the body it does not send.
+  appendLocalResponse(out_, status, req_is_head_ ? std::string_view() : body, body.size(),
+                      close_now, location, content_type);
   resp_close_ = close_now;
   finishExchange();
 }

@@ -75,8 +75,8 @@ void appendChunkHeader(Buffer& out, size_t size) {
   out.append(buf, static_cast<size_t>(n));
 }
 
-void appendLocalResponse(Buffer& out, int status, std::string_view body, bool close,
-                         std::string_view location) {
+void appendLocalResponse(Buffer& out, int status, std::string_view body, size_t content_length,
+                         bool close, std::string_view location, std::string_view content_type) {
   out.append("HTTP/1.1 ");
   appendDecimal(out, static_cast<uint64_t>(status));
   out.append(" ");
@@ -85,8 +85,12 @@ void appendLocalResponse(Buffer& out, int status, std::string_view body, bool cl
     out.append("\r\nlocation: ");
     out.append(location);
   }
-  out.append("\r\ncontent-type: text/plain\r\ncontent-length: ");
-  appendDecimal(out, body.size());
+  if (!content_type.empty()) {
+    out.append("\r\ncontent-type: ");
+    out.append(content_type);
+  }
+  out.append("\r\ncontent-length: ");
+  appendDecimal(out, content_length);
   out.append(close ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n");
   out.append(body);
 }

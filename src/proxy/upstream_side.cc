@@ -219,7 +219,7 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
   out_.append(" ");
   out_.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason);
   out_.append("\r\n");
-  const config::HeaderModifier* mod = rule_->response_headers.get();
+  const config::HeaderModifier* mod = target_->response_headers;
   for (uint32_t i = 0; i < head.header_count; ++i) {
     const http1::Header& h = head.headers[i];
     if (h.tag == HeaderTag::kContentLength && bodiless) {

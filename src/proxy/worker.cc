@@ -7,6 +7,7 @@
 
 #include "proxy/downstream_conn.h"
 #include "proxy/listener.h"
+#include "proxy/mirror.h"
 
 namespace portico::proxy {
 
@@ -25,6 +26,7 @@ Worker::~Worker() {
   join();
   // Connections still open at exit (only after a forced stop) are closed here.
   while (conns_ != nullptr) conns_->close();
+  while (mirrors_ != nullptr) mirrors_->abort();
   listeners_.clear();
   if (current_ != nullptr) releaseSnapshot(current_);
 }
@@ -40,6 +42,7 @@ void Worker::run() {
   loop_.run();
   // Drained or stopped: close whatever remains on this thread.
   while (conns_ != nullptr) conns_->close();
+  while (mirrors_ != nullptr) mirrors_->abort();
   pool_.closeIdle();
   listeners_.clear();
 }
@@ -109,6 +112,23 @@ void Worker::addConnection(DownstreamConn* c) {
   conns_ = c;
   shard_.global.downstream_connections_total.inc();
   shard_.global.downstream_connections_active.inc();
+}
+
+void Worker::addMirror(MirrorRequest* m) {
+  m->prev = nullptr;
+  m->next = mirrors_;
+  if (mirrors_ != nullptr) mirrors_->prev = m;
+  mirrors_ = m;
+}
+
+void Worker::removeMirror(MirrorRequest* m) {
+  if (m->prev != nullptr) {
+    m->prev->next = m->next;
+  } else if (mirrors_ == m) {
+    mirrors_ = m->next;
+  }
+  if (m->next != nullptr) m->next->prev = m->prev;
+  m->prev = m->next = nullptr;
 }
 
 void Worker::removeConnection(DownstreamConn* c) {

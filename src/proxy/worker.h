@@ -20,6 +20,7 @@ namespace portico::proxy {
 
 class DownstreamConn;
 class Listener;
+class MirrorRequest;
 
 // A snapshot as one worker sees it: worker-local, non-atomic reference count.
 struct LocalSnapshot {
@@ -71,6 +72,8 @@ class Worker {
 
   void addConnection(DownstreamConn* c);
   void removeConnection(DownstreamConn* c);
+  void addMirror(MirrorRequest* m);
+  void removeMirror(MirrorRequest* m);
 
  private:
   void run();
@@ -89,6 +92,7 @@ class Worker {
   std::vector<http1::Header> headers_;
   std::vector<uint32_t> round_robin_;
   DownstreamConn* conns_ = nullptr;  // intrusive list of live downstream connections
+  MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
   bool draining_ = false;
   net::Timer drain_timer_;
   uint64_t rng_;

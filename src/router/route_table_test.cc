@@ -421,10 +421,21 @@ TEST_F(RouteTableTest, EqualConditionsTieOnAgeThenNameThenRuleOrder) {
   EXPECT_EQ(request(table, "POST", "/", {}), "404");
 }
 
+void setBackends(config::Rule& rule,
+                 std::initializer_list<std::pair<const config::Backend*, uint32_t>> list) {
+  rule.backends.clear();
+  for (const auto& [backend, weight] : list) {
+    config::WeightedBackend wb;
+    wb.backend = backend;
+    wb.weight = weight;
+    rule.backends.push_back(std::move(wb));
+  }
+}
+
 TEST(RouterPickBackendTest, ProportionalToWeights) {
   config::Backend a, b, c;
   config::Rule rule;
-  rule.backends = {{&a, 1}, {&b, 3}, {&c, 0}, {nullptr, 4}};
+  setBackends(rule, {{&a, 1}, {&b, 3}, {&c, 0}, {nullptr, 4}});
   rule.total_weight = 8;
   std::map<const config::Backend*, int> counts;
   std::mt19937 rng(42);
@@ -443,7 +454,7 @@ TEST(RouterPickBackendTest, ProportionalToWeights) {
 TEST(RouterPickBackendTest, EdgesOfTheRandomRange) {
   config::Backend a, b;
   config::Rule rule;
-  rule.backends = {{&a, 0}, {&a, 1}, {&b, 1}, {&b, 0}};
+  setBackends(rule, {{&a, 0}, {&a, 1}, {&b, 1}, {&b, 0}});
   rule.total_weight = 2;
   EXPECT_EQ(pickBackend(rule, 0), &rule.backends[1]);
   EXPECT_EQ(pickBackend(rule, 0x7fffffff), &rule.backends[1]);
@@ -455,7 +466,7 @@ TEST(RouterPickBackendTest, ZeroTotalWeightGivesNull) {
   config::Backend a;
   config::Rule rule;
   EXPECT_EQ(pickBackend(rule, 123), nullptr);
-  rule.backends = {{&a, 0}};
+  setBackends(rule, {{&a, 0}});
   rule.total_weight = 0;
   EXPECT_EQ(pickBackend(rule, 0), nullptr);
   EXPECT_EQ(pickBackend(rule, 0xffffffff), nullptr);

@@ -118,6 +118,13 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
   family(out, "portico_upstream_retries_total", "counter",
          "Requests retried on a fresh connection after a stale pooled one failed.");
   sample(out, "portico_upstream_retries_total", "", global(&GlobalStats::upstream_retries));
+  family(out, "portico_mirror_requests_total", "counter",
+         "RequestMirror copies started, and those dropped (connect error, reset, timeout, or "
+         "behind the real request by more than 1 MiB).");
+  sample(out, "portico_mirror_requests_total", label("result", "started"),
+         global(&GlobalStats::mirror_requests));
+  sample(out, "portico_mirror_requests_total", label("result", "failed"),
+         global(&GlobalStats::mirror_failures));
 
   // Per route.
   const auto& routes = *names.routes;

@@ -80,6 +80,8 @@ struct GlobalStats {
   Counter upstream_connect_failures;
   Counter upstream_resets;
   Counter upstream_retries;  // stale pooled connection retried on a fresh one
+  Counter mirror_requests;   // RequestMirror copies started
+  Counter mirror_failures;   // copies dropped: connect error, reset, timeout, fell behind
   Histogram latency;
 };
 
