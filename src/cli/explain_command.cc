@@ -28,7 +28,7 @@ void usage() {
 
 std::string modifierText(std::string_view type, const config::HeaderModifier& m) {
   std::string out(type);
-  char sep = ' ';
+  char sep = ':';
   for (const auto& h : m.set) out += std::exchange(sep, ',') + std::string(" set ") + h.name;
   for (const auto& h : m.add) out += std::exchange(sep, ',') + std::string(" add ") + h.name;
   for (const auto& n : m.remove) out += std::exchange(sep, ',') + std::string(" remove ") + n;

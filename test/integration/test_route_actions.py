@@ -180,6 +180,14 @@ class Mirror(GatewayTestCase):
         self.assertEqual(len(failed), 1)
         self.assertGreaterEqual(int(failed[0].split()[-1]), 20)  # every refused copy
 
+    def test_explain_lists_the_filters(self):
+        _, text = self.admin_get("/explain?host=example.com&path=/copy/x")
+        self.assertIn("filter RequestHeaderModifier: set x-rule", text)
+        self.assertIn("filter RequestMirror to default/rec", text)
+        _, text = self.admin_get("/explain?host=example.com&path=/half&format=json")
+        self.assertEqual(json.loads(text)[0]["filters"],
+                         ["RequestMirror to default/rec (50% of requests)"])
+
     def test_fraction_and_zero_percent(self):
         for i in range(200):
             self.assertEqual(request(self.port, "GET", f"/half/{i}")[0], 200)
