@@ -94,6 +94,7 @@ std::vector<std::string> backendFilters(const config::Rule& rule,
 std::string backendsText(const config::Rule& rule) {
   std::string out;
   for (const std::string& f : ruleFilters(rule)) out += "  filter " + f + "\n";
+  for (const std::string& p : rule.policy_sources) out += "  policy " + p + "\n";
   for (const auto& wb : rule.backends) {
     out += "  backend ";
     out += wb.backend ? wb.backend->ns + "/" + wb.backend->name : "<unresolved: answers 500>";
@@ -168,6 +169,7 @@ std::string explainRequest(const config::Snapshot& snapshot, const ExplainReques
       j["port"] = port.bind.toString();
       j["backends"] = e.rule ? backendsJson(*e.rule) : nlohmann::json::array();
       j["filters"] = e.rule ? nlohmann::json(ruleFilters(*e.rule)) : nlohmann::json::array();
+      j["policies"] = e.rule ? nlohmann::json(e.rule->policy_sources) : nlohmann::json::array();
       out_json.push_back(j);
     } else {
       out_text += "port " + port.bind.toString() + ":\n" + router::toText(e);

@@ -33,10 +33,12 @@ struct ParentStatus {
   Condition accepted{"Accepted", false, "NoMatchingParent", ""};
 };
 
-// status.ancestors[] entry of a TrafficPolicy.
+// status.ancestors[] entry of a TrafficPolicy (one per target).
 struct AncestorStatus {
-  std::string gateway_ns;
-  std::string gateway_name;
+  std::string target_kind = "Gateway";
+  std::string gateway_ns;    // the target's namespace
+  std::string gateway_name;  // the target's name
+  std::string section;       // sectionName of the target, if any
   Condition accepted{"Accepted", true, "Accepted", ""};
 };
 
@@ -77,7 +79,7 @@ struct GatewayItem {
 struct RouteItem {
   uint32_t resource = 0;
   HttpRouteModel model;
-  std::vector<const Rule*> rules;  // parallel to model.rules
+  std::vector<Rule*> rules;  // parallel to model.rules
 };
 
 struct BackendItem {
@@ -123,6 +125,7 @@ class Compilation {
 
   // compile_policy.cc
   void applyPolicies();
+  void applyRoutePolicies();  // after attachRoutes(): policies targeting routes and rules
 
   // config_dump.cc
   std::string configDump() const;

@@ -318,6 +318,7 @@ CompileResult Compilation::run() {
     buildListeners();
     applyPolicies();
     attachRoutes();
+    applyRoutePolicies();
     buildPorts();
     fillStatsNames();
     snapshot_->config_dump_json = configDump();

@@ -73,11 +73,12 @@ json statusJson(const Resource& res, const ResourceStatus& st) {
   if (!st.ancestors.empty()) {
     json ancestors = json::array();
     for (const AncestorStatus& as : st.ancestors) {
-      ancestors.push_back({{"ancestorRef",
-                            {{"group", std::string(kGatewayGroup)},
-                             {"kind", "Gateway"},
-                             {"namespace", as.gateway_ns},
-                             {"name", as.gateway_name}}},
+      json ref = {{"group", std::string(kGatewayGroup)},
+                  {"kind", as.target_kind},
+                  {"namespace", as.gateway_ns},
+                  {"name", as.gateway_name}};
+      if (!as.section.empty()) ref["sectionName"] = as.section;
+      ancestors.push_back({{"ancestorRef", ref},
                            {"controllerName", kControllerName},
                            {"conditions", conditionsJson({as.accepted}, gen)}});
     }

@@ -1,4 +1,5 @@
 // Decoding of the portico.dev/v1alpha1 kinds Backend, TrafficPolicy and HTTPRouteFilter.
+#include <array>
 #include <set>
 
 #include "config/model.h"
@@ -203,6 +204,149 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
   return b;
 }
 
+namespace {
+
+constexpr std::array<std::string_view, 6> kRetryTriggers = {
+    "5xx", "gateway-error", "reset", "connect-failure", "retriable-4xx", "retriable-status-codes"};
+
+void readDurationMs(MapReader& m, std::string_view key, uint32_t* out) {
+  if (std::optional<uint64_t> v = m.duration(key)) {
+    if (*v == 0 || *v > UINT32_MAX / 2) {
+      m.reporter().error(m.markOf(key), m.childPath(key),
+                         "Invalid value: must be a duration between 1ms and 24h");
+    } else {
+      *out = static_cast<uint32_t>(*v);
+    }
+  }
+}
+
+// retry {numRetries, retryOn {triggers, httpStatusCodes}, perRetry {timeout, backOff
+// {baseInterval, maxInterval}}, budget {percent, minRetryConcurrency}, retryNonIdempotent,
+// bufferLimit}.
+RetryPolicy decodeRetry(Reporter& r, const YAML::Node& node, const std::string& path) {
+  RetryPolicy p;
+  MapReader m(r, node, path);
+  if (std::optional<int64_t> n = m.integer("numRetries", 0, 10))
+    p.num_retries = static_cast<uint32_t>(*n);
+  bool any_trigger = false;
+  if (m.has("retryOn")) {
+    MapReader on(r, m.take("retryOn"), m.childPath("retryOn"));
+    forEachItem(r, on.take("triggers"), on.childPath("triggers"), kRetryTriggers.size(),
+                [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                  std::optional<std::string> t = readString(r, item, item_path);
+                  if (!t) return;
+                  any_trigger = true;
+                  if (*t == "5xx") {
+                    p.on_5xx = true;
+                  } else if (*t == "gateway-error") {
+                    p.on_gateway_error = true;
+                  } else if (*t == "reset") {
+                    p.on_reset = true;
+                  } else if (*t == "connect-failure") {
+                    p.on_connect_failure = true;
+                  } else if (*t == "retriable-4xx") {
+                    p.on_retriable_4xx = true;
+                  } else if (*t != "retriable-status-codes") {
+                    r.error(markOf(item), item_path,
+                            "Unsupported value: \"" + *t +
+                                "\": supported values: \"5xx\", \"gateway-error\", \"reset\", "
+                                "\"connect-failure\", \"retriable-4xx\", "
+                                "\"retriable-status-codes\"");
+                  }
+                });
+    forEachItem(r, on.take("httpStatusCodes"), on.childPath("httpStatusCodes"), 32,
+                [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                  if (std::optional<int64_t> c = readInteger(r, item, item_path, 100, 599)) {
+                    p.status_codes.push_back(static_cast<uint16_t>(*c));
+                    any_trigger = true;
+                  }
+                });
+    on.finish();
+  }
+  if (!any_trigger) {
+    // Envoy Gateway's default: connect-failure and refused-stream (no HTTP/2 here yet).
+    p.on_connect_failure = true;
+  }
+  if (m.has("perRetry")) {
+    MapReader per(r, m.take("perRetry"), m.childPath("perRetry"));
+    readDurationMs(per, "timeout", &p.per_try_timeout_ms);
+    if (per.has("backOff")) {
+      MapReader b(r, per.take("backOff"), per.childPath("backOff"));
+      readDurationMs(b, "baseInterval", &p.base_interval_ms);
+      bool max_set = b.has("maxInterval");
+      p.max_interval_ms = p.base_interval_ms * 10;
+      readDurationMs(b, "maxInterval", &p.max_interval_ms);
+      if (max_set && p.max_interval_ms < p.base_interval_ms) {
+        r.error(b.markOf("maxInterval"), b.childPath("maxInterval"),
+                "Invalid value: maxInterval must not be less than baseInterval");
+      }
+      b.finish();
+    }
+    per.finish();
+  }
+  if (m.has("budget")) {
+    MapReader b(r, m.take("budget"), m.childPath("budget"));
+    if (std::optional<int64_t> v = b.integer("percent", 1, 100))
+      p.budget_percent = static_cast<uint32_t>(*v);
+    if (std::optional<int64_t> v = b.integer("minRetryConcurrency", 0, 100000))
+      p.min_concurrency = static_cast<uint32_t>(*v);
+    b.finish();
+  }
+  if (m.has("retryNonIdempotent")) {
+    YAML::Node v = m.take("retryNonIdempotent");
+    if (v.IsScalar() && (v.Scalar() == "true" || v.Scalar() == "false")) {
+      p.retry_non_idempotent = v.Scalar() == "true";
+    } else {
+      r.error(markOf(v), m.childPath("retryNonIdempotent"), "must be a boolean");
+    }
+  }
+  if (std::optional<int64_t> v = m.integer("bufferLimit", 0, 16 << 20))
+    p.buffer_limit = static_cast<uint32_t>(*v);
+  m.finish();
+  return p;
+}
+
+// timeout {http {requestTimeout, connectionIdleTimeout}, tcp {connectTimeout}} and retry
+// into `out`; from `m` (the spec or its defaults/overrides).
+void decodeRouteSettings(MapReader& m, RouteSettingsModel* out) {
+  Reporter& r = m.reporter();
+  if (m.has("timeout")) {
+    MapReader t(r, m.take("timeout"), m.childPath("timeout"));
+    if (t.has("http")) {
+      MapReader http(r, t.take("http"), t.childPath("http"));
+      readDuration(http, "requestTimeout", &out->request_ms);
+      readDuration(http, "connectionIdleTimeout", &out->upstream_idle_ms);
+      http.unsupported("maxConnectionDuration", "timeout.http.maxConnectionDuration");
+      http.finish();
+    }
+    if (t.has("tcp")) {
+      MapReader tcp(r, t.take("tcp"), t.childPath("tcp"));
+      readDuration(tcp, "connectTimeout", &out->connect_ms);
+      tcp.finish();
+    }
+    t.finish();
+  }
+  if (m.has("retry")) {
+    YAML::Node node = m.take("retry");
+    out->retry.where = Where{markOf(node), m.childPath("retry")};
+    out->retry.value = decodeRetry(r, node, m.childPath("retry"));
+  }
+}
+
+// timeouts.request / timeouts.connect (Portico's first names) into the defaults, unless the
+// timeout block sets them too.
+void mergeLegacy(Reporter& r, Setting<uint64_t>& legacy, Setting<uint64_t>* into) {
+  if (!legacy.value) return;
+  if (into->value) {
+    r.error(legacy.where.mark, legacy.where.path,
+            "Duplicate value: also set at " + into->where.path + "; keep one");
+    return;
+  }
+  *into = legacy;
+}
+
+}  // namespace
+
 std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Reporter& r) {
   int errors_before = r.errorCount();
   TrafficPolicyModel p;
@@ -212,6 +356,7 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
   }
   MapReader spec(r, res.spec, "spec");
   YAML::Node targets = spec.take("targetRefs", Need::kRequired);
+  bool route_target = false;
   forEachItem(
       r, targets, spec.childPath("targetRefs"), kMaxTargetRefs,
       [&](const YAML::Node& item, const std::string& path, size_t) {
@@ -219,29 +364,34 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
         std::optional<std::string> group = m.string("group", Need::kRequired);
         std::optional<std::string> kind = m.string("kind", Need::kRequired);
         std::optional<std::string> name = m.string("name", Need::kRequired);
-        m.unsupported("sectionName", "targeting a section (listener or rule)");
+        std::optional<std::string> section = m.string("sectionName");
         m.finish();
         if (!group || !kind || !name) return;
-        if (*group == kGatewayGroup && *kind == "Gateway") {
-          p.targets.push_back(PolicyTargetModel{Where{markOf(item), path}, *name});
-        } else if (*group == kGatewayGroup && (*kind == "HTTPRoute" || *kind == "GRPCRoute")) {
-          r.error(m.markOf("kind"), m.childPath("kind"),
-                  "targeting kind " + *kind + " is not supported yet (only Gateway)");
-        } else {
+        if (*group != kGatewayGroup || (*kind != "Gateway" && *kind != "HTTPRoute")) {
           r.error(m.markOf("kind"), path,
                   "Unsupported value: " + *group + "/" + *kind +
-                      ": targetRefs must name a gateway.networking.k8s.io Gateway");
+                      ": targetRefs must name a gateway.networking.k8s.io Gateway or HTTPRoute");
+          return;
         }
+        if (section && *kind == "Gateway") {
+          r.error(m.markOf("sectionName"), m.childPath("sectionName"),
+                  "targeting a Gateway listener is not supported yet (target the Gateway)");
+          return;
+        }
+        route_target = route_target || *kind == "HTTPRoute";
+        p.targets.push_back(
+            PolicyTargetModel{Where{markOf(item), path}, *kind, *name, section.value_or("")});
       });
   if (targets.IsDefined() && targets.IsSequence() && targets.size() == 0)
     r.error(markOf(targets), "spec.targetRefs", "Required value: at least one targetRef");
 
+  Setting<uint64_t> legacy_request, legacy_connect;
   MapReader timeouts(r, spec.take("timeouts"), "spec.timeouts");
   readDuration(timeouts, "requestHeaders", &p.request_headers_ms);
   readDuration(timeouts, "requestBody", &p.request_body_ms);
   readDuration(timeouts, "idle", &p.idle_ms);
-  readDuration(timeouts, "connect", &p.connect_ms);
-  readDuration(timeouts, "request", &p.request_ms);
+  readDuration(timeouts, "connect", &legacy_connect);
+  readDuration(timeouts, "request", &legacy_request);
   timeouts.finish();
 
   MapReader limits(r, spec.take("clientLimits"), "spec.clientLimits");
@@ -255,7 +405,44 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
                             &p.response_overrides);
   }
 
-  for (std::string_view key : {"retries", "rateLimit", "faultInjection", "compression", "headers"})
+  decodeRouteSettings(spec, &p.defaults);
+  mergeLegacy(r, legacy_request, &p.defaults.request_ms);
+  mergeLegacy(r, legacy_connect, &p.defaults.connect_ms);
+  for (auto [key, settings] : {std::pair{"defaults", &p.defaults}, {"overrides", &p.overrides}}) {
+    if (!spec.has(key)) continue;
+    MapReader block(r, spec.take(key), spec.childPath(key));
+    RouteSettingsModel inner;
+    decodeRouteSettings(block, &inner);
+    block.finish();
+    auto take = [&](auto& from, auto& to) {
+      if (!from.value) return;
+      if (to.value) {
+        r.error(from.where.mark, from.where.path,
+                "Duplicate value: also set at " + to.where.path + "; keep one");
+        return;
+      }
+      to = from;
+    };
+    take(inner.request_ms, settings->request_ms);
+    take(inner.connect_ms, settings->connect_ms);
+    take(inner.upstream_idle_ms, settings->upstream_idle_ms);
+    take(inner.retry, settings->retry);
+  }
+
+  // Client-side settings belong to a Gateway's sockets.
+  if (route_target) {
+    for (const Where* w : {&p.request_headers_ms.where, &p.request_body_ms.where, &p.idle_ms.where,
+                           &p.max_request_line_bytes.where, &p.max_request_headers_bytes.where,
+                           &p.max_request_headers.where, &p.response_overrides.where}) {
+      if (!w->path.empty()) {
+        r.error(w->mark, w->path,
+                "Forbidden: applies to a Gateway's connections; this policy targets an "
+                "HTTPRoute (put it in a policy that targets the Gateway)");
+      }
+    }
+  }
+
+  for (std::string_view key : {"rateLimit", "faultInjection", "compression", "headers"})
     spec.unsupported(key, std::string("spec.") + std::string(key));
   spec.finish();
   if (r.errorCount() > errors_before) return std::nullopt;

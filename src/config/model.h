@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/filters.h"
+#include "config/policy.h"
 #include "config/resource.h"
 #include "config/yaml_reader.h"
 
@@ -164,7 +165,9 @@ struct BackendModel {
 
 struct PolicyTargetModel {
   Where where;
-  std::string name;  // a Gateway in the policy's namespace
+  std::string kind;     // "Gateway" or "HTTPRoute"
+  std::string name;     // in the policy's namespace
+  std::string section;  // sectionName: a rule name of the HTTPRoute; "" = the whole target
 };
 
 // A setting of a TrafficPolicy and where it is written (for conflict diagnostics).
@@ -172,6 +175,18 @@ template <typename T>
 struct Setting {
   std::optional<T> value;
   Where where;
+};
+
+// Settings a TrafficPolicy gives the routes under its targets, as defaults (the most specific
+// target wins) or overrides (the least specific wins, and beats the route's own fields).
+struct RouteSettingsModel {
+  Setting<uint64_t> request_ms;        // timeout.http.requestTimeout / timeouts.request
+  Setting<uint64_t> connect_ms;        // timeout.tcp.connectTimeout / timeouts.connect
+  Setting<uint64_t> upstream_idle_ms;  // timeout.http.connectionIdleTimeout
+  Setting<RetryPolicy> retry;
+  bool empty() const {
+    return !request_ms.value && !connect_ms.value && !upstream_idle_ms.value && !retry.value;
+  }
 };
 
 // HTTPRouteFilter (portico.dev): filter settings an HTTPRoute rule references with an
@@ -182,15 +197,17 @@ struct RouteFilterModel {
 
 struct TrafficPolicyModel {
   std::vector<PolicyTargetModel> targets;
+  // Client side of a Gateway's ports (Gateway targets only).
   Setting<uint64_t> request_headers_ms;
   Setting<uint64_t> request_body_ms;
   Setting<uint64_t> idle_ms;
-  Setting<uint64_t> connect_ms;
-  Setting<uint64_t> request_ms;
   Setting<uint32_t> max_request_line_bytes;
   Setting<uint32_t> max_request_headers_bytes;
   Setting<uint32_t> max_request_headers;
   Setting<std::vector<ResponseOverride>> response_overrides;
+  // Routes: top-level fields and spec.defaults are defaults; spec.overrides are overrides.
+  RouteSettingsModel defaults;
+  RouteSettingsModel overrides;
 };
 
 // ---- Decoders --------------------------------------------------------------------------

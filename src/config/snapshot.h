@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/filters.h"
+#include "config/policy.h"
 #include "http1/message.h"
 #include "net/address.h"
 
@@ -82,6 +83,12 @@ struct Rule {
   std::unique_ptr<const UrlRewrite> url_rewrite;
   std::unique_ptr<const DirectResponse> direct_response;  // answered locally; no backends
   std::vector<Mirror> mirrors;
+  // TrafficPolicy settings attached to the route or rule, merged with the route's own fields
+  // (0 / null: the Gateway's). A Gateway policy's overrides still win at request time.
+  uint32_t connect_timeout_ms = 0;
+  uint32_t upstream_idle_ms = 0;  // idle timeout of pooled upstream connections it releases
+  std::shared_ptr<const RetryPolicy> retry;
+  std::vector<std::string> policy_sources;  // "retry: TrafficPolicy ns/name (HTTPRoute default)"
   // An ExtensionRef filter that did not resolve: the rule answers 500 with this reason
   // (Gateway API: such a filter must not be skipped).
   std::string filter_error;
@@ -100,6 +107,16 @@ struct PortSettings {
   uint32_t request_timeout_ms = 15'000;  // request start to response head (504 beyond)
   // TrafficPolicy responseOverride: replaces responses Portico generates (404 page, ...).
   std::vector<ResponseOverride> response_overrides;
+  // Route defaults from policies targeting the Gateway (a rule's own settings win).
+  std::shared_ptr<const RetryPolicy> retry;
+  uint32_t upstream_idle_ms = 0;  // 0: the pool's default
+  // Overrides from policies targeting the Gateway: they win over every route setting.
+  struct Overrides {
+    uint32_t request_timeout_ms = 0;
+    uint32_t connect_timeout_ms = 0;
+    uint32_t upstream_idle_ms = 0;
+    std::shared_ptr<const RetryPolicy> retry;
+  } overrides;
 };
 
 // A listening socket (address, port) and the listeners (Gateway × listener) served on it.

@@ -158,6 +158,17 @@ void DownstreamConn::feedMirrors(std::string_view framed) {
   for (uint8_t i = 0; i < mirror_count_; ++i) mirrors_[i]->feed(framed);
 }
 
+void DownstreamConn::keepForRetry(std::string_view framed) {
+  if (retry_ == nullptr || !body_replayable_) return;
+  if (req_body_copy_.size() + framed.size() > retry_->buffer_limit) {
+    body_replayable_ = false;  // too long to send again: this request is not retried
+    req_body_copy_.clear();
+    req_body_copy_.release();
+    return;
+  }
+  req_body_copy_.append(framed);
+}
+
 void DownstreamConn::endMirrors(bool complete) {
   for (uint8_t i = 0; i < mirror_count_; ++i) mirrors_[i]->end(complete);
   mirror_count_ = 0;
@@ -176,6 +187,16 @@ void DownstreamConn::resetRequestState() {
   retried_ = false;
   resp_status_ = 0;
   endMirrors(req_done_);
+  if (counted_active_) --worker_.active_requests;
+  if (counted_retry_) --worker_.active_retries;
+  counted_active_ = counted_retry_ = false;
+  retry_ = nullptr;
+  deadline_ms_ = 0;
+  attempts_ = 0;
+  prev_endpoint_ = nullptr;
+  body_replayable_ = true;
+  req_body_copy_.clear();
+  req_body_copy_.release();
   rule_ = nullptr;
   target_ = nullptr;
   backend_ = nullptr;
@@ -197,6 +218,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   req_version_minor_ = head.info.version_minor;
   req_keep_alive_ = head.info.keep_alive;
   req_is_head_ = head.method == "HEAD";
+  req_idempotent_ = isIdempotent(head.method);
   req_bodyless_ =
       head.info.body == http1::BodyKind::kNone ||
       (head.info.body == http1::BodyKind::kContentLength && head.info.content_length == 0);
@@ -282,8 +304,21 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   backend_ = wb->backend;
   st.backends.at(backend_->stats_id).requests.inc();
   if (backend_->endpoints.empty()) return reject(503, "no endpoints for backend\n");
-  endpoint_ =
-      &backend_->endpoints[worker_.nextRoundRobin(backend_->stats_id) % backend_->endpoints.size()];
+  pickEndpoint(nullptr);
+  // Effective settings: a Gateway policy's overrides, else the rule's (its own fields and the
+  // policies on the route), else the Gateway's defaults.
+  const config::PortSettings& ps = port->settings;
+  uint32_t request_ms = ps.overrides.request_timeout_ms != 0 ? ps.overrides.request_timeout_ms
+                        : rule_->request_timeout_ms != 0     ? rule_->request_timeout_ms
+                                                             : ps.request_timeout_ms;
+  deadline_ms_ =
+      request_ms >= config::kTimeoutDisabledMs ? 0 : worker_.loop().nowMs() + request_ms;
+  retry_ = ps.overrides.retry ? ps.overrides.retry.get()
+           : rule_->retry     ? rule_->retry.get()
+                              : ps.retry.get();
+  if (retry_ != nullptr && retry_->num_retries == 0) retry_ = nullptr;
+  counted_active_ = true;
+  ++worker_.active_requests;
 
   // Serialize the upstream head once; keep it for one retry when the request has no body.
   req_head_.clear();
@@ -323,7 +358,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   }
   if (!connectUpstream()) return false;
   up_->out.append(req_head_.view());
-  if (!req_bodyless_) req_head_.clear();
+  if (!req_bodyless_ && retry_ == nullptr) req_head_.clear();
   if (!up_->connecting) flushUpstream();
   if (!out_.empty()) flushOut();
   return false;  // the request is in flight; process() continues with its body
@@ -433,7 +468,9 @@ bool DownstreamConn::forwardRequestBody() {
       if (req_chunked_out_) appendChunkHeader(up_->out, step.data.size());
       up_->out.append(step.data);
       if (req_chunked_out_) up_->out.append("\r\n");
-      feedMirrors(up_->out.view().substr(start));
+      std::string_view framed = up_->out.view().substr(start);
+      feedMirrors(framed);
+      keepForRetry(framed);
     }
     in_.consume(step.consumed);
     progressed = true;
@@ -441,6 +478,7 @@ bool DownstreamConn::forwardRequestBody() {
       if (req_chunked_out_) {
         up_->out.append("0\r\n\r\n");
         feedMirrors("0\r\n\r\n");
+        keepForRetry("0\r\n\r\n");
       }
       req_done_ = true;
       endMirrors(true);
@@ -490,6 +528,7 @@ void DownstreamConn::updateInterest() {
   uint32_t want = client_eof_ ? 0u : static_cast<uint32_t>(EPOLLIN);
   if (phase_ == Phase::kProxy) {
     if (!req_done_ && up_ != nullptr && up_->out.size() > kHighWater) want = 0;
+    if (!req_done_ && up_ == nullptr && in_.size() > kHighWater) want = 0;  // retry backoff
     if (req_done_ && in_.size() > kMaxPipelined) want = 0;
   } else if (phase_ == Phase::kHead && out_.size() > kHighWater) {
     want = 0;

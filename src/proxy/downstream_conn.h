@@ -49,7 +49,9 @@ class DownstreamConn final : public net::IoHandler,
 
  private:
   enum class Phase : uint8_t { kHead, kProxy, kLinger, kClosed };
-  enum class UpTimer : uint8_t { kNone, kConnect, kResponse, kBodyGap };
+  enum class UpTimer : uint8_t { kNone, kConnect, kResponse, kBodyGap, kBackoff };
+  // Why an upstream attempt failed, for the retry policy.
+  enum class Failure : uint8_t { kConnect, kReset, kTimeout, kStatus };
 
   // Downstream side.
   void readDownstream();
@@ -69,11 +71,22 @@ class DownstreamConn final : public net::IoHandler,
   // RequestMirror copies of the current request: body bytes as framed upstream, and the end.
   void feedMirrors(std::string_view framed);
   void endMirrors(bool complete);
+  // Keeps request body bytes (as framed upstream) for a retry, up to the policy's limit.
+  void keepForRetry(std::string_view framed);
   const config::Port* findPort();
 
   // Upstream side.
   bool connectUpstream();
+  // The wait for the response head of this attempt: the per-try timeout, bounded by what is
+  // left of the request timeout.
   uint32_t responseTimeoutMs();
+  // Chooses the endpoint of the next attempt, avoiding `avoid` when another exists.
+  void pickEndpoint(const config::Endpoint* avoid);
+  // A new attempt after a retry's backoff: connect, send the head and the body so far.
+  void startAttempt();
+  // Retries the request when the policy, the budget, the body and the deadline allow; the
+  // current upstream connection is dropped. Returns false when the failure must stand.
+  bool maybeRetry(Failure why, int status, uint32_t retry_after_ms);
   void serializeRequestHead(const http1::RequestHead& head, std::string_view target,
                             std::string_view authority, Buffer& out);
   void flushUpstream();
@@ -81,7 +94,7 @@ class DownstreamConn final : public net::IoHandler,
   void processResponse();
   void writeResponseHead(const http1::ResponseHead& head);
   void responseComplete();
-  void upstreamFailed(int status, std::string_view why, bool reset);
+  void upstreamFailed(int status, std::string_view why, Failure failure);
   bool retryOnFreshConnection();
   void releaseUpstream(bool reusable);
   void armUpTimer(UpTimer kind, uint32_t ms);
@@ -98,6 +111,7 @@ class DownstreamConn final : public net::IoHandler,
   bool head_started_ = false;  // first byte of the current head arrived
   bool req_keep_alive_ = true;
   bool req_is_head_ = false;
+  bool req_idempotent_ = true;
   bool req_chunked_out_ = false;  // we send the request body chunked
   bool req_done_ = true;          // request body fully forwarded
   bool req_bodyless_ = true;
@@ -116,7 +130,8 @@ class DownstreamConn final : public net::IoHandler,
   uint8_t peer_addr_[16];
   Buffer in_;
   Buffer out_;
-  Buffer req_head_;  // the upstream request head, kept for one retry of bodiless requests
+  Buffer req_head_;  // the upstream request head, kept for retries
+  Buffer req_body_copy_;  // the request body as framed upstream, kept for retries (bounded)
   Buffer scratch_;   // a redirect Location or rewritten target while it is serialized
   http1::BodyDecoder req_body_;
   http1::BodyDecoder resp_body_;
@@ -129,6 +144,13 @@ class DownstreamConn final : public net::IoHandler,
   const config::Endpoint* endpoint_ = nullptr;
   upstream::UpstreamConn* up_ = nullptr;
   uint64_t start_us_ = 0;
+  uint64_t deadline_ms_ = 0;  // request timeout, on the loop's clock; 0: none
+  const config::RetryPolicy* retry_ = nullptr;  // effective retry policy; null: no retries
+  const config::Endpoint* prev_endpoint_ = nullptr;  // of the failed attempt
+  uint8_t attempts_ = 0;           // retries made
+  bool body_replayable_ = true;    // req_body_copy_ holds every body byte sent so far
+  bool counted_active_ = false;    // counted in Worker::active_requests
+  bool counted_retry_ = false;     // counted in Worker::active_retries
   static constexpr uint8_t kMaxMirrors = 8;  // RequestMirror copies per request
   uint8_t mirror_count_ = 0;
   MirrorRequest* mirrors_[kMaxMirrors];

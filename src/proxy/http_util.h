@@ -30,6 +30,12 @@ void appendChunkHeader(Buffer& out, size_t size);
 // Case-insensitive ASCII comparison.
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 
+// RFC 9110 §9.2.2: a request with one of these methods may be sent again.
+inline bool isIdempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
 // True when `name` is listed among the Connection header tokens of `head` (hop-by-hop by
 // nomination, RFC 9110 §7.6.1). Only called when HeadInfo::connection_other_tokens is set.
 bool nominatedByConnection(const http1::Header* headers, uint32_t count, std::string_view name);

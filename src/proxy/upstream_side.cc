@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -22,21 +23,33 @@ const http1::Limits kUpstreamLimits{64 * 1024, 96 * 1024, Worker::kUpstreamMaxHe
 }  // namespace
 
 uint32_t DownstreamConn::responseTimeoutMs() {
-  // timeouts.request of the rule, else the Gateway's; timeouts.backendRequest (one upstream
-  // attempt) when shorter. Both bound the wait for the response head (504 beyond).
-  const config::Port* port = findPort();
-  uint32_t ms = port ? port->settings.request_timeout_ms : 15'000;
-  if (rule_ != nullptr && rule_->request_timeout_ms != 0) ms = rule_->request_timeout_ms;
-  if (rule_ != nullptr && rule_->backend_request_timeout_ms != 0 &&
-      rule_->backend_request_timeout_ms < ms) {
-    ms = rule_->backend_request_timeout_ms;
+  // One attempt waits for its response head at most timeouts.backendRequest (or the retry
+  // policy's per-try timeout), and never beyond the request's deadline (504 either way).
+  uint32_t ms = config::kTimeoutDisabledMs;
+  if (deadline_ms_ != 0) {
+    uint64_t now = worker_.loop().nowMs();
+    ms = deadline_ms_ > now ? static_cast<uint32_t>(deadline_ms_ - now) : 1;
   }
+  uint32_t per_try = 0;
+  if (rule_ != nullptr) per_try = rule_->backend_request_timeout_ms;
+  if (per_try == 0 && retry_ != nullptr) per_try = retry_->per_try_timeout_ms;
+  if (per_try != 0 && per_try < ms) ms = per_try;
   return ms;
+}
+
+void DownstreamConn::pickEndpoint(const config::Endpoint* avoid) {
+  const std::vector<config::Endpoint>& eps = backend_->endpoints;
+  size_t i = worker_.nextRoundRobin(backend_->stats_id) % eps.size();
+  if (avoid != nullptr && &eps[i] == avoid && eps.size() > 1) i = (i + 1) % eps.size();
+  endpoint_ = &eps[i];
 }
 
 bool DownstreamConn::connectUpstream() {
   const config::Port* port = findPort();
   uint32_t connect_ms = port ? port->settings.connect_timeout_ms : 2'000;
+  if (rule_ != nullptr && rule_->connect_timeout_ms != 0) connect_ms = rule_->connect_timeout_ms;
+  if (port && port->settings.overrides.connect_timeout_ms != 0)
+    connect_ms = port->settings.overrides.connect_timeout_ms;
   uint32_t request_ms = responseTimeoutMs();
   up_ = worker_.pool().acquire(endpoint_->pool_id, this);
   if (up_ != nullptr) {
@@ -49,7 +62,8 @@ bool DownstreamConn::connectUpstream() {
   if (!fd.ok()) {
     bs.connect_failures.inc();
     worker_.stats().global.upstream_connect_failures.inc();
-    upstreamFailed(503, "upstream connect error: " + fd.status().message() + "\n", false);
+    upstreamFailed(503, "upstream connect error: " + fd.status().message() + "\n",
+                   Failure::kConnect);
     return false;
   }
   bs.connections_total.inc();
@@ -69,7 +83,7 @@ void DownstreamConn::armUpTimer(UpTimer kind, uint32_t ms) {
 void DownstreamConn::flushUpstream() {
   if (up_ == nullptr) return;
   if (!up_->flush()) {
-    upstreamFailed(502, "upstream connection reset\n", true);
+    upstreamFailed(502, "upstream connection reset\n", Failure::kReset);
     return;
   }
   updateInterest();
@@ -83,7 +97,7 @@ void DownstreamConn::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events)
       worker_.stats().backends.at(backend_->stats_id).connect_failures.inc();
       worker_.stats().global.upstream_connect_failures.inc();
       upstreamFailed(503, std::string("upstream connect error: ") + std::strerror(err) + "\n",
-                     false);
+                     Failure::kConnect);
       return;
     }
     up_->connecting = false;
@@ -97,7 +111,7 @@ void DownstreamConn::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events)
   }
   if (events & EPOLLOUT) {
     if (!up_->flush()) {
-      upstreamFailed(502, "upstream connection reset\n", true);
+      upstreamFailed(502, "upstream connection reset\n", Failure::kReset);
       return;
     }
     // Upstream took our bytes: more request body may flow.
@@ -125,7 +139,7 @@ void DownstreamConn::readUpstream() {
   }
   if (!resp_head_done_) {
     if (up_->bytes_received == 0 && retryOnFreshConnection()) return;
-    upstreamFailed(502, "upstream closed the connection before responding\n", true);
+    upstreamFailed(502, "upstream closed the connection before responding\n", Failure::kReset);
     return;
   }
   // Truncated response: the client must see the failure, not a short body.
@@ -145,17 +159,34 @@ void DownstreamConn::processResponse() {
     if (r.status == http1::ParseStatus::kError) {
       upstreamFailed(
           502, "upstream sent an invalid response: " + std::string(http1::describe(r.error)) + "\n",
-          true);
+          Failure::kReset);
       return;
     }
     if (head.status >= 100 && head.status < 200) {
       // Interim responses (we never ask for 100-continue upstream): skip them.
       up_->in.consume(r.consumed);
       if (head.status == 101) {
-        upstreamFailed(502, "upstream switched protocols without an upgrade request\n", true);
+        upstreamFailed(502, "upstream switched protocols without an upgrade request\n",
+                       Failure::kReset);
         return;
       }
       continue;
+    }
+    if (retry_ != nullptr && retry_->retriesStatus(head.status)) {
+      uint32_t retry_after_ms = 0;
+      for (uint32_t i = 0; i < head.header_count; ++i) {
+        if (!equalsIgnoreCase(head.headers[i].name, "retry-after")) continue;
+        // Delay-seconds only; an HTTP-date is ignored (the backoff applies).
+        uint64_t secs = 0;
+        std::string_view v = head.headers[i].value;
+        bool digits = !v.empty() && v.size() <= 6;
+        for (char c : v) digits = digits && c >= '0' && c <= '9';
+        if (digits) {
+          for (char c : v) secs = secs * 10 + static_cast<uint64_t>(c - '0');
+          retry_after_ms = static_cast<uint32_t>(secs * 1000);
+        }
+      }
+      if (maybeRetry(Failure::kStatus, head.status, retry_after_ms)) return;
     }
     resp_status_ = head.status;
     writeResponseHead(head);
@@ -301,7 +332,8 @@ bool DownstreamConn::retryOnFreshConnection() {
   return true;
 }
 
-void DownstreamConn::upstreamFailed(int status, std::string_view why, bool reset) {
+void DownstreamConn::upstreamFailed(int status, std::string_view why, Failure failure) {
+  bool reset = failure == Failure::kReset;
   if (reset && backend_ != nullptr) {
     worker_.stats().backends.at(backend_->stats_id).resets.inc();
     worker_.stats().global.upstream_resets.inc();
@@ -310,6 +342,7 @@ void DownstreamConn::upstreamFailed(int status, std::string_view why, bool reset
       retryOnFreshConnection()) {
     return;
   }
+  if (!resp_head_done_ && maybeRetry(failure, status, 0)) return;
   releaseUpstream(false);
   if (resp_head_done_) {
     close();
@@ -317,6 +350,71 @@ void DownstreamConn::upstreamFailed(int status, std::string_view why, bool reset
   }
   // Unread request body, if any, makes the connection unusable.
   respondLocal(status, why, !req_done_);
+}
+
+bool DownstreamConn::maybeRetry(Failure why, int status, uint32_t retry_after_ms) {
+  const config::RetryPolicy* p = retry_;
+  if (p == nullptr || attempts_ >= p->num_retries || resp_head_done_) return false;
+  bool wanted = false;
+  switch (why) {
+    case Failure::kConnect:
+      wanted = p->retriesConnectFailure();
+      break;
+    case Failure::kReset:
+      wanted = p->retriesReset();
+      break;
+    case Failure::kTimeout:
+      wanted = p->retriesTimeout();
+      break;
+    case Failure::kStatus:
+      wanted = p->retriesStatus(status);
+      break;
+  }
+  if (!wanted) return false;
+  // The whole request must be sendable again: a body beyond the buffer limit is not.
+  if (!req_bodyless_ && !body_replayable_) return false;
+  bool reached = why != Failure::kConnect && up_ != nullptr && up_->bytes_sent > 0;
+  if (reached && !p->retry_non_idempotent && !req_idempotent_) return false;
+  stats::BackendStats& bs = worker_.stats().backends.at(backend_->stats_id);
+  // Retry budget (per worker): retries at most budget_percent of the active requests.
+  uint32_t allowed = std::max<uint32_t>(
+      p->min_concurrency,
+      static_cast<uint32_t>(uint64_t{p->budget_percent} * worker_.active_requests / 100));
+  if (!counted_retry_ && worker_.active_retries >= allowed) {
+    bs.retries_denied.inc();
+    return false;
+  }
+  // Fully jittered exponential backoff: 0 .. base * (2^(n+1) - 1), at most maxInterval;
+  // an upstream's Retry-After (seconds) replaces it.
+  uint64_t window = uint64_t{p->base_interval_ms} * ((uint64_t{2} << attempts_) - 1);
+  if (window > p->max_interval_ms) window = p->max_interval_ms;
+  uint64_t delay = window == 0 ? 0 : worker_.random() % (window + 1);
+  if (retry_after_ms != 0) delay = retry_after_ms;
+  if (deadline_ms_ != 0 && worker_.loop().nowMs() + delay >= deadline_ms_) return false;
+  releaseUpstream(false);
+  ++attempts_;
+  bs.retries.inc();
+  if (!counted_retry_) {
+    counted_retry_ = true;
+    ++worker_.active_retries;
+  }
+  prev_endpoint_ = endpoint_;
+  armUpTimer(UpTimer::kBackoff, static_cast<uint32_t>(delay));
+  updateInterest();
+  return true;
+}
+
+void DownstreamConn::startAttempt() {
+  pickEndpoint(prev_endpoint_);
+  if (!connectUpstream()) return;  // answered the client, or retried again
+  up_->out.append(req_head_.view());
+  up_->out.append(req_body_copy_.view());
+  if (up_->connecting) return;
+  if (!req_done_ && !in_.empty()) {
+    forwardRequestBody();  // flushes
+  } else {
+    flushUpstream();
+  }
 }
 
 void DownstreamConn::onUpTimer(void* ctx) {
@@ -328,11 +426,15 @@ void DownstreamConn::onUpTimer(void* ctx) {
     case UpTimer::kConnect:
       if (bs) bs->connect_timeouts.inc();
       self->worker_.stats().global.upstream_connect_failures.inc();
-      self->upstreamFailed(503, "upstream connect timeout\n", false);
+      self->upstreamFailed(503, "upstream connect timeout\n", Failure::kConnect);
       break;
     case UpTimer::kResponse:
       if (bs) bs->response_timeouts.inc();
-      self->upstreamFailed(504, "upstream response timeout\n", false);
+      self->upstreamFailed(504, "upstream response timeout\n", Failure::kTimeout);
+      break;
+    case UpTimer::kBackoff:
+      self->up_timer_kind_ = UpTimer::kNone;
+      self->startAttempt();
       break;
     case UpTimer::kBodyGap:
       if (bs) bs->response_timeouts.inc();

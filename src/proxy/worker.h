@@ -72,6 +72,10 @@ class Worker {
 
   void addConnection(DownstreamConn* c);
   void removeConnection(DownstreamConn* c);
+  // Requests being proxied now and those among them in a retry: the retry budget's inputs.
+  uint32_t active_requests = 0;
+  uint32_t active_retries = 0;
+
   void addMirror(MirrorRequest* m);
   void removeMirror(MirrorRequest* m);
 

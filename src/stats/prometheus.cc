@@ -194,6 +194,11 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
        &BackendStats::connections_total},
       {"portico_backend_connections_active", "Upstream connections open now.", "gauge",
        &BackendStats::connections_active},
+      {"portico_backend_retries_total", "Retry attempts (TrafficPolicy retry).", "counter",
+       &BackendStats::retries},
+      {"portico_backend_retries_denied_total",
+       "Retries not attempted because the retry budget was used up.", "counter",
+       &BackendStats::retries_denied},
   };
   for (const auto& bc : counters) {
     family(out, bc.name, bc.type, bc.help);

@@ -67,6 +67,8 @@ struct BackendStats {
   Counter response_timeouts;
   Counter connections_total;
   Counter connections_active;  // gauge
+  Counter retries;             // retry attempts sent to this backend (TrafficPolicy retry)
+  Counter retries_denied;      // retries refused by the retry budget
 };
 
 struct GlobalStats {
