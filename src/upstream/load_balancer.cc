@@ -293,31 +293,30 @@ size_t Picker::chooseLevel(const LoadBalancer& lb, const HealthTable& health, Lb
                            uint64_t draw, bool* all_down) {
   // Envoy's cascade: each level takes what its health supports of what the levels above left
   // over; when the health summed over levels is below 100%, shares are scaled up to it.
+  // Leaves each level's healthy count in scratch_ for the caller (one pass over the health).
   const size_t levels = lb.levels_.size();
   uint64_t total_health = 0;
   for (size_t i = 0; i < levels; ++i) {
     const LoadBalancer::Level& level = lb.levels_[i];
-    const uint64_t share =
-        healthShare(countHealthy(lb, health, level.begin, level.end), level.end - level.begin);
-    st.scratch_[i] = static_cast<uint32_t>(share);
-    total_health += share;
+    st.scratch_[i] = static_cast<uint32_t>(countHealthy(lb, health, level.begin, level.end));
+    total_health += healthShare(st.scratch_[i], level.end - level.begin);
   }
   *all_down = total_health == 0;
   if (*all_down || levels == 1) return 0;
   const uint64_t normalized = std::min(total_health, kShareScale);
   uint64_t point = draw % kShareScale;
   uint64_t remaining = kShareScale;
+  size_t last_healthy = 0;
   for (size_t i = 0; i < levels; ++i) {
-    const uint64_t load = std::min(remaining, st.scratch_[i] * kShareScale / normalized);
+    const LoadBalancer::Level& level = lb.levels_[i];
+    const uint64_t share = healthShare(st.scratch_[i], level.end - level.begin);
+    const uint64_t load = std::min(remaining, share * kShareScale / normalized);
     if (point < load) return i;
     point -= load;
     remaining -= load;
+    if (share != 0) last_healthy = i;
   }
-  // Rounding leftovers (a few basis points) go to the last level with healthy endpoints.
-  for (size_t i = levels; i-- > 0;) {
-    if (st.scratch_[i] != 0) return i;
-  }
-  return 0;
+  return last_healthy;  // rounding leftovers (a few basis points)
 }
 
 int Picker::roundRobin(const Ctx& c, LbWorkerState& st, const Group& g) {
@@ -452,10 +451,11 @@ int Picker::pick(const LoadBalancer& lb, LbWorkerState& st, const HealthTable& h
 
   // A hashed request picks its level with its hash too, so that it is stable while health is.
   bool all_down = false;
-  const LoadBalancer::Level& level =
-      lb.levels_[chooseLevel(lb, health, st, hashed ? hashKey({}, hash) : rng.next(), &all_down)];
+  const size_t level_index =
+      chooseLevel(lb, health, st, hashed ? hashKey({}, hash) : rng.next(), &all_down);
+  const LoadBalancer::Level& level = lb.levels_[level_index];
   const uint64_t level_total = level.end - level.begin;
-  uint64_t level_healthy = countHealthy(lb, health, level.begin, level.end);
+  uint64_t level_healthy = st.scratch_[level_index];
   const bool panic =
       all_down || level_healthy * 100 < uint64_t{lb.config_.panic_threshold_percent} * level_total;
   if (panic) level_healthy = level_total;
