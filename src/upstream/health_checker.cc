@@ -1,0 +1,387 @@
+#include "upstream/health_checker.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "http1/parser.h"
+#include "net/socket.h"
+
+namespace portico::upstream {
+
+namespace {
+
+// Below the timer wheel's tick a shorter interval would only spin the main loop.
+constexpr uint32_t kMinIntervalMs = 10;
+constexpr uint32_t kMaxHeaders = 64;
+
+uint64_t wallClockMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// Path and host go verbatim into the request; a space or a control byte would let a config
+// value inject headers, so such a check fails instead of sending anything.
+bool safeRequestText(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) return false;
+  }
+  return !s.empty();
+}
+
+std::string connectErrorText(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return "connect refused";
+    case ETIMEDOUT:
+      return "connect timeout";
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return "unreachable";
+    default:
+      return std::string("connect error: ") + std::strerror(err);
+  }
+}
+
+bool statusExpected(const ActiveCheckConfig& c, int status) {
+  if (c.expected_statuses.empty()) return status >= 200 && status <= 299;
+  for (const auto& [lo, hi] : c.expected_statuses) {
+    if (status >= lo && status <= hi) return true;
+  }
+  return false;
+}
+
+void bump(uint32_t& counter) {
+  if (counter < std::numeric_limits<uint32_t>::max()) ++counter;
+}
+
+}  // namespace
+
+// One endpoint under check. Owns the timers; the socket lives in a Probe so that epoll events
+// still queued for a finished check can never reach a newer one.
+struct HealthChecker::Target {
+  HealthChecker* owner = nullptr;
+  CheckTarget spec;
+  std::string request;  // the HTTP request, built once; "" when path or host is unusable
+  bool healthy = true;
+  uint32_t successes = 0;
+  uint32_t failures = 0;
+  uint64_t checks = 0;
+  std::string last_result;
+  uint64_t last_check_ms = 0;
+  Probe* probe = nullptr;  // the check in flight
+  net::Timer next_timer;
+  net::Timer timeout_timer;
+
+  static void onNextTimer(void* ctx) {
+    auto* t = static_cast<Target*>(ctx);
+    t->owner->startCheck(t);
+  }
+  static void onTimeoutTimer(void* ctx);
+
+  void prepare() {
+    next_timer.set(&onNextTimer, this);
+    timeout_timer.set(&onTimeoutTimer, this);
+    request.clear();
+    if (spec.config.type != ActiveCheckConfig::Type::kHttp) return;
+    std::string host = spec.config.host.empty() ? spec.address.toString() : spec.config.host;
+    if (!safeRequestText(spec.config.path) || spec.config.path.front() != '/' ||
+        !safeRequestText(host)) {
+      return;
+    }
+    request = "GET " + spec.config.path + " HTTP/1.1\r\nHost: " + host +
+              "\r\nUser-Agent: portico-health-check\r\nConnection: close\r\n\r\n";
+  }
+};
+
+// One check's connection. Handed to deferDelete when the check ends, so an event of the same
+// epoll batch finds it alive, sees target_ == nullptr, and does nothing.
+class HealthChecker::Probe final : public net::IoHandler, public net::Deferred {
+ public:
+  Probe(net::EventLoop& loop, Target* target, int fd) : loop_(loop), target_(target), fd_(fd) {}
+  ~Probe() override { closeSocket(); }
+
+  bool connecting() const { return phase_ == Phase::kConnecting; }
+
+  // Waits for the connect to complete (an already connected socket is writable at once).
+  bool start() { return loop_.add(fd_, EPOLLOUT, this); }
+
+  // Detaches from the target and closes the socket; freed after the current batch.
+  void abandon() {
+    target_ = nullptr;
+    closeSocket();
+    loop_.deferDelete(this);
+  }
+
+  void onIo(uint32_t events) override {
+    if (target_ == nullptr) return;
+    if (phase_ == Phase::kConnecting) {
+      int err = net::connectError(fd_);
+      if (err == 0 && (events & (EPOLLERR | EPOLLHUP)) != 0) err = ECONNRESET;
+      if (err != 0) return finish(false, connectErrorText(err));
+      if (target_->spec.config.type == ActiveCheckConfig::Type::kTcp) {
+        return finish(true, "connected");
+      }
+      phase_ = Phase::kSending;
+    }
+    if (phase_ == Phase::kSending) {
+      if (!sendRequest()) return;
+      // The response usually arrives later; reading now would only hit EAGAIN.
+      if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) == 0) return;
+    }
+    receive();
+  }
+
+ private:
+  enum class Phase : uint8_t { kConnecting, kSending, kReceiving };
+
+  void closeSocket() {
+    if (fd_ < 0) return;
+    loop_.remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+  void finish(bool ok, std::string result) {
+    Target* t = target_;
+    t->owner->complete(t, ok, std::move(result));  // abandons this probe
+  }
+
+  // Returns true once the whole request is written (now waiting for the response).
+  bool sendRequest() {
+    const std::string& req = target_->request;
+    while (sent_ < req.size()) {
+      ssize_t n = ::send(fd_, req.data() + sent_, req.size() - sent_, MSG_NOSIGNAL);
+      if (n > 0) {
+        sent_ += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return false;  // still registered for EPOLLOUT
+      } else {
+        finish(false, std::string("send error: ") + std::strerror(errno));
+        return false;
+      }
+    }
+    phase_ = Phase::kReceiving;
+    loop_.modify(fd_, EPOLLIN | EPOLLRDHUP, this);
+    return true;
+  }
+
+  void receive() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        in_.append(buf, static_cast<size_t>(n));
+        if (parse()) return;
+      } else if (n == 0) {
+        return finish(false, in_.empty() ? "connection closed" : "truncated response");
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return;
+      } else {
+        return finish(false, std::string("read error: ") + std::strerror(errno));
+      }
+    }
+  }
+
+  // Returns true when the check ended (the probe is abandoned).
+  bool parse() {
+    http1::Limits limits;
+    limits.max_header_bytes = kMaxResponseHead;
+    limits.max_headers = kMaxHeaders;
+    for (;;) {
+      http1::Header headers[kMaxHeaders];
+      http1::ResponseHead head;
+      head.headers = headers;
+      http1::ParseResult r = http1::parseResponseHead(in_, limits, "GET", &head);
+      if (r.status == http1::ParseStatus::kIncomplete) {
+        if (in_.size() < kMaxResponseHead) return false;
+        finish(false, "response head too large");
+        return true;
+      }
+      if (r.status == http1::ParseStatus::kError) {
+        finish(false, "bad response: " + std::string(http1::describe(r.error)));
+        return true;
+      }
+      // Interim responses (100 Continue, 103 Early Hints) precede the real answer. The body
+      // is never read: the verdict is the status, and Connection: close ends the exchange.
+      if (head.status >= 100 && head.status < 200 && head.status != 101) {
+        in_.erase(0, r.consumed);
+        continue;
+      }
+      finish(statusExpected(target_->spec.config, head.status),
+             "HTTP " + std::to_string(head.status));
+      return true;
+    }
+  }
+
+  net::EventLoop& loop_;
+  Target* target_;
+  int fd_;
+  Phase phase_ = Phase::kConnecting;
+  size_t sent_ = 0;
+  std::string in_;  // bounded by kMaxResponseHead plus one read
+};
+
+void HealthChecker::Target::onTimeoutTimer(void* ctx) {
+  auto* t = static_cast<Target*>(ctx);
+  bool connecting = t->probe != nullptr && t->probe->connecting();
+  t->owner->complete(t, false, connecting ? "connect timeout" : "timeout");
+}
+
+HealthChecker::HealthChecker(net::EventLoop& loop, HealthTable& table)
+    : loop_(loop),
+      table_(table),
+      rng_(static_cast<std::minstd_rand::result_type>(net::EventLoop::monotonicUs())) {}
+
+HealthChecker::~HealthChecker() {
+  for (auto& t : targets_) {
+    dropProbe(t.get());
+    table_.set(t->spec.pool_id, HealthTable::kActiveUnhealthy, false);
+  }
+}
+
+uint32_t HealthChecker::jitter(uint32_t max_ms) {
+  if (max_ms == 0) return 0;
+  return std::uniform_int_distribution<uint32_t>(0, max_ms)(rng_);
+}
+
+void HealthChecker::scheduleNext(Target* t, uint32_t base_ms) {
+  loop_.timers().schedule(&t->next_timer, base_ms + jitter(t->spec.config.jitter_ms));
+}
+
+void HealthChecker::dropProbe(Target* t) {
+  t->timeout_timer.cancel();
+  if (t->probe == nullptr) return;
+  t->probe->abandon();
+  t->probe = nullptr;
+}
+
+void HealthChecker::record(Target* t, bool ok, std::string result) {
+  const ActiveCheckConfig& c = t->spec.config;
+  ++t->checks;
+  t->last_result = std::move(result);
+  t->last_check_ms = wallClockMs();
+  if (ok) {
+    t->failures = 0;
+    bump(t->successes);
+    if (!t->healthy && t->successes >= std::max<uint32_t>(c.healthy_threshold, 1)) {
+      t->healthy = true;
+      table_.set(t->spec.pool_id, HealthTable::kActiveUnhealthy, false);
+    }
+  } else {
+    t->successes = 0;
+    bump(t->failures);
+    if (t->healthy && t->failures >= std::max<uint32_t>(c.unhealthy_threshold, 1)) {
+      t->healthy = false;
+      table_.set(t->spec.pool_id, HealthTable::kActiveUnhealthy, true);
+    }
+  }
+}
+
+void HealthChecker::complete(Target* t, bool ok, std::string result) {
+  dropProbe(t);
+  record(t, ok, std::move(result));
+  scheduleNext(t, std::max(t->spec.config.interval_ms, kMinIntervalMs));
+}
+
+void HealthChecker::startCheck(Target* t) {
+  const CheckTarget& s = t->spec;
+  if (s.config.type == ActiveCheckConfig::Type::kHttp && t->request.empty()) {
+    return complete(t, false, "invalid path or host");
+  }
+  int fd = ::socket(s.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return complete(t, false, std::string("socket: ") + std::strerror(errno));
+  if (::connect(fd, s.address.sa(), s.address.length) != 0 && errno != EINPROGRESS) {
+    int err = errno;
+    ::close(fd);
+    return complete(t, false, connectErrorText(err));
+  }
+  auto* probe = new Probe(loop_, t, fd);
+  if (!probe->start()) {
+    int err = errno;
+    delete probe;
+    return complete(t, false, std::string("epoll: ") + std::strerror(err));
+  }
+  t->probe = probe;
+  loop_.timers().schedule(&t->timeout_timer, std::max<uint32_t>(s.config.timeout_ms, 1));
+}
+
+void HealthChecker::update(std::vector<CheckTarget> targets) {
+  std::unordered_map<uint32_t, std::unique_ptr<Target>> old;
+  for (auto& t : targets_) old.emplace(t->spec.pool_id, std::move(t));
+  targets_.clear();
+
+  std::unordered_set<uint32_t> seen;
+  for (CheckTarget& spec : targets) {
+    if (!seen.insert(spec.pool_id).second) continue;
+    auto it = old.find(spec.pool_id);
+    if (it != old.end()) {
+      std::unique_ptr<Target> t = std::move(it->second);
+      old.erase(it);
+      if (t->spec.config == spec.config && t->spec.address.toString() == spec.address.toString()) {
+        t->spec.backend = std::move(spec.backend);
+        targets_.push_back(std::move(t));
+        continue;
+      }
+      // Changed check: restart the evidence but keep the verdict (see the header).
+      dropProbe(t.get());
+      t->successes = t->failures = 0;
+      t->checks = 0;
+      t->spec = std::move(spec);
+      t->prepare();
+      scheduleNext(t.get(), 0);
+      targets_.push_back(std::move(t));
+      continue;
+    }
+    auto t = std::make_unique<Target>();
+    t->owner = this;
+    t->spec = std::move(spec);
+    t->prepare();
+    // Healthy until proven otherwise; nothing else writes this flag.
+    table_.set(t->spec.pool_id, HealthTable::kActiveUnhealthy, false);
+    scheduleNext(t.get(), 0);
+    targets_.push_back(std::move(t));
+  }
+
+  for (auto& [pool_id, t] : old) {
+    dropProbe(t.get());
+    table_.set(pool_id, HealthTable::kActiveUnhealthy, false);
+  }
+}
+
+std::vector<TargetStatus> HealthChecker::status() const {
+  std::vector<TargetStatus> out;
+  out.reserve(targets_.size());
+  for (const auto& t : targets_) {
+    TargetStatus s;
+    s.pool_id = t->spec.pool_id;
+    s.address = t->spec.address.toString();
+    s.backend = t->spec.backend;
+    s.type = t->spec.config.type;
+    s.healthy = t->healthy;
+    s.consecutive_successes = t->successes;
+    s.consecutive_failures = t->failures;
+    s.checks = t->checks;
+    s.last_result = t->last_result;
+    s.last_check_ms = t->last_check_ms;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace portico::upstream
