@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "admin/admin_server.h"
 #include "cli/explain_command.h"
 #include "config/compiler.h"
@@ -28,6 +30,9 @@
 #include "config/syntax.h"
 #include "net/socket.h"
 #include "proxy/worker.h"
+#include "upstream/health_checker.h"
+#include "upstream/outlier_detector.h"
+#include "upstream/shared_state.h"
 #include "stats/prometheus.h"
 
 namespace portico::cli {
@@ -39,18 +44,20 @@ struct Options {
   std::string admin = "127.0.0.1:9901";
   uint32_t workers = 0;
   uint32_t drain_timeout_ms = 30'000;
+  std::string zone;  // this gateway's zone, for zone-aware load balancing
 };
 
 void usage() {
   std::fprintf(
       stderr,
       "usage: portico gateway -c PATH [--admin HOST:PORT|none] [--workers N]\n"
-      "                       [--drain-timeout DURATION]\n"
+      "                       [--drain-timeout DURATION] [--zone ZONE]\n"
       "  -c, --config PATH     YAML file or folder of YAML files (Gateway, HTTPRoute,\n"
       "                        Backend, TrafficPolicy resources)\n"
       "  --admin HOST:PORT     admin listener (default 127.0.0.1:9901; 'none' to disable)\n"
       "  --workers N           worker threads (default: number of cores)\n"
-      "  --drain-timeout D     how long SIGTERM waits for in-flight requests (default 30s)\n");
+      "  --drain-timeout D     how long SIGTERM waits for in-flight requests (default 30s)\n"
+      "  --zone ZONE           this gateway's zone: traffic prefers Backend endpoints in it\n");
 }
 
 class Gateway {
@@ -85,6 +92,14 @@ class Gateway {
     current_ = snapshot;
     proxy::WorkerOptions wopts;
     wopts.drain_timeout_ms = options_.drain_timeout_ms;
+    wopts.shared = &shared_;
+    wopts.on_outlier = [this](uint32_t pool_id, std::shared_ptr<const config::Snapshot> snap,
+                              uint32_t backend_index) {
+      loop_.post([this, pool_id, snap = std::move(snap), backend_index] {
+        outliers_.report(pool_id, *snap->backends[backend_index]);
+      });
+    };
+    applied(snapshot);
     for (uint32_t w = 0; w < n; ++w) {
       workers_.push_back(std::make_unique<proxy::Worker>(w, *shards_[w], wopts));
       workers_.back()->start(snapshot, std::move(fds[w]));
@@ -152,7 +167,7 @@ class Gateway {
       return nullptr;
     }
     std::vector<config::Resource>& resources = loaded.resources;
-    config::CompileResult compiled = config::compile(resources, ids_, ++version_);
+    config::CompileResult compiled = config::compile(resources, ids_, ++version_, compileOptions());
     for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
     if (!initial) {
       // A resource that became invalid keeps serving its last good version.
@@ -167,7 +182,7 @@ class Gateway {
         substituted = true;
       }
       if (substituted) {
-        compiled = config::compile(resources, ids_, version_);
+        compiled = config::compile(resources, ids_, version_, compileOptions());
         for (const auto& d : compiled.diagnostics) {
           std::fprintf(stderr, "%s\n", d.format().c_str());
         }
@@ -179,6 +194,12 @@ class Gateway {
       if (bad.count(r.id()) == 0) last_good_.emplace(r.id(), r);
     }
     return compiled.snapshot;
+  }
+
+  config::CompileOptions compileOptions() const {
+    config::CompileOptions o;
+    o.local_zone = options_.zone;
+    return o;
   }
 
   // "Kind ns/name" of every resource with an error diagnostic.
@@ -219,8 +240,77 @@ class Gateway {
     }
     current_ = next;
     for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->publish(next, std::move(fds[w]));
+    applied(next);
     std::fprintf(stderr, "portico: configuration version %llu applied\n",
                  static_cast<unsigned long long>(next->version));
+  }
+
+  // Main-thread follow-up of a snapshot now serving: the active health checks it asks for.
+  void applied(const std::shared_ptr<const config::Snapshot>& snapshot) {
+    std::vector<upstream::CheckTarget> targets;
+    for (const auto& b : snapshot->backends) {
+      if (!b->active_health) continue;
+      const config::ActiveHealthSettings& a = *b->active_health;
+      upstream::ActiveCheckConfig c;
+      c.type = a.http ? upstream::ActiveCheckConfig::Type::kHttp
+                      : upstream::ActiveCheckConfig::Type::kTcp;
+      c.path = a.path;
+      c.host = a.host;
+      if (!a.expected_statuses.empty()) c.expected_statuses = a.expected_statuses;
+      c.interval_ms = a.interval_ms;
+      c.timeout_ms = a.timeout_ms;
+      c.healthy_threshold = a.healthy_threshold;
+      c.unhealthy_threshold = a.unhealthy_threshold;
+      c.jitter_ms = a.jitter_ms;
+      for (const auto& e : b->endpoints)
+        targets.push_back(upstream::CheckTarget{e.pool_id, e.address, b->ns + "/" + b->name, c});
+    }
+    checker_.update(std::move(targets));
+  }
+
+  // GET /backends: every backend with its endpoints, their health and the breaker loads.
+  std::string backendsJson() {
+    nlohmann::json out = nlohmann::json::array();
+    std::map<uint32_t, upstream::TargetStatus> checks;
+    for (auto& t : checker_.status()) checks.emplace(t.pool_id, t);
+    static const char* kLb[] = {"RoundRobin", "LeastRequest", "Random", "RingHash", "Maglev"};
+    for (const auto& b : current_->backends) {
+      nlohmann::json eps = nlohmann::json::array();
+      for (const auto& e : b->endpoints) {
+        uint8_t flags = shared_.health.flags(e.pool_id);
+        nlohmann::json ep = {{"address", e.authority},
+                             {"weight", e.weight},
+                             {"priority", e.priority},
+                             {"zone", e.zone},
+                             {"healthy", flags == 0},
+                             {"active_unhealthy", (flags & upstream::HealthTable::kActiveUnhealthy) != 0},
+                             {"ejected", (flags & upstream::HealthTable::kEjected) != 0}};
+        if (!e.hostname.empty()) ep["hostname"] = e.hostname;
+        if (const auto* o = outliers_.state(e.pool_id)) ep["ejections"] = o->ejections;
+        if (auto it = checks.find(e.pool_id); it != checks.end()) {
+          ep["health_check"] = {{"healthy", it->second.healthy},
+                                {"last_result", it->second.last_result},
+                                {"consecutive_successes", it->second.consecutive_successes},
+                                {"consecutive_failures", it->second.consecutive_failures},
+                                {"checks", it->second.checks}};
+        }
+        eps.push_back(std::move(ep));
+      }
+      upstream::BackendLoad& load = shared_.load(b->stats_id);
+      const config::CircuitBreakerSettings& cb = b->circuit_breaker;
+      auto pair = [](const std::atomic<uint32_t>& now, uint32_t max) {
+        return nlohmann::json{{"current", now.load(std::memory_order_relaxed)}, {"max", max}};
+      };
+      out.push_back({{"name", b->ns + "/" + b->name},
+                     {"load_balancer", kLb[static_cast<int>(b->lb.type)]},
+                     {"endpoints", std::move(eps)},
+                     {"circuit_breaker",
+                      {{"connections", pair(load.connections, cb.max_connections)},
+                       {"pending_requests", pair(load.pending, cb.max_pending_requests)},
+                       {"requests", pair(load.requests, cb.max_parallel_requests)},
+                       {"retries", pair(load.retries, cb.max_parallel_retries)}}}});
+    }
+    return nlohmann::json{{"backends", out}}.dump(2) + "\n";
   }
 
   void shutdown() {
@@ -330,6 +420,9 @@ class Gateway {
       r.body = stats::renderPrometheus(shards, names);
     } else if (path == "/explain") {
       return explainEndpoint(query);
+    } else if (path == "/backends") {
+      r.content_type = "application/json";
+      r.body = backendsJson();
     } else if (path == "/config_dump") {
       r.content_type = "application/json";
       r.body = current_->config_dump_json;
@@ -340,6 +433,7 @@ class Gateway {
           "  /ready: 200 LIVE while serving, 503 DRAINING after SIGTERM\n"
           "  /stats/prometheus: metrics in Prometheus text format 0.0.4\n"
           "  /config_dump: the running configuration and each resource's status (JSON)\n"
+          "  /backends: backends, endpoints, health checks, ejections, circuit breakers (JSON)\n"
           "  /explain?host=H&path=/P[&method=M][&header=k:v][&port=N][&format=json]:\n"
           "      why a request goes where it goes\n";
     } else {
@@ -351,6 +445,9 @@ class Gateway {
 
   Options options_;
   net::EventLoop loop_;
+  upstream::SharedState shared_;  // health and backend loads, read by every worker
+  upstream::HealthChecker checker_{loop_, shared_.health};
+  upstream::OutlierDetector outliers_{loop_, shared_.health};
   config::StatsIds ids_;
   uint64_t version_ = 0;
   std::shared_ptr<const config::Snapshot> current_;
@@ -397,6 +494,8 @@ int gatewayMain(int argc, char** argv) {
         return 64;
       }
       o.drain_timeout_ms = static_cast<uint32_t>(*ms);
+    } else if (a == "--zone") {
+      o.zone = value();
     } else if (a == "-h" || a == "--help") {
       usage();
       return 0;

@@ -95,7 +95,8 @@ struct PolicyItem {
 
 class Compilation {
  public:
-  Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version);
+  Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
+              const DnsAnswers& dns, std::string local_zone);
   CompileResult run();
 
  private:
@@ -120,6 +121,7 @@ class Compilation {
       const std::vector<MirrorModel>& models, Reporter& r,
       const std::function<void(const std::string&, const std::string&)>& note);
   const Backend* materializeBackend(const BackendItem& item, uint16_t ref_port);
+  void buildBalancer(Backend& backend);
   void attachParent(uint32_t route_index, const ParentRefModel& ref, ParentStatus* status,
                     Reporter& r);
 
@@ -132,6 +134,8 @@ class Compilation {
 
   const std::vector<Resource>& resources_;
   StatsIds& ids_;
+  const DnsAnswers& dns_;
+  std::string local_zone_;  // the gateway's zone, for zone-aware load balancing
   std::shared_ptr<Snapshot> snapshot_;
   std::vector<Diagnostic> diagnostics_;
   std::vector<ResourceStatus> status_;  // parallel to resources_

@@ -4,6 +4,7 @@
 
 #include "config/compilation.h"
 #include "config/syntax.h"
+#include "upstream/load_balancer.h"
 
 namespace portico::config::internal {
 namespace {
@@ -55,6 +56,57 @@ router::MatchSpec matchSpecOf(const MatchModel& m) {
 
 }  // namespace
 
+namespace {
+
+upstream::LbType lbType(LbKind kind) {
+  switch (kind) {
+    case LbKind::kLeastRequest:
+      return upstream::LbType::kLeastRequest;
+    case LbKind::kRandom:
+      return upstream::LbType::kRandom;
+    case LbKind::kRingHash:
+      return upstream::LbType::kRingHash;
+    case LbKind::kMaglev:
+      return upstream::LbType::kMaglev;
+    case LbKind::kRoundRobin:
+      break;
+  }
+  return upstream::LbType::kRoundRobin;
+}
+
+}  // namespace
+
+void Compilation::buildBalancer(Backend& backend) {
+  // One endpoint per address: an address listed twice adds its weights.
+  std::vector<Endpoint> unique;
+  for (Endpoint& e : backend.endpoints) {
+    auto same = std::find_if(unique.begin(), unique.end(),
+                             [&](const Endpoint& u) { return u.pool_id == e.pool_id; });
+    if (same != unique.end()) {
+      same->weight += e.weight;
+    } else {
+      unique.push_back(std::move(e));
+    }
+  }
+  std::vector<upstream::LbEndpoint> lb_endpoints;
+  for (const Endpoint& e : unique)
+    lb_endpoints.push_back(upstream::LbEndpoint{e.pool_id, e.weight, e.priority, e.zone, e.authority});
+  upstream::LbConfig config;
+  config.type = lbType(backend.lb.type);
+  config.ring_min_size = backend.lb.ring_min_size;
+  config.maglev_table_size = backend.lb.maglev_table_size;
+  config.panic_threshold_percent = backend.lb.panic_threshold_percent;
+  config.local_zone = local_zone_;
+  backend.balancer = upstream::LoadBalancer::build(std::move(lb_endpoints), config);
+  // endpoints[] in the balancer's order, so that pick() indexes it.
+  backend.endpoints.clear();
+  for (const upstream::LbEndpoint& le : backend.balancer->endpoints()) {
+    for (Endpoint& e : unique) {
+      if (e.pool_id == le.pool_id) backend.endpoints.push_back(std::move(e));
+    }
+  }
+}
+
 const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t ref_port) {
   const Resource& res = resources_[item.resource];
   auto key = std::make_pair(res.ns + '/' + res.name, ref_port);
@@ -65,16 +117,35 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
   backend->name = res.name;
   backend->stats_id = ids_.backend(key.first);
   backend->index = static_cast<uint32_t>(snapshot_->backends.size());
+  backend->lb = item.model.load_balancer;
+  backend->active_health = item.model.active_health;
+  backend->passive_health = item.model.passive_health;
+  backend->circuit_breaker = item.model.circuit_breaker;
+  backend->pool = item.model.pool;
   for (const EndpointModel& e : item.model.endpoints) {
     uint16_t port = e.port != 0 ? e.port : ref_port;
-    std::optional<net::Address> address = net::Address::parseIp(e.address, port);
-    if (!address || port == 0) continue;  // validated by the decoder; defensive
-    Endpoint endpoint;
-    endpoint.address = *address;
-    endpoint.authority = address->toString();
-    endpoint.pool_id = ids_.pool(endpoint.authority);
-    backend->endpoints.push_back(std::move(endpoint));
+    if (port == 0) continue;  // validated by the decoder; defensive
+    std::vector<net::Address> addresses;
+    if (e.dns) {
+      for (const std::string& ip : dns_.addresses(e.address))
+        if (std::optional<net::Address> a = net::Address::parseIp(ip, port)) addresses.push_back(*a);
+    } else if (std::optional<net::Address> a = net::Address::parseIp(e.address, port)) {
+      addresses.push_back(*a);
+    }
+    for (const net::Address& address : addresses) {
+      Endpoint endpoint;
+      endpoint.address = address;
+      endpoint.authority = address.toString();
+      endpoint.pool_id = ids_.pool(endpoint.authority);
+      endpoint.weight = e.weight;
+      endpoint.priority = e.priority;
+      endpoint.zone = e.zone;
+      if (e.dns) endpoint.hostname = e.address;
+      backend->endpoints.push_back(std::move(endpoint));
+    }
+    if (e.dns) snapshot_->dns_names.push_back(e.address);
   }
+  buildBalancer(*backend);
   const Backend* out = backend.get();
   materialized_[key] = out;
   snapshot_->backends.push_back(std::move(backend));

@@ -86,9 +86,12 @@ bool olderFirst(const Resource& a, const Resource& b) {
   return (a.ns + '/' + a.name) < (b.ns + '/' + b.name);
 }
 
-Compilation::Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version)
+Compilation::Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
+                         const DnsAnswers& dns, std::string local_zone)
     : resources_(resources),
       ids_(ids),
+      dns_(dns),
+      local_zone_(std::move(local_zone)),
       snapshot_(std::make_shared<Snapshot>()),
       status_(resources.size()) {
   snapshot_->version = version;
@@ -336,8 +339,12 @@ CompileResult Compilation::run() {
 
 }  // namespace internal
 
-CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version) {
-  return internal::Compilation(resources, ids, version).run();
+CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
+                      const CompileOptions& options) {
+  static const DnsAnswers kNoAnswers;
+  return internal::Compilation(resources, ids, version,
+                               options.dns ? *options.dns : kNoAnswers, options.local_zone)
+      .run();
 }
 
 }  // namespace portico::config

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/diagnostic.h"
@@ -15,6 +17,17 @@
 #include "config/stats_ids.h"
 
 namespace portico::config {
+
+// What the gateway's resolver knows about DNS endpoint names: name -> IP literals. A name
+// without an answer contributes no endpoints yet.
+struct DnsAnswers {
+  std::map<std::string, std::vector<std::string>> by_name;
+  const std::vector<std::string>& addresses(const std::string& name) const {
+    static const std::vector<std::string> kNone;
+    auto it = by_name.find(name);
+    return it == by_name.end() ? kNone : it->second;
+  }
+};
 
 struct CompileResult {
   std::shared_ptr<const Snapshot> snapshot;  // never null; may have no ports
@@ -25,6 +38,13 @@ struct CompileResult {
 // `ids` assigns stats and pool ids; it must be the same object across reloads so that ids
 // stay stable. Supported kinds: Gateway and HTTPRoute (gateway.networking.k8s.io/v1, v1beta1),
 // Backend and TrafficPolicy (portico.dev/v1alpha1).
-CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version = 0);
+// What the gateway process adds to the resources.
+struct CompileOptions {
+  const DnsAnswers* dns = nullptr;  // addresses of DNS endpoints (see Snapshot::dns_names)
+  std::string local_zone;           // the gateway's zone, for zone-aware load balancing
+};
+
+CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version = 0,
+                      const CompileOptions& options = {});
 
 }  // namespace portico::config

@@ -1,5 +1,6 @@
 // Decoding of the portico.dev/v1alpha1 kinds Backend, TrafficPolicy and HTTPRouteFilter.
 #include <array>
+#include <cctype>
 #include <set>
 
 #include "config/model.h"
@@ -9,6 +10,8 @@ namespace portico::config {
 namespace {
 
 constexpr size_t kMaxEndpoints = 4096;
+// DNS endpoints are accepted once the gateway resolves them (net::DnsResolver).
+constexpr bool kDnsEndpoints = false;
 constexpr size_t kMaxTargetRefs = 16;
 constexpr size_t kMaxResponseOverrides = 16;
 constexpr size_t kMaxStatusMatches = 32;
@@ -123,6 +126,149 @@ void decodeResponseOverrides(Reporter& r, const YAML::Node& node, const std::str
   out->where = Where{markOf(node), path};
 }
 
+// A duration field into milliseconds (1ms to 24h); absent leaves *out unchanged.
+void readMs(MapReader& m, std::string_view key, uint32_t* out) {
+  if (std::optional<uint64_t> v = m.duration(key)) {
+    if (*v == 0 || *v > 86'400'000) {
+      m.reporter().error(m.markOf(key), m.childPath(key),
+                         "Invalid value: must be a duration between 1ms and 24h");
+    } else {
+      *out = static_cast<uint32_t>(*v);
+    }
+  }
+}
+
+void decodeLoadBalancer(Reporter& r, const YAML::Node& node, const std::string& path,
+                        LoadBalancerSettings* lb) {
+  MapReader m(r, node, path);
+  static constexpr std::pair<std::string_view, LbKind> kTypes[] = {
+      {"RoundRobin", LbKind::kRoundRobin}, {"LeastRequest", LbKind::kLeastRequest},
+      {"Random", LbKind::kRandom},         {"RingHash", LbKind::kRingHash},
+      {"Maglev", LbKind::kMaglev}};
+  if (std::optional<std::string> type = m.string("type")) {
+    bool found = false;
+    for (const auto& [name, kind] : kTypes) {
+      if (*type == name) {
+        lb->type = kind;
+        found = true;
+      }
+    }
+    if (!found) {
+      r.error(m.markOf("type"), m.childPath("type"),
+              "Unsupported value: \"" + *type +
+                  "\": supported values: \"RoundRobin\", \"LeastRequest\", \"Random\", "
+                  "\"RingHash\", \"Maglev\"");
+    }
+  }
+  bool hashing = lb->type == LbKind::kRingHash || lb->type == LbKind::kMaglev;
+  if (m.has("hashOn")) {
+    YAML::Node h = m.take("hashOn");
+    std::string h_path = m.childPath("hashOn");
+    MapReader hm(r, h, h_path);
+    int set = 0;
+    if (std::optional<std::string> v = hm.string("header")) {
+      lb->hash_on = HashOn::kHeader;
+      lb->hash_name = *v;
+      for (char& c : lb->hash_name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      ++set;
+    }
+    if (std::optional<std::string> v = hm.string("cookie")) {
+      lb->hash_on = HashOn::kCookie;
+      lb->hash_name = *v;
+      ++set;
+    }
+    if (std::optional<std::string> v = hm.string("queryParameter")) {
+      lb->hash_on = HashOn::kQueryParameter;
+      lb->hash_name = *v;
+      ++set;
+    }
+    if (hm.has("sourceIP")) {
+      YAML::Node v = hm.take("sourceIP");
+      if (v.IsScalar() && v.Scalar() == "true") {
+        lb->hash_on = HashOn::kSourceIp;
+        ++set;
+      } else {
+        r.error(markOf(v), hm.childPath("sourceIP"), "must be true");
+      }
+    }
+    hm.finish();
+    if (set != 1) {
+      r.error(markOf(h), h_path,
+              "Invalid value: exactly one of header, cookie, queryParameter, sourceIP");
+    }
+    if (!hashing) {
+      r.error(markOf(h), h_path, "Forbidden: hashOn applies to types RingHash and Maglev");
+    }
+  } else if (hashing) {
+    r.error(m.mark(), path, "Required value: hashOn: RingHash and Maglev hash on a request key");
+  }
+  if (std::optional<int64_t> v = m.integer("minimumRingSize", 64, 1 << 20))
+    lb->ring_min_size = static_cast<uint32_t>(*v);
+  if (std::optional<int64_t> v = m.integer("maglevTableSize", 251, 5'000'011))
+    lb->maglev_table_size = static_cast<uint32_t>(*v);
+  if (std::optional<int64_t> v = m.integer("panicThresholdPercent", 0, 100))
+    lb->panic_threshold_percent = static_cast<uint32_t>(*v);
+  m.finish();
+}
+
+ActiveHealthSettings decodeActiveHealth(Reporter& r, const YAML::Node& node,
+                                     const std::string& path) {
+  ActiveHealthSettings a;
+  MapReader m(r, node, path);
+  std::string type = m.string("type", Need::kRequired).value_or("HTTP");
+  if (type == "TCP") {
+    a.http = false;
+  } else if (type != "HTTP") {
+    r.error(m.markOf("type"), m.childPath("type"),
+            "Unsupported value: \"" + type + "\": supported values: \"HTTP\", \"TCP\"");
+  }
+  if (m.has("http")) {
+    MapReader h(r, m.take("http"), m.childPath("http"));
+    if (std::optional<std::string> p = h.string("path")) {
+      if (p->empty() || (*p)[0] != '/') {
+        r.error(h.markOf("path"), h.childPath("path"), invalidValue(*p, "must start with '/'"));
+      }
+      a.path = *p;
+    }
+    if (std::optional<std::string> host = h.string("host")) a.host = *host;
+    forEachItem(r, h.take("expectedStatuses"), h.childPath("expectedStatuses"), 32,
+                [&](const YAML::Node& item, const std::string& item_path, size_t) {
+                  if (std::optional<int64_t> c = readInteger(r, item, item_path, 100, 599)) {
+                    auto code = static_cast<uint16_t>(*c);
+                    a.expected_statuses.emplace_back(code, code);
+                  }
+                });
+    h.finish();
+    if (!a.http) r.error(m.markOf("http"), m.childPath("http"), "Forbidden: for type HTTP only");
+  }
+  readMs(m, "interval", &a.interval_ms);
+  readMs(m, "timeout", &a.timeout_ms);
+  readMs(m, "jitter", &a.jitter_ms);
+  if (std::optional<int64_t> v = m.integer("healthyThreshold", 1, 100))
+    a.healthy_threshold = static_cast<uint32_t>(*v);
+  if (std::optional<int64_t> v = m.integer("unhealthyThreshold", 1, 100))
+    a.unhealthy_threshold = static_cast<uint32_t>(*v);
+  m.finish();
+  return a;
+}
+
+PassiveHealthSettings decodePassiveHealth(Reporter& r, const YAML::Node& node,
+                                       const std::string& path) {
+  PassiveHealthSettings p;
+  MapReader m(r, node, path);
+  if (std::optional<int64_t> v = m.integer("consecutive5XxErrors", 0, 1000))
+    p.consecutive_5xx = static_cast<uint32_t>(*v);
+  if (std::optional<int64_t> v = m.integer("consecutiveGatewayErrors", 0, 1000))
+    p.consecutive_gateway_errors = static_cast<uint32_t>(*v);
+  readMs(m, "baseEjectionTime", &p.base_ejection_ms);
+  if (std::optional<int64_t> v = m.integer("maxEjectionPercent", 0, 100))
+    p.max_ejection_percent = static_cast<uint32_t>(*v);
+  // Envoy's sweep interval: here ejections are decided as errors arrive (warning, ignored).
+  m.unsupported("interval", "interval (ejections are decided as errors arrive)", false);
+  m.finish();
+  return p;
+}
+
 }  // namespace
 
 std::optional<RouteFilterModel> decodeRouteFilter(const Resource& res, Reporter& r) {
@@ -174,16 +320,26 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
                         isIpLiteral(address->substr(0, address->rfind(':')))) {
                       detail = "must be an IP address alone; put the port in \"port\"";
                     } else if (checkHostname(*address, false).empty() || *address == "localhost") {
-                      detail = "DNS endpoints are not supported yet; use an IP address";
+                      e.dns = true;
+                      if (!kDnsEndpoints)
+                        detail = "DNS endpoints are not supported yet; use an IP address";
                     } else {
-                      detail = "must be an IPv4 or IPv6 address";
+                      detail = "must be an IPv4 or IPv6 address or a DNS name";
                     }
-                    r.error(m.markOf("address"), m.childPath("address"),
-                            invalidValue(*address, detail));
+                    if (!detail.empty()) {
+                      r.error(m.markOf("address"), m.childPath("address"),
+                              invalidValue(*address, detail));
+                    }
                   }
                 }
                 if (std::optional<int64_t> port = m.integer("port", 1, 65535))
                   e.port = static_cast<uint16_t>(*port);
+                if (std::optional<int64_t> w = m.integer("weight", 1, 128))
+                  e.weight = static_cast<uint32_t>(*w);
+                if (std::optional<int64_t> pr = m.integer("priority", 0, 8))
+                  e.priority = static_cast<uint32_t>(*pr);
+                if (std::optional<std::string> z = m.string("zone")) e.zone = *z;
+                if (std::optional<std::string> z = m.string("region")) e.region = *z;
                 m.finish();
                 if (!seen.emplace(e.address, e.port).second) {
                   r.warning(e.where.mark, path,
@@ -197,7 +353,40 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
     r.warning(markOf(endpoints), "spec.endpoints",
               "no endpoints: requests to this Backend answer 503");
   }
-  for (std::string_view key : {"protocol", "tls", "loadBalancer", "healthCheck"})
+  if (spec.has("loadBalancer")) {
+    decodeLoadBalancer(r, spec.take("loadBalancer"), spec.childPath("loadBalancer"),
+                       &b.load_balancer);
+  }
+  if (spec.has("healthCheck")) {
+    MapReader hc(r, spec.take("healthCheck"), spec.childPath("healthCheck"));
+    if (hc.has("active"))
+      b.active_health = decodeActiveHealth(r, hc.take("active"), hc.childPath("active"));
+    if (hc.has("passive"))
+      b.passive_health = decodePassiveHealth(r, hc.take("passive"), hc.childPath("passive"));
+    hc.finish();
+  }
+  if (spec.has("circuitBreaker")) {
+    MapReader cb(r, spec.take("circuitBreaker"), spec.childPath("circuitBreaker"));
+    CircuitBreakerSettings& c = b.circuit_breaker;
+    for (auto [key, field] : {std::pair{"maxConnections", &c.max_connections},
+                              {"maxPendingRequests", &c.max_pending_requests},
+                              {"maxParallelRequests", &c.max_parallel_requests},
+                              {"maxParallelRetries", &c.max_parallel_retries}}) {
+      if (std::optional<int64_t> v = cb.integer(key, 0, 1'000'000))
+        *field = static_cast<uint32_t>(*v);
+    }
+    cb.finish();
+  }
+  if (spec.has("connectionPool")) {
+    MapReader cp(r, spec.take("connectionPool"), spec.childPath("connectionPool"));
+    if (std::optional<int64_t> v = cp.integer("maxRequestsPerConnection", 0, 1'000'000))
+      b.pool.max_requests_per_connection = static_cast<uint32_t>(*v);
+    if (std::optional<int64_t> v = cp.integer("maxIdleConnectionsPerWorker", 0, 100'000))
+      b.pool.max_idle_per_worker = static_cast<uint32_t>(*v);
+    readMs(cp, "idleTimeout", &b.pool.idle_timeout_ms);
+    cp.finish();
+  }
+  for (std::string_view key : {"protocol", "tls"})
     spec.unsupported(key, std::string("spec.") + std::string(key));
   spec.finish();
   if (r.errorCount() > errors_before) return std::nullopt;

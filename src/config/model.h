@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/filters.h"
+#include "config/backend_settings.h"
 #include "config/policy.h"
 #include "config/resource.h"
 #include "config/yaml_reader.h"
@@ -153,12 +154,22 @@ struct HttpRouteModel {
 
 struct EndpointModel {
   Where where;
-  std::string address;  // IP literal
-  uint16_t port = 0;    // 0 = take the backendRef's port
+  std::string address;   // IP literal, or a DNS name when `dns`
+  bool dns = false;      // resolved asynchronously; every address it resolves to is an endpoint
+  uint16_t port = 0;     // 0 = take the backendRef's port
+  uint32_t weight = 1;   // 1-128
+  uint32_t priority = 0; // 0 = highest; lower priorities take traffic when higher ones fail
+  std::string region;    // locality
+  std::string zone;
 };
 
 struct BackendModel {
   std::vector<EndpointModel> endpoints;
+  LoadBalancerSettings load_balancer;
+  std::optional<ActiveHealthSettings> active_health;
+  std::optional<PassiveHealthSettings> passive_health;
+  CircuitBreakerSettings circuit_breaker;
+  ConnectionPoolSettings pool;
 };
 
 // ---- TrafficPolicy (portico.dev) -------------------------------------------------------

@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "config/backend_settings.h"
 #include "config/filters.h"
 #include "config/policy.h"
 #include "http1/message.h"
@@ -17,6 +19,9 @@
 
 namespace portico::router {
 class RouteTable;
+}
+namespace portico::upstream {
+class LoadBalancer;
 }
 
 namespace portico::config {
@@ -31,6 +36,10 @@ struct Endpoint {
   net::Address address;
   std::string authority;  // "ip:port", for logs and stats
   uint32_t pool_id = 0;
+  uint32_t weight = 1;
+  uint32_t priority = 0;
+  std::string zone;
+  std::string hostname;  // the DNS name it was resolved from, "" for an IP endpoint
 };
 
 struct Backend {
@@ -39,6 +48,13 @@ struct Backend {
   std::vector<Endpoint> endpoints;
   uint32_t stats_id = 0;  // index into the workers' backend stats, stable across reloads
   uint32_t index = 0;     // position in Snapshot::backends
+  LoadBalancerSettings lb;
+  std::optional<ActiveHealthSettings> active_health;
+  std::optional<PassiveHealthSettings> passive_health;
+  CircuitBreakerSettings circuit_breaker;
+  ConnectionPoolSettings pool;
+  // Endpoint choice; endpoints[] is in the balancer's order (its pick() indexes it).
+  std::shared_ptr<const upstream::LoadBalancer> balancer;
 };
 
 // RequestMirror: a fire-and-forget copy of the request to `backend`.
@@ -132,6 +148,7 @@ struct Snapshot {
   std::vector<Port> ports;
   std::vector<std::unique_ptr<Backend>> backends;  // stable addresses for WeightedBackend
   std::vector<std::unique_ptr<Rule>> rules;        // stable addresses for route results
+  std::vector<std::string> dns_names;  // DNS endpoint names the config uses (may repeat)
   std::string config_dump_json;                    // resources + status, for admin /config_dump
   uint32_t route_stats_count = 0;
   uint32_t backend_stats_count = 0;

@@ -16,6 +16,7 @@
 #include "proxy/mirror.h"
 #include "proxy/rewrite.h"
 #include "proxy/worker.h"
+#include "upstream/load_balancer.h"
 #include "router/route_table.h"
 #include "router/router.h"
 
@@ -187,6 +188,11 @@ void DownstreamConn::resetRequestState() {
   retried_ = false;
   resp_status_ = 0;
   endMirrors(req_done_);
+  releaseBreakerUnits();
+  if (lb_index_ >= 0 && snapshot_ != nullptr && backend_ != nullptr) {
+    upstream::onRequestEnd(*snapshot_->lb[backend_->index], lb_index_);
+    lb_index_ = -1;
+  }
   if (counted_active_) --worker_.active_requests;
   if (counted_retry_) --worker_.active_retries;
   counted_active_ = counted_retry_ = false;
@@ -289,8 +295,10 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     // RequestRedirect: answered here. The Location is built before the head is consumed (the
     // views point into in_).
     scratch_.clear();
+    scratch_.append("location: ");
     appendRedirectLocation(*rule_->redirect, authority, local_port_, in.path, in.query,
                            rule_->rewrite_prefix, scratch_);
+    scratch_.append("\r\n");
     in_.consume(head_len);
     respondLocal(rule_->redirect->status_code, "", !req_bodyless_, scratch_.view());
     scratch_.clear();
@@ -304,7 +312,17 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   backend_ = wb->backend;
   st.backends.at(backend_->stats_id).requests.inc();
   if (backend_->endpoints.empty()) return reject(503, "no endpoints for backend\n");
-  pickEndpoint(nullptr);
+  if (!upstream::tryAcquire(worker_.shared().load(backend_->stats_id).requests,
+                            backend_->circuit_breaker.max_parallel_requests)) {
+    st.backends.at(backend_->stats_id).overflows.inc();
+    in_.consume(head_len);
+    respondLocal(503, "backend circuit breaker open: maxParallelRequests\n", !req_bodyless_,
+                 "x-portico-overloaded: maxParallelRequests\r\n");
+    return phase_ == Phase::kHead;
+  }
+  cb_request_ = true;
+  lb_hash_ = backend_->lb.hash_on == config::HashOn::kNone ? 0 : requestHash(in);
+  if (!pickEndpoint(nullptr)) return reject(503, "no endpoints for backend\n");
   // Effective settings: a Gateway policy's overrides, else the rule's (its own fields and the
   // policies on the route), else the Gateway's defaults.
   const config::PortSettings& ps = port->settings;
@@ -546,7 +564,7 @@ void DownstreamConn::updateInterest() {
 }
 
 void DownstreamConn::respondLocal(int status, std::string_view body, bool close_after,
-                                  std::string_view location, std::string_view content_type,
+                                  std::string_view extra_headers, std::string_view content_type,
                                   bool overridable) {
   if (overridable) {
     if (const config::Port* port = findPort()) {
@@ -568,7 +586,7 @@ void DownstreamConn::respondLocal(int status, std::string_view body, bool close_
   bool close_now = close_after || !req_keep_alive_ || draining_ || worker_.draining();
   // A HEAD response carries the headers of the body it does not send.
   appendLocalResponse(out_, status, req_is_head_ ? std::string_view() : body, body.size(),
-                      close_now, location, content_type);
+                      close_now, extra_headers, content_type);
   resp_close_ = close_now;
   finishExchange();
 }

@@ -76,14 +76,15 @@ void appendChunkHeader(Buffer& out, size_t size) {
 }
 
 void appendLocalResponse(Buffer& out, int status, std::string_view body, size_t content_length,
-                         bool close, std::string_view location, std::string_view content_type) {
+                         bool close, std::string_view extra_headers,
+                         std::string_view content_type) {
   out.append("HTTP/1.1 ");
   appendDecimal(out, static_cast<uint64_t>(status));
   out.append(" ");
   out.append(reasonPhrase(status));
-  if (!location.empty()) {
-    out.append("\r\nlocation: ");
-    out.append(location);
+  if (!extra_headers.empty()) {
+    out.append("\r\n");
+    out.append(extra_headers.substr(0, extra_headers.size() - 2));  // without the last CRLF
   }
   if (!content_type.empty()) {
     out.append("\r\ncontent-type: ");
@@ -93,6 +94,35 @@ void appendLocalResponse(Buffer& out, int status, std::string_view body, size_t 
   appendDecimal(out, content_length);
   out.append(close ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n");
   out.append(body);
+}
+
+std::string_view cookieValue(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    size_t end = header.find(';');
+    std::string_view pair = header.substr(0, end);
+    header = end == std::string_view::npos ? std::string_view() : header.substr(end + 1);
+    while (!pair.empty() && (pair.front() == ' ' || pair.front() == '\t')) pair.remove_prefix(1);
+    size_t eq = pair.find('=');
+    if (eq == std::string_view::npos || pair.substr(0, eq) != name) continue;
+    std::string_view value = pair.substr(eq + 1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    return value;
+  }
+  return {};
+}
+
+std::string_view queryValue(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t end = query.find('&');
+    std::string_view pair = query.substr(0, end);
+    query = end == std::string_view::npos ? std::string_view() : query.substr(end + 1);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    return eq == std::string_view::npos ? pair.substr(pair.size()) : pair.substr(eq + 1);
+  }
+  return {};
 }
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {

@@ -14,6 +14,7 @@
 #include "proxy/downstream_conn.h"
 #include "proxy/http_util.h"
 #include "proxy/worker.h"
+#include "upstream/load_balancer.h"
 
 namespace portico::proxy {
 
@@ -37,11 +38,78 @@ uint32_t DownstreamConn::responseTimeoutMs() {
   return ms;
 }
 
-void DownstreamConn::pickEndpoint(const config::Endpoint* avoid) {
+bool DownstreamConn::pickEndpoint(const config::Endpoint* avoid) {
   const std::vector<config::Endpoint>& eps = backend_->endpoints;
-  size_t i = worker_.nextRoundRobin(backend_->stats_id) % eps.size();
-  if (avoid != nullptr && &eps[i] == avoid && eps.size() > 1) i = (i + 1) % eps.size();
-  endpoint_ = &eps[i];
+  upstream::LbWorkerState* state = snapshot_->lb[backend_->index].get();
+  if (lb_index_ >= 0) {
+    upstream::onRequestEnd(*state, lb_index_);
+    lb_index_ = -1;
+  }
+  int avoid_index = avoid != nullptr ? static_cast<int>(avoid - eps.data()) : -1;
+  int i = upstream::pick(*backend_->balancer, *state, worker_.shared().health, lb_hash_,
+                         worker_.random(), avoid_index);
+  if (i < 0) return false;
+  upstream::onRequestStart(*state, i);
+  lb_index_ = i;
+  endpoint_ = &eps[static_cast<size_t>(i)];
+  return true;
+}
+
+uint64_t DownstreamConn::requestHash(const router::RouteInput& in) {
+  using config::HashOn;
+  std::string_view key;
+  switch (backend_->lb.hash_on) {
+    case HashOn::kNone:
+      return 0;
+    case HashOn::kHeader:
+      for (uint32_t i = 0; i < in.header_count && key.empty(); ++i)
+        if (equalsIgnoreCase(in.headers[i].name, backend_->lb.hash_name)) key = in.headers[i].value;
+      break;
+    case HashOn::kCookie:
+      for (uint32_t i = 0; i < in.header_count && key.empty(); ++i) {
+        if (!equalsIgnoreCase(in.headers[i].name, "cookie")) continue;
+        key = cookieValue(in.headers[i].value, backend_->lb.hash_name);
+      }
+      break;
+    case HashOn::kQueryParameter:
+      key = queryValue(in.query, backend_->lb.hash_name);
+      break;
+    case HashOn::kSourceIp:
+      key = std::string_view(reinterpret_cast<const char*>(peer_addr_),
+                             peer_family_ == AF_INET6 ? 16 : 4);
+      break;
+  }
+  // No key in the request: spread it like Random would.
+  if (key.data() == nullptr) return (uint64_t{worker_.random()} << 32) | worker_.random();
+  return upstream::hashKey(key);
+}
+
+void DownstreamConn::overflow(std::string_view limit) {
+  stats::BackendStats& bs = worker_.stats().backends.at(backend_->stats_id);
+  bs.overflows.inc();
+  scratch_.clear();
+  scratch_.append("x-portico-overloaded: ");
+  scratch_.append(limit);
+  scratch_.append("\r\n");
+  std::string body = "backend circuit breaker open: " + std::string(limit) + "\n";
+  releaseUpstream(false);
+  respondLocal(503, body, !req_done_, scratch_.view());
+  scratch_.clear();
+  scratch_.release();
+}
+
+void DownstreamConn::recordOutcome(bool server_error, bool gateway_error) {
+  if (backend_ == nullptr || endpoint_ == nullptr || !backend_->passive_health) return;
+  worker_.recordOutcome(*snapshot_, *backend_, *endpoint_, server_error, gateway_error);
+}
+
+void DownstreamConn::releaseBreakerUnits() {
+  if (backend_ == nullptr) return;
+  upstream::BackendLoad& load = worker_.shared().load(backend_->stats_id);
+  if (cb_request_) upstream::release(load.requests);
+  if (cb_retry_) upstream::release(load.retries);
+  if (cb_pending_) upstream::release(load.pending);
+  cb_request_ = cb_retry_ = cb_pending_ = false;
 }
 
 bool DownstreamConn::connectUpstream() {
@@ -56,10 +124,17 @@ bool DownstreamConn::connectUpstream() {
     armUpTimer(UpTimer::kResponse, request_ms);
     return true;
   }
+  upstream::BackendLoad& load = worker_.shared().load(backend_->stats_id);
+  const config::CircuitBreakerSettings& cb = backend_->circuit_breaker;
+  if (!upstream::tryAcquire(load.connections, cb.max_connections)) {
+    overflow("maxConnections");
+    return false;
+  }
   bool in_progress = false;
   Result<int> fd = net::connectTcp(endpoint_->address, &in_progress);
   stats::BackendStats& bs = worker_.stats().backends.at(backend_->stats_id);
   if (!fd.ok()) {
+    upstream::release(load.connections);
     bs.connect_failures.inc();
     worker_.stats().global.upstream_connect_failures.inc();
     upstreamFailed(503, "upstream connect error: " + fd.status().message() + "\n",
@@ -68,8 +143,19 @@ bool DownstreamConn::connectUpstream() {
   }
   bs.connections_total.inc();
   up_ = new upstream::UpstreamConn(worker_.loop(), worker_.pool(), *fd, endpoint_->pool_id,
-                                   backend_->stats_id, in_progress, &bs.connections_active);
+                                   backend_->stats_id, in_progress, &bs.connections_active,
+                                   &load.connections);
   up_->owner = this;
+  up_->max_requests = backend_->pool.max_requests_per_connection;
+  up_->max_idle = backend_->pool.max_idle_per_worker;
+  up_->idle_timeout_ms = backend_->pool.idle_timeout_ms;
+  if (in_progress) {
+    if (!upstream::tryAcquire(load.pending, cb.max_pending_requests)) {
+      overflow("maxPendingRequests");
+      return false;
+    }
+    cb_pending_ = true;
+  }
   armUpTimer(in_progress ? UpTimer::kConnect : UpTimer::kResponse,
              in_progress ? connect_ms : request_ms);
   return true;
@@ -101,6 +187,10 @@ void DownstreamConn::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events)
       return;
     }
     up_->connecting = false;
+    if (cb_pending_) {
+      upstream::release(worker_.shared().load(backend_->stats_id).pending);
+      cb_pending_ = false;
+    }
     armUpTimer(UpTimer::kResponse, responseTimeoutMs());
     if (!req_done_ && !in_.empty()) {
       forwardRequestBody();  // flushes
@@ -172,6 +262,7 @@ void DownstreamConn::processResponse() {
       }
       continue;
     }
+    recordOutcome(head.status >= 500, head.status >= 502 && head.status <= 504);
     if (retry_ != nullptr && retry_->retriesStatus(head.status)) {
       uint32_t retry_after_ms = 0;
       for (uint32_t i = 0; i < head.header_count; ++i) {
@@ -306,6 +397,14 @@ void DownstreamConn::responseComplete() {
 void DownstreamConn::releaseUpstream(bool reusable) {
   up_timer_.cancel();
   up_timer_kind_ = UpTimer::kNone;
+  if (lb_index_ >= 0 && snapshot_ != nullptr && backend_ != nullptr) {
+    upstream::onRequestEnd(*snapshot_->lb[backend_->index], lb_index_);
+    lb_index_ = -1;
+  }
+  if (cb_pending_) {
+    upstream::release(worker_.shared().load(backend_->stats_id).pending);
+    cb_pending_ = false;
+  }
   if (up_ == nullptr) return;
   upstream::UpstreamConn* c = up_;
   up_ = nullptr;
@@ -342,6 +441,7 @@ void DownstreamConn::upstreamFailed(int status, std::string_view why, Failure fa
       retryOnFreshConnection()) {
     return;
   }
+  if (failure != Failure::kStatus) recordOutcome(true, true);
   if (!resp_head_done_ && maybeRetry(failure, status, 0)) return;
   releaseUpstream(false);
   if (resp_head_done_) {
@@ -384,6 +484,15 @@ bool DownstreamConn::maybeRetry(Failure why, int status, uint32_t retry_after_ms
     bs.retries_denied.inc();
     return false;
   }
+  if (!cb_retry_) {
+    upstream::BackendLoad& load = worker_.shared().load(backend_->stats_id);
+    if (!upstream::tryAcquire(load.retries, backend_->circuit_breaker.max_parallel_retries)) {
+      bs.retries_denied.inc();
+      bs.overflows.inc();
+      return false;
+    }
+    cb_retry_ = true;
+  }
   // Fully jittered exponential backoff: 0 .. base * (2^(n+1) - 1), at most maxInterval;
   // an upstream's Retry-After (seconds) replaces it.
   uint64_t window = uint64_t{p->base_interval_ms} * ((uint64_t{2} << attempts_) - 1);
@@ -405,7 +514,10 @@ bool DownstreamConn::maybeRetry(Failure why, int status, uint32_t retry_after_ms
 }
 
 void DownstreamConn::startAttempt() {
-  pickEndpoint(prev_endpoint_);
+  if (!pickEndpoint(prev_endpoint_)) {
+    respondLocal(503, "no healthy endpoint\n", !req_done_);
+    return;
+  }
   if (!connectUpstream()) return;  // answered the client, or retried again
   up_->out.append(req_head_.view());
   up_->out.append(req_body_copy_.view());

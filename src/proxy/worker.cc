@@ -90,7 +90,11 @@ void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot, std
   if (round_robin_.size() < snapshot->backend_stats_count) {
     round_robin_.resize(snapshot->backend_stats_count, 0);
   }
-  auto* local = new LocalSnapshot{std::move(snapshot), 1};
+  auto* local = new LocalSnapshot{std::move(snapshot), 1, {}};
+  for (const auto& b : local->snapshot->backends) {
+    local->lb.push_back(b->balancer ? std::make_unique<upstream::LbWorkerState>(*b->balancer, index_)
+                                    : nullptr);
+  }
   LocalSnapshot* old = current_;
   current_ = local;
   if (old != nullptr) releaseSnapshot(old);
@@ -112,6 +116,27 @@ void Worker::addConnection(DownstreamConn* c) {
   conns_ = c;
   shard_.global.downstream_connections_total.inc();
   shard_.global.downstream_connections_active.inc();
+}
+
+void Worker::recordOutcome(const LocalSnapshot& snap, const config::Backend& backend,
+                           const config::Endpoint& endpoint, bool server_error,
+                           bool gateway_error) {
+  if (!backend.passive_health) return;
+  const config::PassiveHealthSettings& p = *backend.passive_health;
+  uint32_t id = endpoint.pool_id;
+  if (id >= consecutive_5xx_.size()) {
+    consecutive_5xx_.resize(id + 1, 0);
+    consecutive_gateway_.resize(id + 1, 0);
+  }
+  uint16_t& c5 = consecutive_5xx_[id];
+  uint16_t& cg = consecutive_gateway_[id];
+  c5 = server_error ? static_cast<uint16_t>(std::min<uint32_t>(c5 + 1u, 60000)) : 0;
+  cg = gateway_error ? static_cast<uint16_t>(std::min<uint32_t>(cg + 1u, 60000)) : 0;
+  bool trip = (p.consecutive_5xx != 0 && c5 == p.consecutive_5xx) ||
+              (p.consecutive_gateway_errors != 0 && cg == p.consecutive_gateway_errors);
+  if (!trip || !options_.on_outlier) return;
+  c5 = cg = 0;
+  options_.on_outlier(id, snap.snapshot, backend.index);
 }
 
 void Worker::addMirror(MirrorRequest* m) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -14,7 +15,9 @@
 #include "http1/message.h"
 #include "net/event_loop.h"
 #include "stats/stats.h"
+#include "upstream/load_balancer.h"
 #include "upstream/pool.h"
+#include "upstream/shared_state.h"
 
 namespace portico::proxy {
 
@@ -22,15 +25,23 @@ class DownstreamConn;
 class Listener;
 class MirrorRequest;
 
-// A snapshot as one worker sees it: worker-local, non-atomic reference count.
+// A snapshot as one worker sees it: worker-local, non-atomic reference count, and this
+// worker's load-balancing state for each of the snapshot's backends.
 struct LocalSnapshot {
   std::shared_ptr<const config::Snapshot> snapshot;
   uint32_t refs = 1;  // the worker's own reference while current
+  std::vector<std::unique_ptr<upstream::LbWorkerState>> lb;  // by Backend::index
 };
 
 // Worker-wide settings that are not part of the routing config.
 struct WorkerOptions {
   uint32_t drain_timeout_ms = 30'000;
+  upstream::SharedState* shared = nullptr;  // health and backend load, shared by all workers
+  // Passive outlier detection: an endpoint crossed a consecutive-error threshold on this
+  // worker (called on the worker thread; posts to the main thread).
+  std::function<void(uint32_t pool_id, std::shared_ptr<const config::Snapshot> snapshot,
+                     uint32_t backend_index)>
+      on_outlier;
 };
 
 class Worker {
@@ -57,6 +68,13 @@ class Worker {
   void releaseSnapshot(LocalSnapshot* s);
   const config::Snapshot& currentSnapshot() const { return *current_->snapshot; }
   upstream::ConnectionPool& pool() { return pool_; }
+  upstream::SharedState& shared() { return *options_.shared; }
+  uint32_t index() const { return index_; }
+  // Passive outlier detection: the outcome of one upstream attempt to an endpoint.
+  // `server_error`: a 5xx response or a local failure (connect, reset, timeout);
+  // `gateway_error`: 502/503/504 or a local failure.
+  void recordOutcome(const LocalSnapshot& snap, const config::Backend& backend,
+                     const config::Endpoint& endpoint, bool server_error, bool gateway_error);
   stats::Shard& stats() { return shard_; }
   bool draining() const { return draining_; }
   uint32_t random() {
@@ -95,6 +113,8 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<http1::Header> headers_;
   std::vector<uint32_t> round_robin_;
+  std::vector<uint16_t> consecutive_5xx_;  // by pool id, for outlier detection
+  std::vector<uint16_t> consecutive_gateway_;
   DownstreamConn* conns_ = nullptr;  // intrusive list of live downstream connections
   MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
   bool draining_ = false;

@@ -199,6 +199,9 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
       {"portico_backend_retries_denied_total",
        "Retries not attempted because the retry budget was used up.", "counter",
        &BackendStats::retries_denied},
+      {"portico_backend_overflows_total",
+       "Requests answered 503 or retries not attempted because a circuit breaker was full.",
+       "counter", &BackendStats::overflows},
   };
   for (const auto& bc : counters) {
     family(out, bc.name, bc.type, bc.help);

@@ -69,6 +69,7 @@ struct BackendStats {
   Counter connections_active;  // gauge
   Counter retries;             // retry attempts sent to this backend (TrafficPolicy retry)
   Counter retries_denied;      // retries refused by the retry budget
+  Counter overflows;           // requests or retries refused by a circuit breaker
 };
 
 struct GlobalStats {

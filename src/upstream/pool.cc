@@ -31,13 +31,17 @@ void ConnectionPool::release(UpstreamConn* conn) {
   conn->out.release();
   if (conn->pool_id_ >= idle_.size()) idle_.resize(conn->pool_id_ + 1);
   auto& list = idle_[conn->pool_id_];
-  if (list.size() >= settings_.max_idle_per_endpoint) {
+  uint32_t max_idle = conn->max_idle != 0 ? conn->max_idle : settings_.max_idle_per_endpoint;
+  if (list.size() >= max_idle ||
+      (conn->max_requests != 0 && conn->requests >= conn->max_requests)) {
     conn->close();
     return;
   }
   conn->setInterest(EPOLLIN);
   conn->idle_timer.set(&ConnectionPool::onIdleTimeout, conn);
-  loop_.timers().schedule(&conn->idle_timer, settings_.idle_timeout_ms);
+  loop_.timers().schedule(&conn->idle_timer, conn->idle_timeout_ms != 0
+                                                 ? conn->idle_timeout_ms
+                                                 : settings_.idle_timeout_ms);
   list.push_back(conn);
 }
 

@@ -12,14 +12,15 @@ namespace portico::upstream {
 
 UpstreamConn::UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, uint32_t pool_id,
                            uint32_t backend_stats_id, bool is_connecting,
-                           stats::Counter* active_gauge)
+                           stats::Counter* active_gauge, std::atomic<uint32_t>* shared_count)
     : connecting(is_connecting),
       loop_(loop),
       pool_(pool),
       fd_(fd),
       pool_id_(pool_id),
       backend_stats_id_(backend_stats_id),
-      active_gauge_(active_gauge) {
+      active_gauge_(active_gauge),
+      shared_count_(shared_count) {
   if (active_gauge_ != nullptr) active_gauge_->inc();
   interest_ = is_connecting ? EPOLLOUT : EPOLLIN;
   loop_.add(fd_, interest_, this);
@@ -67,6 +68,7 @@ void UpstreamConn::close() {
   ::close(fd_);
   fd_ = -1;
   if (active_gauge_ != nullptr) active_gauge_->dec();
+  if (shared_count_ != nullptr) shared_count_->fetch_sub(1, std::memory_order_relaxed);
   owner = nullptr;
   in.clear();
   out.clear();

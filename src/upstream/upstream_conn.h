@@ -4,6 +4,7 @@
 // it carries a request. Loop-thread only. Destroyed through EventLoop::deferDelete.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "common/buffer.h"
@@ -26,9 +27,12 @@ class UpstreamOwner {
 
 class UpstreamConn final : public net::IoHandler, public net::Deferred {
  public:
-  // `active_gauge` (may be null) is incremented now and decremented when the socket closes.
+  // `active_gauge` (may be null) is incremented now and decremented when the socket closes;
+  // so is `shared_count` (the backend's connections across workers; may be null), which the
+  // caller has already incremented.
   UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, uint32_t pool_id,
-               uint32_t backend_stats_id, bool connecting, stats::Counter* active_gauge);
+               uint32_t backend_stats_id, bool connecting, stats::Counter* active_gauge,
+               std::atomic<uint32_t>* shared_count = nullptr);
   ~UpstreamConn() override;
 
   void onIo(uint32_t events) override;
@@ -53,6 +57,9 @@ class UpstreamConn final : public net::IoHandler, public net::Deferred {
   uint64_t bytes_sent = 0;         // bytes written for the current request
   uint64_t bytes_received = 0;     // bytes read for the current request
   uint32_t requests = 0;           // requests carried so far
+  uint32_t max_requests = 0;       // close after this many requests; 0 = unlimited
+  uint32_t idle_timeout_ms = 0;    // in the pool; 0 = the pool's default
+  uint32_t max_idle = 0;           // idle connections per endpoint; 0 = the pool's default
   net::Timer idle_timer;           // armed while idle in the pool
 
  private:
@@ -64,6 +71,7 @@ class UpstreamConn final : public net::IoHandler, public net::Deferred {
   uint32_t backend_stats_id_;
   uint32_t interest_ = 0;
   stats::Counter* active_gauge_;
+  std::atomic<uint32_t>* shared_count_;
 };
 
 }  // namespace portico::upstream
