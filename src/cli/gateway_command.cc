@@ -29,6 +29,7 @@
 #include "config/stats_ids.h"
 #include "config/syntax.h"
 #include "net/socket.h"
+#include "net/dns_resolver.h"
 #include "proxy/worker.h"
 #include "upstream/health_checker.h"
 #include "upstream/outlier_detector.h"
@@ -45,6 +46,7 @@ struct Options {
   uint32_t workers = 0;
   uint32_t drain_timeout_ms = 30'000;
   std::string zone;  // this gateway's zone, for zone-aware load balancing
+  std::vector<std::string> dns_servers;  // "ip:port"; empty: /etc/resolv.conf
 };
 
 void usage() {
@@ -52,12 +54,20 @@ void usage() {
       stderr,
       "usage: portico gateway -c PATH [--admin HOST:PORT|none] [--workers N]\n"
       "                       [--drain-timeout DURATION] [--zone ZONE]\n"
+      "                       [--dns-server IP:PORT]...\n"
       "  -c, --config PATH     YAML file or folder of YAML files (Gateway, HTTPRoute,\n"
       "                        Backend, TrafficPolicy resources)\n"
       "  --admin HOST:PORT     admin listener (default 127.0.0.1:9901; 'none' to disable)\n"
       "  --workers N           worker threads (default: number of cores)\n"
       "  --drain-timeout D     how long SIGTERM waits for in-flight requests (default 30s)\n"
-      "  --zone ZONE           this gateway's zone: traffic prefers Backend endpoints in it\n");
+      "  --zone ZONE           this gateway's zone: traffic prefers Backend endpoints in it\n"
+      "  --dns-server IP:PORT  resolver for DNS endpoints (repeatable; default resolv.conf)\n");
+}
+
+net::DnsOptions dnsOptions(const Options& o) {
+  net::DnsOptions d;
+  d.servers = o.dns_servers;
+  return d;
 }
 
 class Gateway {
@@ -188,6 +198,7 @@ class Gateway {
         }
       }
     }
+    running_resources_ = resources;
     std::set<std::string> bad = rejected(compiled.diagnostics);
     last_good_.clear();
     for (const auto& r : resources) {
@@ -199,6 +210,7 @@ class Gateway {
   config::CompileOptions compileOptions() const {
     config::CompileOptions o;
     o.local_zone = options_.zone;
+    o.dns = &dns_answers_;
     return o;
   }
 
@@ -238,6 +250,12 @@ class Gateway {
         fds[w].push_back(fd);
       }
     }
+    publish(next, std::move(fds));
+  }
+
+  // Serves `next` on every worker (fds: new listening sockets per worker, in port order).
+  void publish(const std::shared_ptr<const config::Snapshot>& next,
+               std::vector<std::vector<int>> fds) {
     current_ = next;
     for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->publish(next, std::move(fds[w]));
     applied(next);
@@ -266,6 +284,29 @@ class Gateway {
         targets.push_back(upstream::CheckTarget{e.pool_id, e.address, b->ns + "/" + b->name, c});
     }
     checker_.update(std::move(targets));
+    // DNS endpoints: resolve the names in use, forget the others.
+    std::set<std::string> names(snapshot->dns_names.begin(), snapshot->dns_names.end());
+    for (const std::string& n : names) reresolver_.track(n);
+    for (const std::string& n : dns_tracked_) {
+      if (names.count(n) != 0) continue;
+      reresolver_.untrack(n);
+      dns_answers_.by_name.erase(n);
+    }
+    dns_tracked_ = std::move(names);
+  }
+
+  // A DNS endpoint name resolved to a new address set: recompile the running resources.
+  void dnsChanged(const std::string& name, const std::vector<net::Address>& addresses) {
+    std::vector<std::string>& ips = dns_answers_.by_name[name];
+    ips.clear();
+    for (const net::Address& a : addresses) ips.push_back(a.ipString());
+    std::fprintf(stderr, "portico: dns: %s -> %zu address(es)\n", name.c_str(), ips.size());
+    if (draining_ || workers_.empty()) return;
+    config::CompileResult compiled =
+        config::compile(running_resources_, ids_, ++version_, compileOptions());
+    std::vector<std::vector<int>> fds(workers_.size());
+    for (auto& f : fds) f.assign(compiled.snapshot->ports.size(), -1);  // same ports
+    publish(compiled.snapshot, std::move(fds));
   }
 
   // GET /backends: every backend with its endpoints, their health and the breaker loads.
@@ -448,6 +489,17 @@ class Gateway {
   upstream::SharedState shared_;  // health and backend loads, read by every worker
   upstream::HealthChecker checker_{loop_, shared_.health};
   upstream::OutlierDetector outliers_{loop_, shared_.health};
+  net::DnsResolver dns_{loop_, dnsOptions(options_)};
+  net::DnsReresolver reresolver_{
+      loop_, dns_, net::ReresolveOptions{},
+      [this](const std::string& name, const std::vector<net::Address>& a) { dnsChanged(name, a); },
+      [](const std::string& name, const Status& error) {
+        std::fprintf(stderr, "portico: dns: %s: %s (keeping the last answer)\n", name.c_str(),
+                     error.message().c_str());
+      }};
+  config::DnsAnswers dns_answers_;
+  std::set<std::string> dns_tracked_;
+  std::vector<config::Resource> running_resources_;  // what the current snapshot came from
   config::StatsIds ids_;
   uint64_t version_ = 0;
   std::shared_ptr<const config::Snapshot> current_;
@@ -496,6 +548,8 @@ int gatewayMain(int argc, char** argv) {
       o.drain_timeout_ms = static_cast<uint32_t>(*ms);
     } else if (a == "--zone") {
       o.zone = value();
+    } else if (a == "--dns-server") {
+      o.dns_servers.push_back(value());
     } else if (a == "-h" || a == "--help") {
       usage();
       return 0;

@@ -11,7 +11,7 @@ namespace {
 
 constexpr size_t kMaxEndpoints = 4096;
 // DNS endpoints are accepted once the gateway resolves them (net::DnsResolver).
-constexpr bool kDnsEndpoints = false;
+constexpr bool kDnsEndpoints = true;
 constexpr size_t kMaxTargetRefs = 16;
 constexpr size_t kMaxResponseOverrides = 16;
 constexpr size_t kMaxStatusMatches = 32;
