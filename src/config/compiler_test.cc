@@ -358,7 +358,7 @@ TEST_F(CompilerTest, ConfigDumpHasEveryResource) {
 kind: Backend
 metadata: {name: broken, labels: {a: b}}
 spec:
-  endpoints: [{address: db.internal, port: 5432}]
+  endpoints: [{address: "db internal", port: 5432}]
 )");
   nlohmann::json dump = nlohmann::json::parse(snap().config_dump_json);
   EXPECT_EQ(dump["version"], 7);
@@ -368,8 +368,8 @@ spec:
   EXPECT_EQ(broken["spec"]["endpoints"][0]["port"], 5432);
   EXPECT_EQ(broken["status"]["conditions"][0]["status"], "False");
   EXPECT_EQ(broken["status"]["conditions"][0]["message"],
-            "spec.endpoints[0].address: Invalid value: \"db.internal\": DNS endpoints are not "
-            "supported yet; use an IP address");
+            "spec.endpoints[0].address: Invalid value: \"db internal\": must be an IPv4 or IPv6 "
+            "address or a DNS name");
   EXPECT_EQ(dump["ports"][0]["address"], "0.0.0.0:8080");
   EXPECT_EQ(dump["ports"][0]["settings"]["requestTimeoutMs"], 15000);
 }

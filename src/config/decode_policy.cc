@@ -10,8 +10,6 @@ namespace portico::config {
 namespace {
 
 constexpr size_t kMaxEndpoints = 4096;
-// DNS endpoints are accepted once the gateway resolves them (net::DnsResolver).
-constexpr bool kDnsEndpoints = true;
 constexpr size_t kMaxTargetRefs = 16;
 constexpr size_t kMaxResponseOverrides = 16;
 constexpr size_t kMaxStatusMatches = 32;
@@ -321,8 +319,6 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
                       detail = "must be an IP address alone; put the port in \"port\"";
                     } else if (checkHostname(*address, false).empty() || *address == "localhost") {
                       e.dns = true;
-                      if (!kDnsEndpoints)
-                        detail = "DNS endpoints are not supported yet; use an IP address";
                     } else {
                       detail = "must be an IPv4 or IPv6 address or a DNS name";
                     }
