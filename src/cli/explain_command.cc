@@ -170,10 +170,13 @@ std::string explainRequest(const config::Snapshot& snapshot, const ExplainReques
       j["backends"] = e.rule ? backendsJson(*e.rule) : nlohmann::json::array();
       j["filters"] = e.rule ? nlohmann::json(ruleFilters(*e.rule)) : nlohmann::json::array();
       j["policies"] = e.rule ? nlohmann::json(e.rule->policy_sources) : nlohmann::json::array();
+      j["gateway_policies"] = port.settings.policy_sources;
       out_json.push_back(j);
     } else {
       out_text += "port " + port.bind.toString() + ":\n" + router::toText(e);
       if (e.rule != nullptr) out_text += backendsText(*e.rule);
+      for (const std::string& p : port.settings.policy_sources)
+        out_text += "  gateway policy " + p + "\n";
     }
   }
   if (!any) {

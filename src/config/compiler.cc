@@ -302,6 +302,8 @@ void Compilation::buildPorts() {
     port.bind = pb.bind;
     port.port = pb.port;
     port.settings = pb.settings;
+    for (const auto& [field, policy] : pb.set_by)
+      port.settings.policy_sources.push_back(field + ": " + policy);
     port.routes = std::make_shared<const router::RouteTable>(std::move(specs));
     snapshot_->ports.push_back(std::move(port));
   }

@@ -126,6 +126,7 @@ struct PortSettings {
   // Route defaults from policies targeting the Gateway (a rule's own settings win).
   std::shared_ptr<const RetryPolicy> retry;
   uint32_t upstream_idle_ms = 0;  // 0: the pool's default
+  std::vector<std::string> policy_sources;  // "spec.retry: TrafficPolicy ns/name", for explain
   // Overrides from policies targeting the Gateway: they win over every route setting.
   struct Overrides {
     uint32_t request_timeout_ms = 0;
