@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -139,8 +140,15 @@ class Gateway {
     int fd_;
   };
 
+  static double msSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+        .count();
+  }
+
   std::shared_ptr<const config::Snapshot> loadConfig(bool initial) {
-    config::LoadResult loaded = config::loadPath(options_.config_path);
+    auto start = std::chrono::steady_clock::now();
+    config::LoadResult loaded = loader_.load(options_.config_path);
+    load_ms_ = msSince(start);
     for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
     // A file that cannot be read, or a document that is not even a resource, leaves us unable
     // to tell what the user meant: at start-up that is fatal, on reload the running
@@ -151,33 +159,43 @@ class Gateway {
                    initial ? "not loaded" : "not reloaded; keeping the running configuration");
       return nullptr;
     }
-    std::vector<config::Resource>& resources = loaded.resources;
-    config::CompileResult compiled = config::compile(resources, ids_, ++version_);
+    // Shared with the snapshot (its config dump); changed below only before a recompile.
+    auto shared = std::make_shared<std::vector<config::Resource>>(std::move(loaded.resources));
+    std::vector<config::Resource>& resources = *shared;
+    start = std::chrono::steady_clock::now();
+    config::CompileResult compiled = config::compile(shared, ids_, ++version_);
     for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
     if (!initial) {
       // A resource that became invalid keeps serving its last good version.
       std::set<std::string> bad = rejected(compiled.diagnostics);
+      std::map<std::string, const config::Resource*> good;  // last good versions of `bad`
+      if (!bad.empty() && last_resources_) {
+        for (const auto& r : *last_resources_) {
+          std::string id = r.id();
+          if (bad.count(id) != 0 && last_bad_.count(id) == 0) good.emplace(std::move(id), &r);
+        }
+      }
       bool substituted = false;
       for (auto& r : resources) {
-        auto it = last_good_.find(r.id());
-        if (bad.count(r.id()) == 0 || it == last_good_.end()) continue;
+        if (good.empty()) break;
+        auto it = good.find(r.id());
+        if (it == good.end()) continue;
         std::fprintf(stderr, "portico: %s is invalid: keeping its last good version (%s)\n",
-                     r.id().c_str(), it->second.file.c_str());
-        r = it->second;
+                     r.id().c_str(), it->second->file.c_str());
+        r = *it->second;
         substituted = true;
       }
       if (substituted) {
-        compiled = config::compile(resources, ids_, version_);
+        compiled = config::compile(shared, ids_, version_);
         for (const auto& d : compiled.diagnostics) {
           std::fprintf(stderr, "%s\n", d.format().c_str());
         }
       }
     }
-    std::set<std::string> bad = rejected(compiled.diagnostics);
-    last_good_.clear();
-    for (const auto& r : resources) {
-      if (bad.count(r.id()) == 0) last_good_.emplace(r.id(), r);
-    }
+    compile_ms_ = msSince(start);
+    // The resources of this version without the invalid ones are the last good versions.
+    last_resources_ = shared;
+    last_bad_ = rejected(compiled.diagnostics);
     return compiled.snapshot;
   }
 
@@ -219,8 +237,11 @@ class Gateway {
     }
     current_ = next;
     for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->publish(next, std::move(fds[w]));
-    std::fprintf(stderr, "portico: configuration version %llu applied\n",
-                 static_cast<unsigned long long>(next->version));
+    std::fprintf(stderr,
+                 "portico: configuration version %llu applied (%zu documents parsed, %zu "
+                 "reused; load %.1f ms, compile %.1f ms)\n",
+                 static_cast<unsigned long long>(next->version), loader_.parsedDocuments(),
+                 loader_.reusedDocuments(), load_ms_, compile_ms_);
   }
 
   void shutdown() {
@@ -332,7 +353,7 @@ class Gateway {
       return explainEndpoint(query);
     } else if (path == "/config_dump") {
       r.content_type = "application/json";
-      r.body = current_->config_dump_json;
+      r.body = config::renderConfigDump(*current_);
       if (r.body.empty() || r.body.back() != '\n') r.body += '\n';
     } else if (path == "/" || path == "/help") {
       r.body =
@@ -359,7 +380,13 @@ class Gateway {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<config::FileWatcher> watcher_;
-  std::map<std::string, config::Resource> last_good_;  // by Resource::id(), for reloads
+  config::Loader loader_;  // keeps the parsed documents: a reload parses changed ones only
+  double load_ms_ = 0;     // last loadConfig(): reading and parsing
+  double compile_ms_ = 0;  // last loadConfig(): compiling, last-good substitution included
+  // The resources of the running version and the ids ("Kind ns/name") of those that were
+  // rejected: the others are the last good versions for the next reload.
+  std::shared_ptr<const std::vector<config::Resource>> last_resources_;
+  std::set<std::string> last_bad_;
   std::atomic<bool> draining_{false};
   std::thread joiner_;
 };

@@ -56,14 +56,14 @@ router::MatchSpec matchSpecOf(const MatchModel& m) {
 }  // namespace
 
 const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t ref_port) {
-  const Resource& res = resources_[item.resource];
-  auto key = std::make_pair(res.ns + '/' + res.name, ref_port);
+  auto key = std::make_pair(item.resource, ref_port);
   auto it = materialized_.find(key);
   if (it != materialized_.end()) return it->second;
+  const Resource& res = resources_[item.resource];
   auto backend = std::make_unique<Backend>();
   backend->ns = res.ns;
   backend->name = res.name;
-  backend->stats_id = ids_.backend(key.first);
+  backend->stats_id = ids_.backend(res.ns + '/' + res.name);
   backend->index = static_cast<uint32_t>(snapshot_->backends.size());
   for (const EndpointModel& e : item.model.endpoints) {
     uint16_t port = e.port != 0 ? e.port : ref_port;
@@ -126,7 +126,18 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Report
 void Compilation::compileRules(RouteItem& route) {
   const Resource& res = resources_[route.resource];
   Reporter r = reporterFor(route.resource);
-  uint32_t stats_id = ids_.route(res.ns + '/' + res.name);
+  // The id of "ns/name" does not change for a document: kept with its decoded spec.
+  uint32_t stats_id;
+  if (res.decoded && res.decoded->stats_instance == ids_.instance()) {
+    stats_id = res.decoded->route_stats_id;
+  } else {
+    scratch_.assign(res.ns).append(1, '/').append(res.name);
+    stats_id = ids_.route(scratch_);
+    if (res.decoded) {
+      res.decoded->stats_instance = ids_.instance();
+      res.decoded->route_stats_id = stats_id;
+    }
+  }
   Condition resolved{"ResolvedRefs", true, "ResolvedRefs", ""};
   for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
     const RuleModel& rm = route.model.rules[i];
@@ -232,7 +243,8 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
     }
     ++attached;
     ListenerBuild& lb = listeners_[bit->second];
-    if (!lb.routes.insert(route_index).second) continue;  // already via another parentRef
+    if (lb.last_route == route_index) continue;  // already via another parentRef
+    lb.last_route = route_index;
     router::RouteSpec spec;
     spec.ns = res.ns;
     spec.name = res.name;
@@ -279,7 +291,7 @@ void Compilation::attachRoutes() {
     Reporter r = reporterFor(route.resource);
     for (const ParentRefModel& ref : route.model.parent_refs) {
       ParentStatus ps;
-      ps.ref = ref;
+      ps.ref = &ref;
       attachParent(ri, ref, &ps, r);
       status_[route.resource].parents.push_back(std::move(ps));
     }

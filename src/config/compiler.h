@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/diagnostic.h"
@@ -26,5 +27,13 @@ struct CompileResult {
 // stay stable. Supported kinds: Gateway and HTTPRoute (gateway.networking.k8s.io/v1, v1beta1),
 // Backend and TrafficPolicy (portico.dev/v1alpha1).
 CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version = 0);
+// The same without copying the resources: the snapshot keeps `resources` for its config dump.
+CompileResult compile(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
+                      uint64_t version = 0);
+
+// The admin /config_dump JSON of a snapshot from compile(): every resource (apiVersion, kind,
+// metadata, source file and line, spec, status) and the ports. Rendered on each call from the
+// resources the snapshot keeps. Main thread only (reads the resources' YAML).
+std::string renderConfigDump(const Snapshot& snapshot);
 
 }  // namespace portico::config

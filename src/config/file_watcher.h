@@ -2,7 +2,8 @@
 //
 // Watches the folder holding PATH (a file: its parent folder, filtered by name, so editors that
 // replace the file by rename are seen; a folder: every *.yaml/*.yml in it). Events are
-// coalesced: `on_change` runs once, kDebounceMs after the last event of a burst.
+// coalesced: `on_change` runs once, kDebounceMs after the last event of a burst (an editor's
+// truncate + write + close, or write temp + rename, takes well under that).
 // Main thread only; never used on a worker.
 #pragma once
 
@@ -15,7 +16,7 @@ namespace portico::config {
 
 class FileWatcher final : public net::IoHandler {
  public:
-  static constexpr uint32_t kDebounceMs = 100;
+  static constexpr uint32_t kDebounceMs = 10;
 
   FileWatcher(net::EventLoop& loop, std::string path, std::function<void()> on_change);
   ~FileWatcher() override;

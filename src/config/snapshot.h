@@ -86,12 +86,16 @@ struct Port {
   std::shared_ptr<const router::RouteTable> routes;  // listeners on this port and their routes
 };
 
+struct ConfigDumpSource;  // config_dump.cc
+
 struct Snapshot {
   uint64_t version = 0;
   std::vector<Port> ports;
   std::vector<std::unique_ptr<Backend>> backends;  // stable addresses for WeightedBackend
   std::vector<std::unique_ptr<Rule>> rules;        // stable addresses for route results
-  std::string config_dump_json;                    // resources + status, for admin /config_dump
+  // The resources and their status, for admin /config_dump (config::renderConfigDump, main
+  // thread only: workers never touch it).
+  std::shared_ptr<const ConfigDumpSource> dump;
   uint32_t route_stats_count = 0;
   uint32_t backend_stats_count = 0;
   uint32_t pool_count = 0;

@@ -17,6 +17,10 @@ namespace portico::config {
 
 class StatsIds {
  public:
+  StatsIds();
+  // Distinct for every StatsIds of the process (never 0), for caches of its ids.
+  uint64_t instance() const { return instance_; }
+
   // Route stats, by "ns/name" of the HTTPRoute.
   uint32_t route(std::string_view ns_name) { return routes_.id(ns_name); }
   // Backend stats, by "ns/name" of the Backend.
@@ -48,6 +52,7 @@ class StatsIds {
     std::vector<std::string> names_;
   };
 
+  uint64_t instance_;
   Registry routes_;
   Registry backends_;
   Registry pools_;
