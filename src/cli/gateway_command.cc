@@ -59,6 +59,10 @@ class Gateway {
   explicit Gateway(Options options) : options_(std::move(options)) {}
 
   int run() {
+    // Watch before the first load, so that a change made while starting is not missed (the
+    // reload runs once the loop runs).
+    watcher_ =
+        std::make_unique<config::FileWatcher>(loop_, options_.config_path, [this] { reload(); });
     std::shared_ptr<const config::Snapshot> snapshot = loadConfig(/*initial=*/true);
     if (!snapshot) return 1;
     if (snapshot->ports.empty()) {
@@ -91,8 +95,6 @@ class Gateway {
       workers_.back()->start(snapshot, std::move(fds[w]));
     }
     std::fprintf(stderr, "portico: %u worker(s) running\n", n);
-    watcher_ =
-        std::make_unique<config::FileWatcher>(loop_, options_.config_path, [this] { reload(); });
     if (!watcher_->ok()) {
       std::fprintf(stderr, "portico: warning: cannot watch %s; reload with SIGHUP\n",
                    options_.config_path.c_str());
@@ -235,6 +237,10 @@ class Gateway {
         fds[w].push_back(fd);
       }
     }
+    // The previous snapshot is freed here, on the main thread, once no worker uses it: freeing
+    // a large one takes milliseconds that a worker would take from its requests.
+    retiring_.push_back(std::move(current_));
+    if (!retire_timer_.armed()) loop_.timers().schedule(&retire_timer_, kRetireCheckMs);
     current_ = next;
     for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->publish(next, std::move(fds[w]));
     std::fprintf(stderr,
@@ -242,6 +248,14 @@ class Gateway {
                  "reused; load %.1f ms, compile %.1f ms)\n",
                  static_cast<unsigned long long>(next->version), loader_.parsedDocuments(),
                  loader_.reusedDocuments(), load_ms_, compile_ms_);
+  }
+
+  static void onRetireTimer(void* ctx) {
+    auto* g = static_cast<Gateway*>(ctx);
+    std::erase_if(g->retiring_, [](const std::shared_ptr<const config::Snapshot>& s) {
+      return s.use_count() == 1;  // only this list: every worker has moved on
+    });
+    if (!g->retiring_.empty()) g->loop_.timers().schedule(&g->retire_timer_, kRetireCheckMs);
   }
 
   void shutdown() {
@@ -375,6 +389,10 @@ class Gateway {
   config::StatsIds ids_;
   uint64_t version_ = 0;
   std::shared_ptr<const config::Snapshot> current_;
+  // Replaced snapshots, kept until the workers release them (then freed on this thread).
+  static constexpr uint32_t kRetireCheckMs = 200;
+  std::vector<std::shared_ptr<const config::Snapshot>> retiring_;
+  net::Timer retire_timer_{&Gateway::onRetireTimer, this};
   std::vector<std::unique_ptr<stats::Shard>> shards_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;

@@ -282,6 +282,9 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
 }
 
 void Compilation::attachRoutes() {
+  size_t rules = 0;
+  for (const RouteItem& route : routes_) rules += route.model.rules.size();
+  snapshot_->rules.reserve(snapshot_->rules.size() + rules);
   // Backends whose endpoints all have ports exist even when no route uses them.
   for (const BackendItem& item : backends_)
     if (!item.needs_ref_port) materializeBackend(item, 0);

@@ -166,8 +166,10 @@ void Compilation::decodeAll() {
       std::string message = "Duplicate value: " + res.id() + " is already defined at " +
                             where(resources_[it->second]) + "; this definition is ignored";
       YAML::Mark name_mark = markOf(res.document);
-      if (res.metadata.IsMap()) {
-        for (auto m = res.metadata.begin(); m != res.metadata.end(); ++m)
+      for (auto top = res.document.begin(); top != res.document.end(); ++top) {
+        if (!top->first.IsScalar() || top->first.Scalar() != "metadata" || !top->second.IsMap())
+          continue;
+        for (auto m = top->second.begin(); m != top->second.end(); ++m)
           if (m->first.IsScalar() && m->first.Scalar() == "name") name_mark = markOf(m->second);
       }
       r.error(name_mark, "metadata.name", message);

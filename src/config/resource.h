@@ -50,8 +50,7 @@ struct Resource {
   int64_t generation = 0;
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
-  YAML::Node metadata;  // undefined when absent
-  YAML::Node spec;      // undefined when absent
+  YAML::Node spec;  // undefined when absent
   // Decoded spec cache; never null for resources from decodeResource().
   std::shared_ptr<DecodeSlot> decoded = std::make_shared<DecodeSlot>();
 

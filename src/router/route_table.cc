@@ -238,6 +238,7 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
   for (ListenerSpec& spec : listeners) {
     Listener l;
     l.spec = std::move(spec);
+    l.spec.routes.shrink_to_fit();  // before the entries view into it
     // The matches as the entries evaluate them, prepared in place (entries point at them).
     size_t entry_count = 0;
     for (RouteSpec& route : l.spec.routes) {
@@ -306,17 +307,19 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       CandidateList candidates;
       candidates.entries = std::move(list);
       if (candidates.entries.size() > kIndexThreshold) {
-        candidates.indexed = true;
+        auto index = std::make_unique<CandidateList::PathIndex>();
         for (uint32_t pos = 0; pos < candidates.entries.size(); ++pos) {
           const Entry& e = l.entries[candidates.entries[pos]];
           if (e.match.path_type == PathType::kExact) {
-            candidates.exact[e.match.path].push_back(pos);
+            index->exact[e.match.path].push_back(pos);
           } else if (e.match.path_type == PathType::kRegularExpression) {
-            candidates.unindexed.push_back(pos);
+            index->unindexed.push_back(pos);
           } else {
-            candidates.prefix[std::string(e.prefix)].push_back(pos);
+            index->prefix[e.prefix].push_back(pos);
           }
         }
+        candidates.index = std::move(index);
+        candidates.indexed = true;
       }
       l.hosts.add(hostname, static_cast<uint32_t>(l.candidates.size()));
       l.candidates.push_back(std::move(candidates));
@@ -341,7 +344,7 @@ const std::vector<uint32_t>* RouteTable::candidatesFor(const Listener& listener,
 
 const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const CandidateList& list,
                                                     const RouteInput& in) {
-  if (!list.indexed) {
+  if (list.index == nullptr) {
     for (uint32_t e : list.entries) {
       if (l.entries[e].accepts(in)) return &l.entries[e];
     }
@@ -361,13 +364,14 @@ const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const Can
     auto it = map.find(key);
     if (it != map.end()) scan(it->second);
   };
-  scan(list.unindexed);
-  consider(list.exact, in.path);
+  const CandidateList::PathIndex& index = *list.index;
+  scan(index.unindexed);
+  consider(index.exact, in.path);
   // PathPrefix keys that can match: "" (for "/"), every prefix ending before a '/', the path.
-  consider(list.prefix, std::string_view());
+  consider(index.prefix, std::string_view());
   for (size_t i = 1; i < in.path.size(); ++i)
-    if (in.path[i] == '/') consider(list.prefix, in.path.substr(0, i));
-  consider(list.prefix, in.path);
+    if (in.path[i] == '/') consider(index.prefix, in.path.substr(0, i));
+  consider(index.prefix, in.path);
   return best == HostIndex::kNone ? nullptr : &l.entries[list.entries[best]];
 }
 

@@ -151,11 +151,15 @@ class RouteTable {
   struct CandidateList {
     std::vector<uint32_t> entries;  // indexes into Listener::entries
     // Path index, built when entries.size() > kIndexThreshold: positions in `entries`
-    // (ascending) by Exact value and by PathPrefix value without trailing '/'.
-    bool indexed = false;
-    std::vector<uint32_t> unindexed;  // positions of RegularExpression entries (ascending)
-    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> exact;
-    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> prefix;
+    // (ascending) by Exact value and by PathPrefix value without trailing '/'. Keys view the
+    // paths of the listener's spec.
+    struct PathIndex {
+      std::vector<uint32_t> unindexed;  // positions of RegularExpression entries (ascending)
+      std::unordered_map<std::string_view, std::vector<uint32_t>, HostIndex::Hash> exact;
+      std::unordered_map<std::string_view, std::vector<uint32_t>, HostIndex::Hash> prefix;
+    };
+    bool indexed = false;                    // index != nullptr
+    std::unique_ptr<const PathIndex> index;  // null: the list is scanned
   };
   static constexpr size_t kIndexThreshold = 16;
 
