@@ -129,7 +129,7 @@ class Compilation {
 
   // compile_routes.cc
   void attachRoutes();
-  void compileRules(RouteItem& route);
+  void compileRules(RouteItem& route, Reporter& r);
   const Backend* resolveBackendRef(const BackendRefModel& ref, Reporter& r,
                                    std::string* failure_reason, std::string* failure_message);
   const Backend* materializeBackend(const BackendItem& item, uint16_t ref_port);

@@ -123,9 +123,8 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Report
   return materializeBackend(item, item.needs_ref_port ? ref.port : 0);
 }
 
-void Compilation::compileRules(RouteItem& route) {
+void Compilation::compileRules(RouteItem& route, Reporter& r) {
   const Resource& res = resources_[route.resource];
-  Reporter r = reporterFor(route.resource);
   // The id of "ns/name" does not change for a document: kept with its decoded spec.
   uint32_t stats_id;
   if (res.decoded && res.decoded->stats_instance == ids_.instance()) {
@@ -290,8 +289,8 @@ void Compilation::attachRoutes() {
     if (!item.needs_ref_port) materializeBackend(item, 0);
   for (uint32_t ri = 0; ri < routes_.size(); ++ri) {
     RouteItem& route = routes_[ri];
-    compileRules(route);
     Reporter r = reporterFor(route.resource);
+    compileRules(route, r);
     for (const ParentRefModel& ref : route.model.parent_refs) {
       ParentStatus ps;
       ps.ref = &ref;

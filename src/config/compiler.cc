@@ -147,11 +147,11 @@ void Compilation::decodeAll() {
   decoded_.reserve(resources_.size());
   for (uint32_t i = 0; i < resources_.size(); ++i) {
     const Resource& res = resources_[i];
-    Reporter r = reporterFor(i);
     size_t first = diagnostics_.size();
     std::string problem;
     KindClass kind = classify(res, &problem);
     if (kind == KindClass::kIgnored || kind == KindClass::kUnknown) {
+      Reporter r = reporterFor(i);
       r.add(kind == KindClass::kIgnored ? Severity::kWarning : Severity::kError,
             topFieldMark(res, "kind"), "kind", problem);
       status_[i].conditions.push_back(Condition{"Accepted", false, "Unsupported", problem});
@@ -172,7 +172,7 @@ void Compilation::decodeAll() {
         for (auto m = top->second.begin(); m != top->second.end(); ++m)
           if (m->first.IsScalar() && m->first.Scalar() == "name") name_mark = markOf(m->second);
       }
-      r.error(name_mark, "metadata.name", message);
+      reporterFor(i).error(name_mark, "metadata.name", message);
       status_[i].conditions.push_back(Condition{"Accepted", false, "Duplicate", message});
       continue;
     }
