@@ -135,8 +135,8 @@ int run(const Options& o) {
     config::CompileResult compiled =
         config::compile(loaded.resources, ids, /*version=*/1);  // as gateway startup
     diagnostics.insert(diagnostics.end(), compiled.diagnostics.begin(), compiled.diagnostics.end());
-    json dump =
-        json::parse(compiled.snapshot->config_dump_json, nullptr, /*allow_exceptions=*/false);
+    json dump = json::parse(config::renderConfigDump(*compiled.snapshot), nullptr,
+                            /*allow_exceptions=*/false);
     if (dump.is_object() && dump.contains("resources") && dump["resources"].is_array())
       resources = std::move(dump["resources"]);
     // `portico gateway` refuses to start without a listener: so does check (reported only when

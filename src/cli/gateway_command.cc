@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -75,6 +76,10 @@ class Gateway {
   explicit Gateway(Options options) : options_(std::move(options)) {}
 
   int run() {
+    // Watch before the first load, so that a change made while starting is not missed (the
+    // reload runs once the loop runs).
+    watcher_ =
+        std::make_unique<config::FileWatcher>(loop_, options_.config_path, [this] { reload(); });
     std::shared_ptr<const config::Snapshot> snapshot = loadConfig(/*initial=*/true);
     if (!snapshot) return 1;
     if (snapshot->ports.empty()) {
@@ -115,8 +120,6 @@ class Gateway {
       workers_.back()->start(snapshot, std::move(fds[w]));
     }
     std::fprintf(stderr, "portico: %u worker(s) running\n", n);
-    watcher_ =
-        std::make_unique<config::FileWatcher>(loop_, options_.config_path, [this] { reload(); });
     if (!watcher_->ok()) {
       std::fprintf(stderr, "portico: warning: cannot watch %s; reload with SIGHUP\n",
                    options_.config_path.c_str());
@@ -164,8 +167,15 @@ class Gateway {
     int fd_;
   };
 
+  static double msSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+        .count();
+  }
+
   std::shared_ptr<const config::Snapshot> loadConfig(bool initial) {
-    config::LoadResult loaded = config::loadPath(options_.config_path);
+    auto start = std::chrono::steady_clock::now();
+    config::LoadResult loaded = loader_.load(options_.config_path);
+    load_ms_ = msSince(start);
     for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
     // A file that cannot be read, or a document that is not even a resource, leaves us unable
     // to tell what the user meant: at start-up that is fatal, on reload the running
@@ -176,34 +186,43 @@ class Gateway {
                    initial ? "not loaded" : "not reloaded; keeping the running configuration");
       return nullptr;
     }
-    std::vector<config::Resource>& resources = loaded.resources;
-    config::CompileResult compiled = config::compile(resources, ids_, ++version_, compileOptions());
+    // Shared with the snapshot (its config dump); changed below only before a recompile.
+    auto shared = std::make_shared<std::vector<config::Resource>>(std::move(loaded.resources));
+    std::vector<config::Resource>& resources = *shared;
+    start = std::chrono::steady_clock::now();
+    config::CompileResult compiled = config::compile(shared, ids_, ++version_, compileOptions());
     for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
     if (!initial) {
       // A resource that became invalid keeps serving its last good version.
       std::set<std::string> bad = rejected(compiled.diagnostics);
+      std::map<std::string, const config::Resource*> good;  // last good versions of `bad`
+      if (!bad.empty() && last_resources_) {
+        for (const auto& r : *last_resources_) {
+          std::string id = r.id();
+          if (bad.count(id) != 0 && last_bad_.count(id) == 0) good.emplace(std::move(id), &r);
+        }
+      }
       bool substituted = false;
       for (auto& r : resources) {
-        auto it = last_good_.find(r.id());
-        if (bad.count(r.id()) == 0 || it == last_good_.end()) continue;
+        if (good.empty()) break;
+        auto it = good.find(r.id());
+        if (it == good.end()) continue;
         std::fprintf(stderr, "portico: %s is invalid: keeping its last good version (%s)\n",
-                     r.id().c_str(), it->second.file.c_str());
-        r = it->second;
+                     r.id().c_str(), it->second->file.c_str());
+        r = *it->second;
         substituted = true;
       }
       if (substituted) {
-        compiled = config::compile(resources, ids_, version_, compileOptions());
+        compiled = config::compile(shared, ids_, version_, compileOptions());
         for (const auto& d : compiled.diagnostics) {
           std::fprintf(stderr, "%s\n", d.format().c_str());
         }
       }
     }
-    running_resources_ = resources;
-    std::set<std::string> bad = rejected(compiled.diagnostics);
-    last_good_.clear();
-    for (const auto& r : resources) {
-      if (bad.count(r.id()) == 0) last_good_.emplace(r.id(), r);
-    }
+    compile_ms_ = msSince(start);
+    // The resources of this version without the invalid ones are the last good versions.
+    last_resources_ = shared;
+    last_bad_ = rejected(compiled.diagnostics);
     return compiled.snapshot;
   }
 
@@ -256,11 +275,26 @@ class Gateway {
   // Serves `next` on every worker (fds: new listening sockets per worker, in port order).
   void publish(const std::shared_ptr<const config::Snapshot>& next,
                std::vector<std::vector<int>> fds) {
+    // The previous snapshot is freed here, on the main thread, once no worker uses it: freeing
+    // a large one takes milliseconds that a worker would take from its requests.
+    retiring_.push_back(std::move(current_));
+    if (!retire_timer_.armed()) loop_.timers().schedule(&retire_timer_, kRetireCheckMs);
     current_ = next;
     for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->publish(next, std::move(fds[w]));
     applied(next);
-    std::fprintf(stderr, "portico: configuration version %llu applied\n",
-                 static_cast<unsigned long long>(next->version));
+    std::fprintf(stderr,
+                 "portico: configuration version %llu applied (%zu documents parsed, %zu "
+                 "reused; load %.1f ms, compile %.1f ms)\n",
+                 static_cast<unsigned long long>(next->version), loader_.parsedDocuments(),
+                 loader_.reusedDocuments(), load_ms_, compile_ms_);
+  }
+
+  static void onRetireTimer(void* ctx) {
+    auto* g = static_cast<Gateway*>(ctx);
+    std::erase_if(g->retiring_, [](const std::shared_ptr<const config::Snapshot>& s) {
+      return s.use_count() == 1;  // only this list: every worker has moved on
+    });
+    if (!g->retiring_.empty()) g->loop_.timers().schedule(&g->retire_timer_, kRetireCheckMs);
   }
 
   // Main-thread follow-up of a snapshot now serving: the active health checks it asks for.
@@ -281,7 +315,7 @@ class Gateway {
       c.unhealthy_threshold = a.unhealthy_threshold;
       c.jitter_ms = a.jitter_ms;
       for (const auto& e : b->endpoints)
-        targets.push_back(upstream::CheckTarget{e.pool_id, e.address, b->ns + "/" + b->name, c});
+        targets.push_back(upstream::CheckTarget{e.health_id, e.address, b->ns + "/" + b->name, c});
     }
     checker_.update(std::move(targets));
     // DNS endpoints: resolve the names in use, forget the others.
@@ -302,8 +336,9 @@ class Gateway {
     for (const net::Address& a : addresses) ips.push_back(a.ipString());
     std::fprintf(stderr, "portico: dns: %s -> %zu address(es)\n", name.c_str(), ips.size());
     if (draining_ || workers_.empty()) return;
+    if (!last_resources_) return;
     config::CompileResult compiled =
-        config::compile(running_resources_, ids_, ++version_, compileOptions());
+        config::compile(last_resources_, ids_, ++version_, compileOptions());
     std::vector<std::vector<int>> fds(workers_.size());
     for (auto& f : fds) f.assign(compiled.snapshot->ports.size(), -1);  // same ports
     publish(compiled.snapshot, std::move(fds));
@@ -318,7 +353,7 @@ class Gateway {
     for (const auto& b : current_->backends) {
       nlohmann::json eps = nlohmann::json::array();
       for (const auto& e : b->endpoints) {
-        uint8_t flags = shared_.health.flags(e.pool_id);
+        uint8_t flags = shared_.health.flags(e.health_id);
         nlohmann::json ep = {{"address", e.authority},
                              {"weight", e.weight},
                              {"priority", e.priority},
@@ -327,8 +362,8 @@ class Gateway {
                              {"active_unhealthy", (flags & upstream::HealthTable::kActiveUnhealthy) != 0},
                              {"ejected", (flags & upstream::HealthTable::kEjected) != 0}};
         if (!e.hostname.empty()) ep["hostname"] = e.hostname;
-        if (const auto* o = outliers_.state(e.pool_id)) ep["ejections"] = o->ejections;
-        if (auto it = checks.find(e.pool_id); it != checks.end()) {
+        if (const auto* o = outliers_.state(e.health_id)) ep["ejections"] = o->ejections;
+        if (auto it = checks.find(e.health_id); it != checks.end()) {
           ep["health_check"] = {{"healthy", it->second.healthy},
                                 {"last_result", it->second.last_result},
                                 {"consecutive_successes", it->second.consecutive_successes},
@@ -466,7 +501,7 @@ class Gateway {
       r.body = backendsJson();
     } else if (path == "/config_dump") {
       r.content_type = "application/json";
-      r.body = current_->config_dump_json;
+      r.body = config::renderConfigDump(*current_);
       if (r.body.empty() || r.body.back() != '\n') r.body += '\n';
     } else if (path == "/" || path == "/help") {
       r.body =
@@ -499,16 +534,25 @@ class Gateway {
       }};
   config::DnsAnswers dns_answers_;
   std::set<std::string> dns_tracked_;
-  std::vector<config::Resource> running_resources_;  // what the current snapshot came from
   config::StatsIds ids_;
   uint64_t version_ = 0;
   std::shared_ptr<const config::Snapshot> current_;
+  // Replaced snapshots, kept until the workers release them (then freed on this thread).
+  static constexpr uint32_t kRetireCheckMs = 200;
+  std::vector<std::shared_ptr<const config::Snapshot>> retiring_;
+  net::Timer retire_timer_{&Gateway::onRetireTimer, this};
   std::vector<std::unique_ptr<stats::Shard>> shards_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<config::FileWatcher> watcher_;
-  std::map<std::string, config::Resource> last_good_;  // by Resource::id(), for reloads
+  config::Loader loader_;  // keeps the parsed documents: a reload parses changed ones only
+  double load_ms_ = 0;     // last loadConfig(): reading and parsing
+  double compile_ms_ = 0;  // last loadConfig(): compiling, last-good substitution included
+  // The resources of the running version and the ids ("Kind ns/name") of those that were
+  // rejected: the others are the last good versions for the next reload.
+  std::shared_ptr<const std::vector<config::Resource>> last_resources_;
+  std::set<std::string> last_bad_;
   std::atomic<bool> draining_{false};
   std::thread joiner_;
 };

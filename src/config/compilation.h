@@ -15,6 +15,23 @@
 #include "config/model.h"
 #include "router/route_table.h"
 
+namespace portico::config {
+
+// A resource's spec as its decoder read it, kept in the resource's DecodeSlot: a later compile
+// of the same document replays the diagnostics instead of decoding again. Decoding depends on
+// the document alone.
+struct DecodedSpec {
+  std::optional<GatewayModel> gateway;
+  std::optional<HttpRouteModel> route;
+  std::optional<BackendModel> backend;
+  std::optional<TrafficPolicyModel> policy;
+  std::optional<RouteFilterModel> route_filter;
+  // The decoder's diagnostics, lines relative to the document (Resource::line_offset not added).
+  std::vector<Diagnostic> diagnostics;
+};
+
+}  // namespace portico::config
+
 namespace portico::config::internal {
 
 // Status of one Gateway listener, as reported in status.listeners[].
@@ -29,7 +46,7 @@ struct ListenerStatus {
 
 // status.parents[] entry of an HTTPRoute.
 struct ParentStatus {
-  ParentRefModel ref;
+  const ParentRefModel* ref = nullptr;  // in the route's decoded spec
   Condition accepted{"Accepted", false, "NoMatchingParent", ""};
 };
 
@@ -57,7 +74,9 @@ struct ListenerBuild {
   uint32_t gateway = 0;   // index into Compilation::gateways_
   uint32_t listener = 0;  // index into the Gateway's listeners
   router::ListenerSpec spec;
-  std::set<uint32_t> routes;  // route items attached (dedupe across parentRefs)
+  // The last route item attached: a route's parentRefs are attached one after the other, so
+  // this dedupes a listener selected by several parentRefs of one route.
+  uint32_t last_route = UINT32_MAX;
 };
 
 // A listening socket being compiled.
@@ -72,36 +91,39 @@ struct PortBuild {
 
 struct GatewayItem {
   uint32_t resource = 0;
-  GatewayModel model;
+  const GatewayModel& model;    // owned by the resource's DecodedSpec
   std::vector<uint32_t> ports;  // indexes into Compilation::ports_
 };
 
 struct RouteItem {
   uint32_t resource = 0;
-  HttpRouteModel model;
+  const HttpRouteModel& model;
   std::vector<Rule*> rules;  // parallel to model.rules
 };
 
 struct BackendItem {
   uint32_t resource = 0;
-  BackendModel model;
+  const BackendModel& model;
   bool needs_ref_port = false;  // some endpoint has no port
 };
 
 struct PolicyItem {
   uint32_t resource = 0;
-  TrafficPolicyModel model;
+  const TrafficPolicyModel& model;
 };
 
 class Compilation {
  public:
-  Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
-              const DnsAnswers& dns, std::string local_zone);
+  Compilation(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
+              uint64_t version, const DnsAnswers& dns, std::string local_zone);
   CompileResult run();
 
  private:
   // compiler.cc
   void decodeAll();
+  // The decoded spec of resource `i` of kind `kind` ("Gateway", ...): from its DecodeSlot, or
+  // decoded now and stored there. Appends its diagnostics, placed in the file.
+  const DecodedSpec& decoded(uint32_t i);
   void buildListeners();
   void buildPorts();
   void fillStatsNames();
@@ -111,7 +133,7 @@ class Compilation {
 
   // compile_routes.cc
   void attachRoutes();
-  void compileRules(RouteItem& route);
+  void compileRules(RouteItem& route, Reporter& r);
   const Backend* resolveBackendRef(
       const BackendRefModel& ref, Reporter& r, std::string* failure_reason,
       std::string* failure_message,
@@ -130,15 +152,17 @@ class Compilation {
   void applyRoutePolicies();  // after attachRoutes(): policies targeting routes and rules
 
   // config_dump.cc
-  std::string configDump() const;
+  std::shared_ptr<const ConfigDumpSource> dumpSource() const;
 
-  const std::vector<Resource>& resources_;
+  std::shared_ptr<const std::vector<Resource>> resources_ptr_;
+  const std::vector<Resource>& resources_;  // *resources_ptr_
   StatsIds& ids_;
   const DnsAnswers& dns_;
   std::string local_zone_;  // the gateway's zone, for zone-aware load balancing
   std::shared_ptr<Snapshot> snapshot_;
   std::vector<Diagnostic> diagnostics_;
-  std::vector<ResourceStatus> status_;  // parallel to resources_
+  std::vector<ResourceStatus> status_;                       // parallel to resources_
+  std::vector<std::shared_ptr<const DecodedSpec>> decoded_;  // keeps the models alive
 
   std::set<std::tuple<std::string, std::string, std::string>> rejected_;  // (kind, ns, name)
   std::vector<GatewayItem> gateways_;
@@ -150,7 +174,9 @@ class Compilation {
   std::map<std::pair<std::string, std::string>, uint32_t> gateway_by_name_;  // (ns, name)
   std::map<std::pair<std::string, std::string>, uint32_t> backend_by_name_;
   // Materialized Backends by (ns/name, port for portless endpoints or 0).
-  std::map<std::pair<std::string, uint16_t>, const Backend*> materialized_;
+  // (resource index of the Backend, port for portless endpoints or 0).
+  std::map<std::pair<uint32_t, uint16_t>, const Backend*> materialized_;
+  std::string scratch_;  // reused to build lookup keys without allocating
 
   std::vector<ListenerBuild> listeners_;
   std::map<std::pair<uint32_t, uint32_t>, uint32_t> listener_build_;  // (gateway, listener)

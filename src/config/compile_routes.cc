@@ -90,7 +90,8 @@ void Compilation::buildBalancer(Backend& backend) {
   }
   std::vector<upstream::LbEndpoint> lb_endpoints;
   for (const Endpoint& e : unique)
-    lb_endpoints.push_back(upstream::LbEndpoint{e.pool_id, e.weight, e.priority, e.zone, e.authority});
+    lb_endpoints.push_back(
+        upstream::LbEndpoint{e.health_id, e.weight, e.priority, e.zone, e.authority});
   upstream::LbConfig config;
   config.type = lbType(backend.lb.type);
   config.ring_min_size = backend.lb.ring_min_size;
@@ -102,20 +103,20 @@ void Compilation::buildBalancer(Backend& backend) {
   backend.endpoints.clear();
   for (const upstream::LbEndpoint& le : backend.balancer->endpoints()) {
     for (Endpoint& e : unique) {
-      if (e.pool_id == le.pool_id) backend.endpoints.push_back(std::move(e));
+      if (e.health_id == le.pool_id) backend.endpoints.push_back(std::move(e));
     }
   }
 }
 
 const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t ref_port) {
-  const Resource& res = resources_[item.resource];
-  auto key = std::make_pair(res.ns + '/' + res.name, ref_port);
+  auto key = std::make_pair(item.resource, ref_port);
   auto it = materialized_.find(key);
   if (it != materialized_.end()) return it->second;
+  const Resource& res = resources_[item.resource];
   auto backend = std::make_unique<Backend>();
   backend->ns = res.ns;
   backend->name = res.name;
-  backend->stats_id = ids_.backend(key.first);
+  backend->stats_id = ids_.backend(res.ns + '/' + res.name);
   backend->index = static_cast<uint32_t>(snapshot_->backends.size());
   backend->lb = item.model.load_balancer;
   backend->active_health = item.model.active_health;
@@ -137,6 +138,8 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
       endpoint.address = address;
       endpoint.authority = address.toString();
       endpoint.pool_id = ids_.pool(endpoint.authority);
+      // Health is per backend (two Backends may check one address differently).
+      endpoint.health_id = ids_.health(res.ns + '/' + res.name + '@' + endpoint.authority);
       endpoint.weight = e.weight;
       endpoint.priority = e.priority;
       endpoint.zone = e.zone;
@@ -212,10 +215,20 @@ std::vector<Mirror> Compilation::resolveMirrors(
   return out;
 }
 
-void Compilation::compileRules(RouteItem& route) {
+void Compilation::compileRules(RouteItem& route, Reporter& r) {
   const Resource& res = resources_[route.resource];
-  Reporter r = reporterFor(route.resource);
-  uint32_t stats_id = ids_.route(res.ns + '/' + res.name);
+  // The id of "ns/name" does not change for a document: kept with its decoded spec.
+  uint32_t stats_id;
+  if (res.decoded && res.decoded->stats_instance == ids_.instance()) {
+    stats_id = res.decoded->route_stats_id;
+  } else {
+    scratch_.assign(res.ns).append(1, '/').append(res.name);
+    stats_id = ids_.route(scratch_);
+    if (res.decoded) {
+      res.decoded->stats_instance = ids_.instance();
+      res.decoded->route_stats_id = stats_id;
+    }
+  }
   Condition resolved{"ResolvedRefs", true, "ResolvedRefs", ""};
   for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
     const RuleModel& rm = route.model.rules[i];
@@ -374,7 +387,8 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
     }
     ++attached;
     ListenerBuild& lb = listeners_[bit->second];
-    if (!lb.routes.insert(route_index).second) continue;  // already via another parentRef
+    if (lb.last_route == route_index) continue;  // already via another parentRef
+    lb.last_route = route_index;
     router::RouteSpec spec;
     spec.ns = res.ns;
     spec.name = res.name;
@@ -412,16 +426,19 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
 }
 
 void Compilation::attachRoutes() {
+  size_t rules = 0;
+  for (const RouteItem& route : routes_) rules += route.model.rules.size();
+  snapshot_->rules.reserve(snapshot_->rules.size() + rules);
   // Backends whose endpoints all have ports exist even when no route uses them.
   for (const BackendItem& item : backends_)
     if (!item.needs_ref_port) materializeBackend(item, 0);
   for (uint32_t ri = 0; ri < routes_.size(); ++ri) {
     RouteItem& route = routes_[ri];
-    compileRules(route);
     Reporter r = reporterFor(route.resource);
+    compileRules(route, r);
     for (const ParentRefModel& ref : route.model.parent_refs) {
       ParentStatus ps;
-      ps.ref = ref;
+      ps.ref = &ref;
       attachParent(ri, ref, &ps, r);
       status_[route.resource].parents.push_back(std::move(ps));
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <unordered_map>
 
 #include "config/compilation.h"
 
@@ -70,7 +71,7 @@ YAML::Mark topFieldMark(const Resource& res, std::string_view key) {
     for (auto it = res.document.begin(); it != res.document.end(); ++it)
       if (it->first.IsScalar() && it->first.Scalar() == key) return markOf(it->second);
   }
-  return res.mark;
+  return markOf(res.document);
 }
 
 std::string where(const Resource& res) {
@@ -86,14 +87,15 @@ bool olderFirst(const Resource& a, const Resource& b) {
   return (a.ns + '/' + a.name) < (b.ns + '/' + b.name);
 }
 
-Compilation::Compilation(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
-                         const DnsAnswers& dns, std::string local_zone)
-    : resources_(resources),
+Compilation::Compilation(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
+                         uint64_t version, const DnsAnswers& dns, std::string local_zone)
+    : resources_ptr_(std::move(resources)),
+      resources_(*resources_ptr_),
       ids_(ids),
       dns_(dns),
       local_zone_(std::move(local_zone)),
       snapshot_(std::make_shared<Snapshot>()),
-      status_(resources.size()) {
+      status_(resources_.size()) {
   snapshot_->version = version;
 }
 
@@ -117,39 +119,89 @@ std::string Compilation::errorsSince(size_t first) const {
   return out;
 }
 
+const DecodedSpec& Compilation::decoded(uint32_t i) {
+  const Resource& res = resources_[i];
+  std::shared_ptr<const DecodedSpec> spec = res.decoded ? res.decoded->spec : nullptr;
+  if (spec == nullptr) {
+    auto fresh = std::make_shared<DecodedSpec>();
+    Subject subject = res.subject();
+    subject.line_offset = 0;
+    Reporter r(std::move(subject), &fresh->diagnostics);
+    std::string unused, unused_field;
+    switch (classify(res, &unused, &unused_field)) {
+      case KindClass::kGateway:
+        fresh->gateway = decodeGateway(res, r);
+        break;
+      case KindClass::kHttpRoute:
+        fresh->route = decodeHttpRoute(res, r);
+        break;
+      case KindClass::kBackend:
+        fresh->backend = decodeBackend(res, r);
+        break;
+      case KindClass::kTrafficPolicy:
+        fresh->policy = decodeTrafficPolicy(res, r);
+        break;
+      case KindClass::kRouteFilter:
+        fresh->route_filter = decodeRouteFilter(res, r);
+        break;
+      default:
+        break;
+    }
+    spec = std::move(fresh);
+    if (res.decoded) res.decoded->spec = spec;
+  }
+  for (const Diagnostic& d : spec->diagnostics) {
+    diagnostics_.push_back(d);
+    Diagnostic& placed = diagnostics_.back();
+    placed.file = res.file;
+    if (placed.line > 0) placed.line += res.line_offset;
+  }
+  decoded_.push_back(spec);
+  return *spec;
+}
+
 void Compilation::decodeAll() {
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, uint32_t> seen;
+  std::unordered_map<std::string, uint32_t> seen;  // "group/kind/ns/name"
+  seen.reserve(resources_.size());
+  routes_.reserve(resources_.size());
+  decoded_.reserve(resources_.size());
   for (uint32_t i = 0; i < resources_.size(); ++i) {
     const Resource& res = resources_[i];
-    Reporter r = reporterFor(i);
     size_t first = diagnostics_.size();
     std::string problem, field;
     KindClass kind = classify(res, &problem, &field);
     if (kind == KindClass::kIgnored || kind == KindClass::kUnknown) {
+      Reporter r = reporterFor(i);
       r.add(kind == KindClass::kIgnored ? Severity::kWarning : Severity::kError,
             topFieldMark(res, field), field, problem);
       status_[i].conditions.push_back(Condition{"Accepted", false, "Unsupported", problem});
       continue;
     }
-    auto key = std::make_tuple(std::string(res.group()), res.kind, res.ns, res.name);
-    auto [it, inserted] = seen.emplace(key, i);
+    std::string key;
+    key.reserve(res.api_version.size() + res.kind.size() + res.ns.size() + res.name.size() + 3);
+    key.append(res.group()).append(1, '/').append(res.kind).append(1, '/');
+    key.append(res.ns).append(1, '/').append(res.name);
+    auto [it, inserted] = seen.emplace(std::move(key), i);
     if (!inserted) {
       std::string message = "Duplicate value: " + res.id() + " is already defined at " +
                             where(resources_[it->second]) + "; this definition is ignored";
-      YAML::Mark name_mark = res.mark;
-      if (res.metadata.IsMap()) {
-        for (auto m = res.metadata.begin(); m != res.metadata.end(); ++m)
+      YAML::Mark name_mark = markOf(res.document);
+      for (auto top = res.document.begin(); top != res.document.end(); ++top) {
+        if (!top->first.IsScalar() || top->first.Scalar() != "metadata" || !top->second.IsMap())
+          continue;
+        for (auto m = top->second.begin(); m != top->second.end(); ++m)
           if (m->first.IsScalar() && m->first.Scalar() == "name") name_mark = markOf(m->second);
       }
-      r.error(name_mark, "metadata.name", message);
+      reporterFor(i).error(name_mark, "metadata.name", message);
       status_[i].conditions.push_back(Condition{"Accepted", false, "Duplicate", message});
       continue;
     }
+    const DecodedSpec& spec = decoded(i);
     bool ok = false;
     switch (kind) {
       case KindClass::kGateway:
-        if (std::optional<GatewayModel> m = decodeGateway(res, r)) {
-          for (const ListenerModel& l : m->listeners) {
+        if (spec.gateway) {
+          for (const ListenerModel& l : spec.gateway->listeners) {
             ListenerStatus ls;
             ls.name = l.name;
             if (!l.accepted) ls.accepted = Condition{"Accepted", false, l.reason, l.message};
@@ -157,37 +209,38 @@ void Compilation::decodeAll() {
             status_[i].listeners.push_back(std::move(ls));
           }
           gateway_by_name_[{res.ns, res.name}] = static_cast<uint32_t>(gateways_.size());
-          gateways_.push_back(GatewayItem{i, std::move(*m), {}});
+          gateways_.push_back(GatewayItem{i, *spec.gateway, {}});
           ok = true;
         }
         break;
       case KindClass::kHttpRoute:
-        if (std::optional<HttpRouteModel> m = decodeHttpRoute(res, r)) {
-          routes_.push_back(RouteItem{i, std::move(*m), {}});
+        if (spec.route) {
+          routes_.push_back(RouteItem{i, *spec.route, {}});
           ok = true;
         }
         break;
       case KindClass::kBackend:
-        if (std::optional<BackendModel> m = decodeBackend(res, r)) {
-          bool needs_port = std::any_of(m->endpoints.begin(), m->endpoints.end(),
+        if (spec.backend) {
+          const BackendModel& m = *spec.backend;
+          bool needs_port = std::any_of(m.endpoints.begin(), m.endpoints.end(),
                                         [](const EndpointModel& e) { return e.port == 0; });
           backend_by_name_[{res.ns, res.name}] = static_cast<uint32_t>(backends_.size());
-          backends_.push_back(BackendItem{i, std::move(*m), needs_port});
+          backends_.push_back(BackendItem{i, m, needs_port});
           status_[i].conditions.push_back(Condition{"Accepted", true, "Accepted", ""});
           ok = true;
         }
         break;
       case KindClass::kTrafficPolicy:
-        if (std::optional<TrafficPolicyModel> m = decodeTrafficPolicy(res, r)) {
-          policies_.push_back(PolicyItem{i, std::move(*m)});
+        if (spec.policy) {
+          policies_.push_back(PolicyItem{i, *spec.policy});
           ok = true;
         }
         break;
       case KindClass::kRouteFilter:
-        if (std::optional<RouteFilterModel> m = decodeRouteFilter(res, r)) {
+        if (spec.route_filter) {
           route_filter_by_name_[{res.ns, res.name}] =
               static_cast<uint32_t>(route_filters_.size());
-          route_filters_.push_back(std::move(*m));
+          route_filters_.push_back(*spec.route_filter);
           status_[i].conditions.push_back(Condition{"Accepted", true, "Accepted", ""});
           ok = true;
         }
@@ -294,10 +347,21 @@ void Compilation::buildPorts() {
     return std::tie(ports_[a].port, ports_[a].bind_ip) <
            std::tie(ports_[b].port, ports_[b].bind_ip);
   });
+  // A listener is on several ports when its Gateway has several addresses: copied for all
+  // but the last, which takes it.
+  std::vector<uint32_t> uses(listeners_.size());
+  for (const PortBuild& pb : ports_)
+    for (uint32_t l : pb.listeners) ++uses[l];
   for (uint32_t pi : order) {
     const PortBuild& pb = ports_[pi];
     std::vector<router::ListenerSpec> specs;
-    for (uint32_t l : pb.listeners) specs.push_back(listeners_[l].spec);
+    for (uint32_t l : pb.listeners) {
+      if (--uses[l] == 0) {
+        specs.push_back(std::move(listeners_[l].spec));
+      } else {
+        specs.push_back(listeners_[l].spec);
+      }
+    }
     Port port;
     port.bind = pb.bind;
     port.port = pb.port;
@@ -326,7 +390,7 @@ CompileResult Compilation::run() {
     applyRoutePolicies();
     buildPorts();
     fillStatsNames();
-    snapshot_->config_dump_json = configDump();
+    snapshot_->dump = dumpSource();
   } catch (const std::exception& e) {
     // Not expected: decoders catch yaml-cpp errors. Fail closed with an empty snapshot.
     Diagnostic d;
@@ -341,12 +405,17 @@ CompileResult Compilation::run() {
 
 }  // namespace internal
 
-CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
-                      const CompileOptions& options) {
+CompileResult compile(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
+                      uint64_t version, const CompileOptions& options) {
   static const DnsAnswers kNoAnswers;
-  return internal::Compilation(resources, ids, version,
+  return internal::Compilation(std::move(resources), ids, version,
                                options.dns ? *options.dns : kNoAnswers, options.local_zone)
       .run();
+}
+
+CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
+                      const CompileOptions& options) {
+  return compile(std::make_shared<const std::vector<Resource>>(resources), ids, version, options);
 }
 
 }  // namespace portico::config

@@ -46,5 +46,13 @@ struct CompileOptions {
 
 CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version = 0,
                       const CompileOptions& options = {});
+// The same without copying the resources: the snapshot keeps `resources` for its config dump.
+CompileResult compile(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
+                      uint64_t version = 0, const CompileOptions& options = {});
+
+// The admin /config_dump JSON of a snapshot from compile(): every resource (apiVersion, kind,
+// metadata, source file and line, spec, status) and the ports. Rendered on each call from the
+// resources the snapshot keeps. Main thread only (reads the resources' YAML).
+std::string renderConfigDump(const Snapshot& snapshot);
 
 }  // namespace portico::config

@@ -360,7 +360,7 @@ metadata: {name: broken, labels: {a: b}}
 spec:
   endpoints: [{address: "db internal", port: 5432}]
 )");
-  nlohmann::json dump = nlohmann::json::parse(snap().config_dump_json);
+  nlohmann::json dump = nlohmann::json::parse(renderConfigDump(snap()));
   EXPECT_EQ(dump["version"], 7);
   ASSERT_EQ(dump["resources"].size(), 4u);
   nlohmann::json broken = dumpOf("Backend", "broken");

@@ -1,49 +1,131 @@
-// Snapshot::config_dump_json: every resource with its spec and Gateway API status, and the
-// compiled ports. Served by admin /config_dump.
+// The admin /config_dump: every resource with its spec and Gateway API status, and the
+// compiled ports. compile() keeps only what the dump needs that the snapshot does not already
+// have (Snapshot::dump: the resources, shared with the loader, and each one's status as JSON,
+// identical statuses stored once); renderConfigDump() writes the JSON when it is asked for.
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "config/compilation.h"
 
-namespace portico::config::internal {
-namespace {
+namespace portico::config {
 
-using nlohmann::json;
+// What renderConfigDump() needs besides the ports of the snapshot.
+struct ConfigDumpSource {
+  std::shared_ptr<const std::vector<Resource>> resources;
+  std::vector<uint32_t> status;       // per resource: index into `statuses`
+  std::vector<std::string> statuses;  // distinct status objects, as JSON
+};
+
+namespace internal {
+namespace {
 
 constexpr std::string_view kControllerName = "portico.dev/gateway";
 
-json conditionJson(const Condition& c, int64_t generation) {
-  json out = {{"type", c.type},
-              {"status", c.status ? "True" : "False"},
-              {"reason", c.reason},
-              {"message", c.message}};
-  if (generation > 0) out["observedGeneration"] = generation;
-  return out;
+// The JSON writers below emit keys in alphabetical order, as nlohmann::json (a std::map) did
+// when the statuses were built with it.
+void appendKey(std::string_view key, std::string* out) {
+  out->push_back('"');
+  out->append(key);
+  out->append("\":");
 }
 
-json conditionsJson(const std::vector<Condition>& conditions, int64_t generation) {
-  json out = json::array();
-  for (const Condition& c : conditions) out.push_back(conditionJson(c, generation));
-  return out;
+void appendCondition(const Condition& c, int64_t generation, std::string* out) {
+  out->append("{\"message\":");
+  appendJsonString(c.message, out);
+  if (generation > 0) out->append(",\"observedGeneration\":" + std::to_string(generation));
+  out->append(",\"reason\":");
+  appendJsonString(c.reason, out);
+  out->append(c.status ? ",\"status\":\"True\",\"type\":" : ",\"status\":\"False\",\"type\":");
+  appendJsonString(c.type, out);
+  out->push_back('}');
 }
 
-json parentRefJson(const ParentRefModel& ref) {
-  json out = {{"group", ref.group}, {"kind", ref.kind}, {"namespace", ref.ns}, {"name", ref.name}};
-  if (!ref.section_name.empty()) out["sectionName"] = ref.section_name;
-  if (ref.port != 0) out["port"] = ref.port;
-  return out;
+void appendConditions(const std::vector<Condition>& conditions, int64_t generation,
+                      std::string* out) {
+  out->push_back('[');
+  for (size_t i = 0; i < conditions.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    appendCondition(conditions[i], generation, out);
+  }
+  out->push_back(']');
 }
 
-json statusJson(const Resource& res, const ResourceStatus& st) {
+void appendParentRef(const ParentRefModel& ref, std::string* out) {
+  out->append("{\"group\":");
+  appendJsonString(ref.group, out);
+  out->append(",\"kind\":");
+  appendJsonString(ref.kind, out);
+  out->append(",\"name\":");
+  appendJsonString(ref.name, out);
+  out->append(",\"namespace\":");
+  appendJsonString(ref.ns, out);
+  if (ref.port != 0) out->append(",\"port\":" + std::to_string(ref.port));
+  if (!ref.section_name.empty()) {
+    out->append(",\"sectionName\":");
+    appendJsonString(ref.section_name, out);
+  }
+  out->push_back('}');
+}
+
+std::string statusJson(const Resource& res, const ResourceStatus& st) {
   int64_t gen = res.generation;
-  json out = json::object();
-  if (!st.conditions.empty()) out["conditions"] = conditionsJson(st.conditions, gen);
-  if (res.kind == "Gateway" && !st.addresses.empty()) {
-    json addresses = json::array();
-    for (const std::string& a : st.addresses)
-      addresses.push_back({{"type", "IPAddress"}, {"value", a}});
-    out["addresses"] = addresses;
-    json listeners = json::array();
-    for (const ListenerStatus& ls : st.listeners) {
+  std::string out = "{";
+  out.reserve(512);
+  auto separate = [&] {
+    if (out.size() > 1) out.push_back(',');
+  };
+  bool gateway = res.kind == "Gateway" && !st.addresses.empty();
+  if (gateway) {
+    separate();
+    appendKey("addresses", &out);
+    out.push_back('[');
+    for (size_t i = 0; i < st.addresses.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      out.append("{\"type\":\"IPAddress\",\"value\":");
+      appendJsonString(st.addresses[i], &out);
+      out.push_back('}');
+    }
+    out.push_back(']');
+  }
+  if (!st.ancestors.empty()) {
+    separate();
+    appendKey("ancestors", &out);
+    out.push_back('[');
+    for (size_t i = 0; i < st.ancestors.size(); ++i) {
+      const AncestorStatus& as = st.ancestors[i];
+      if (i > 0) out.push_back(',');
+      out.append("{\"ancestorRef\":{\"group\":");
+      appendJsonString(kGatewayGroup, &out);
+      out.append(",\"kind\":");
+      appendJsonString(as.target_kind, &out);
+      out.append(",\"name\":");
+      appendJsonString(as.gateway_name, &out);
+      out.append(",\"namespace\":");
+      appendJsonString(as.gateway_ns, &out);
+      if (!as.section.empty()) {
+        out.append(",\"sectionName\":");
+        appendJsonString(as.section, &out);
+      }
+      out.append("},\"conditions\":");
+      appendConditions({as.accepted}, gen, &out);
+      out.append(",\"controllerName\":");
+      appendJsonString(kControllerName, &out);
+      out.push_back('}');
+    }
+    out.push_back(']');
+  }
+  if (!st.conditions.empty()) {
+    separate();
+    appendKey("conditions", &out);
+    appendConditions(st.conditions, gen, &out);
+  }
+  if (gateway) {
+    separate();
+    appendKey("listeners", &out);
+    out.push_back('[');
+    for (size_t i = 0; i < st.listeners.size(); ++i) {
+      const ListenerStatus& ls = st.listeners[i];
+      if (i > 0) out.push_back(',');
       std::vector<Condition> conditions = {ls.accepted};
       conditions.push_back(ls.resolved_refs ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
                                             : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
@@ -51,41 +133,64 @@ json statusJson(const Resource& res, const ResourceStatus& st) {
       conditions.push_back(ls.programmed ? Condition{"Programmed", true, "Programmed", ""}
                                          : Condition{"Programmed", false, "Invalid", ""});
       if (ls.conflicted) conditions.push_back(*ls.conflicted);
-      listeners.push_back({{"name", ls.name},
-                           {"supportedKinds", json::array({{{"group", std::string(kGatewayGroup)},
-                                                            {"kind", "HTTPRoute"}}})},
-                           {"attachedRoutes", ls.attached_routes},
-                           {"conditions", conditionsJson(conditions, gen)}});
+      out.append("{\"attachedRoutes\":" + std::to_string(ls.attached_routes) + ",\"conditions\":");
+      appendConditions(conditions, gen, &out);
+      out.append(",\"name\":");
+      appendJsonString(ls.name, &out);
+      out.append(",\"supportedKinds\":[{\"group\":");
+      appendJsonString(kGatewayGroup, &out);
+      out.append(",\"kind\":\"HTTPRoute\"}]}");
     }
-    out["listeners"] = listeners;
+    out.push_back(']');
   }
   if (!st.parents.empty()) {
-    json parents = json::array();
-    for (const ParentStatus& ps : st.parents) {
-      std::vector<Condition> conditions = {ps.accepted};
-      if (st.resolved_refs) conditions.push_back(*st.resolved_refs);
-      parents.push_back({{"parentRef", parentRefJson(ps.ref)},
-                         {"controllerName", kControllerName},
-                         {"conditions", conditionsJson(conditions, gen)}});
+    separate();
+    appendKey("parents", &out);
+    out.push_back('[');
+    for (size_t i = 0; i < st.parents.size(); ++i) {
+      const ParentStatus& ps = st.parents[i];
+      if (i > 0) out.push_back(',');
+      out.append("{\"conditions\":[");
+      appendCondition(ps.accepted, gen, &out);
+      if (st.resolved_refs) {
+        out.push_back(',');
+        appendCondition(*st.resolved_refs, gen, &out);
+      }
+      out.push_back(']');
+      out.append(",\"controllerName\":");
+      appendJsonString(kControllerName, &out);
+      out.append(",\"parentRef\":");
+      appendParentRef(*ps.ref, &out);
+      out.push_back('}');
     }
-    out["parents"] = parents;
+    out.push_back(']');
   }
-  if (!st.ancestors.empty()) {
-    json ancestors = json::array();
-    for (const AncestorStatus& as : st.ancestors) {
-      json ref = {{"group", std::string(kGatewayGroup)},
-                  {"kind", as.target_kind},
-                  {"namespace", as.gateway_ns},
-                  {"name", as.gateway_name}};
-      if (!as.section.empty()) ref["sectionName"] = as.section;
-      ancestors.push_back({{"ancestorRef", ref},
-                           {"controllerName", kControllerName},
-                           {"conditions", conditionsJson({as.accepted}, gen)}});
-    }
-    out["ancestors"] = ancestors;
-  }
+  out.push_back('}');
   return out;
 }
+
+}  // namespace
+
+std::shared_ptr<const ConfigDumpSource> Compilation::dumpSource() const {
+  auto dump = std::make_shared<ConfigDumpSource>();
+  dump->resources = resources_ptr_;
+  dump->status.reserve(resources_.size());
+  std::unordered_map<std::string, uint32_t> index;
+  for (size_t i = 0; i < resources_.size(); ++i) {
+    std::string json = statusJson(resources_[i], status_[i]);
+    auto [it, inserted] = index.emplace(std::move(json), static_cast<uint32_t>(index.size()));
+    if (inserted) dump->statuses.push_back(it->first);
+    dump->status.push_back(it->second);
+  }
+  dump->statuses.shrink_to_fit();
+  return dump;
+}
+
+}  // namespace internal
+
+namespace {
+
+using nlohmann::json;
 
 json settingsJson(const PortSettings& s) {
   return {{"requestHeadersTimeoutMs", s.header_timeout_ms},
@@ -100,12 +205,14 @@ json settingsJson(const PortSettings& s) {
 
 }  // namespace
 
-std::string Compilation::configDump() const {
-  // Compact JSON, one resource per line. Specs are written straight from YAML (fast for
-  // large configs); the small parts go through nlohmann::json.
-  std::string out = "{\"version\":" + std::to_string(snapshot_->version) + ",\"resources\":[";
-  for (size_t i = 0; i < resources_.size(); ++i) {
-    const Resource& res = resources_[i];
+std::string renderConfigDump(const Snapshot& snapshot) {
+  // Compact JSON, one resource per line. Specs are written straight from YAML; the small
+  // parts go through nlohmann::json.
+  std::string out = "{\"version\":" + std::to_string(snapshot.version) + ",\"resources\":[";
+  const ConfigDumpSource* dump = snapshot.dump.get();
+  size_t count = dump != nullptr && dump->resources ? dump->resources->size() : 0;
+  for (size_t i = 0; i < count; ++i) {
+    const Resource& res = (*dump->resources)[i];
     json metadata = {{"name", res.name}, {"namespace", res.ns}};
     if (!res.creation_timestamp.empty()) metadata["creationTimestamp"] = res.creation_timestamp;
     if (res.generation > 0) metadata["generation"] = res.generation;
@@ -124,12 +231,12 @@ std::string Compilation::configDump() const {
       out += ",\"spec\":";
       appendJson(res.spec, &out);
     }
-    out += ",\"status\":" +
-           statusJson(res, status_[i]).dump(-1, ' ', false, json::error_handler_t::replace);
+    out += ",\"status\":";
+    out += dump->statuses[dump->status[i]];
     out += '}';
   }
   json ports = json::array();
-  for (const Port& port : snapshot_->ports) {
+  for (const Port& port : snapshot.ports) {
     json listeners = json::array();
     for (const router::RouteTable::Listener& l : port.routes->listeners()) {
       json routes = json::array();
@@ -144,4 +251,4 @@ std::string Compilation::configDump() const {
   return out;
 }
 
-}  // namespace portico::config::internal
+}  // namespace portico::config

@@ -120,7 +120,7 @@ ListenerModel decodeListener(Reporter& r, const YAML::Node& node, const std::str
 std::optional<GatewayModel> decodeGateway(const Resource& res, Reporter& r) {
   GatewayModel g;
   if (isAbsent(res.spec)) {
-    r.error(res.mark, "spec", "Required value");
+    r.error(markOf(res.document), "spec", "Required value");
     return std::nullopt;
   }
   MapReader spec(r, res.spec, "spec");

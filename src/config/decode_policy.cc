@@ -299,7 +299,7 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
   int errors_before = r.errorCount();
   BackendModel b;
   if (isAbsent(res.spec)) {
-    r.error(res.mark, "spec", "Required value");
+    r.error(markOf(res.document), "spec", "Required value");
     return std::nullopt;
   }
   MapReader spec(r, res.spec, "spec");
@@ -536,7 +536,7 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
   int errors_before = r.errorCount();
   TrafficPolicyModel p;
   if (isAbsent(res.spec)) {
-    r.error(res.mark, "spec", "Required value");
+    r.error(markOf(res.document), "spec", "Required value");
     return std::nullopt;
   }
   MapReader spec(r, res.spec, "spec");

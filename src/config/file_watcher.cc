@@ -55,19 +55,33 @@ bool FileWatcher::relevant(const char* name) const {
 void FileWatcher::onIo(uint32_t) {
   alignas(inotify_event) char buf[8192];
   bool changed = false;
+  bool ends_write = false;  // the last relevant event ends a write (close after write, rename)
   for (;;) {
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n <= 0) break;
     for (char* p = buf; p < buf + n;) {
       auto* ev = reinterpret_cast<inotify_event*>(p);
-      if (ev->len > 0 && relevant(ev->name)) changed = true;
+      if (ev->len > 0 && relevant(ev->name)) {
+        changed = true;
+        if (ev->mask & IN_MODIFY) writing_ = true;
+        if (ev->mask & IN_CLOSE_WRITE) writing_ = false;
+        ends_write = (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) != 0;
+      }
       p += sizeof(inotify_event) + ev->len;
     }
   }
-  // Writes come in bursts (truncate, write, close): reload once, after the burst.
-  if (changed) loop_.timers().schedule(&timer_, kDebounceMs);
+  if (!changed) return;
+  // Writes come in bursts (truncate, write, close): reload once, after the burst. A file
+  // being written (modified, not closed yet) is waited for; a file closed after writing or
+  // renamed into place is complete: reload at the next timer tick.
+  uint32_t delay = writing_ ? kWritingMs : ends_write ? kCompleteMs : kDebounceMs;
+  loop_.timers().schedule(&timer_, delay);
 }
 
-void FileWatcher::onTimer(void* ctx) { static_cast<FileWatcher*>(ctx)->on_change_(); }
+void FileWatcher::onTimer(void* ctx) {
+  auto* self = static_cast<FileWatcher*>(ctx);
+  self->writing_ = false;  // a writer that never closes: reload after kWritingMs of quiet
+  self->on_change_();
+}
 
 }  // namespace portico::config

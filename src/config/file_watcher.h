@@ -2,7 +2,10 @@
 //
 // Watches the folder holding PATH (a file: its parent folder, filtered by name, so editors that
 // replace the file by rename are seen; a folder: every *.yaml/*.yml in it). Events are
-// coalesced: `on_change` runs once, kDebounceMs after the last event of a burst.
+// coalesced, `on_change` runs once per burst: at the next timer tick (kCompleteMs) when the
+// burst ends with a file closed after writing or renamed into place; kWritingMs after the last
+// event while a file was modified and not closed yet (so that a half-written file is not
+// read); kDebounceMs after the last event otherwise (create, delete, attributes).
 // Main thread only; never used on a worker.
 #pragma once
 
@@ -15,7 +18,9 @@ namespace portico::config {
 
 class FileWatcher final : public net::IoHandler {
  public:
-  static constexpr uint32_t kDebounceMs = 100;
+  static constexpr uint32_t kCompleteMs = 1;
+  static constexpr uint32_t kDebounceMs = 10;
+  static constexpr uint32_t kWritingMs = 100;
 
   FileWatcher(net::EventLoop& loop, std::string path, std::function<void()> on_change);
   ~FileWatcher() override;
@@ -35,6 +40,7 @@ class FileWatcher final : public net::IoHandler {
   std::string file_;  // "" when watching a whole folder
   std::function<void()> on_change_;
   int fd_ = -1;
+  bool writing_ = false;  // a relevant file was modified and not closed since
   net::Timer timer_;
 };
 

@@ -65,24 +65,43 @@ void checkParserProgress(const std::string& text) {
   }
 }
 
-// Appends the resources of one file's text to *result.
-void loadText(std::string_view text, const std::string& file, LoadResult* result) {
+// Shifts a diagnostic computed relative to a document's text to the document's place.
+Diagnostic placed(const Diagnostic& d, const std::string& file, int line_offset) {
+  Diagnostic out = d;
+  out.file = file;
+  if (out.line > 0) out.line += line_offset;
+  return out;
+}
+
+}  // namespace
+
+// One document's text, parsed: resources and diagnostics with lines relative to its start.
+struct Loader::Chunk {
+  bool syntax_error = false;
+  std::vector<Resource> resources;  // marks relative; line_offset 0
+  std::vector<Diagnostic> diagnostics;
+};
+
+namespace {
+
+// Parses the text of one or more documents (marks relative to its start).
+std::shared_ptr<Loader::Chunk> parseChunk(const std::string& text, const std::string& file) {
+  auto chunk = std::make_shared<Loader::Chunk>();
   std::vector<YAML::Node> documents;
   try {
-    std::string copy(text);
-    checkParserProgress(copy);
-    std::istringstream stream(copy);
+    checkParserProgress(text);
+    std::istringstream stream(text);
     documents = YAML::LoadAll(stream);
   } catch (const YAML::Exception& e) {
     int line = e.mark.is_null() ? 0 : e.mark.line + 1;
     int col = e.mark.is_null() ? 0 : e.mark.column + 1;
-    result->diagnostics.push_back(fileDiagnostic(file, "invalid YAML: " + e.msg, line, col));
-    result->outcome = LoadOutcome::kSyntaxError;
-    return;
+    chunk->diagnostics.push_back(fileDiagnostic(file, "invalid YAML: " + e.msg, line, col));
+    chunk->syntax_error = true;
+    return chunk;
   } catch (const std::exception& e) {
-    result->diagnostics.push_back(fileDiagnostic(file, std::string("invalid YAML: ") + e.what()));
-    result->outcome = LoadOutcome::kSyntaxError;
-    return;
+    chunk->diagnostics.push_back(fileDiagnostic(file, std::string("invalid YAML: ") + e.what()));
+    chunk->syntax_error = true;
+    return chunk;
   }
   for (const YAML::Node& doc : documents) {
     if (isAbsent(doc)) continue;  // "---" followed by nothing
@@ -92,19 +111,20 @@ void loadText(std::string_view text, const std::string& file, LoadResult* result
       if (!problem.empty()) {
         int line = where.is_null() ? 0 : where.line + 1;
         int col = where.is_null() ? 0 : where.column + 1;
-        result->diagnostics.push_back(fileDiagnostic(file, problem, line, col));
+        chunk->diagnostics.push_back(fileDiagnostic(file, problem, line, col));
         continue;
       }
-      if (std::optional<Resource> res = decodeResource(doc, file, &result->diagnostics))
-        result->resources.push_back(std::move(*res));
+      if (std::optional<Resource> res = decodeResource(doc, file, &chunk->diagnostics))
+        chunk->resources.push_back(std::move(*res));
     } catch (const std::exception& e) {
       // yaml-cpp node access throws only on misuse; keep the gateway alive regardless.
       YAML::Mark m = markOf(doc);
-      result->diagnostics.push_back(
+      chunk->diagnostics.push_back(
           fileDiagnostic(file, std::string("cannot decode document: ") + e.what(),
                          m.is_null() ? 0 : m.line + 1, m.is_null() ? 0 : m.column + 1));
     }
   }
+  return chunk;
 }
 
 // Reads a whole file; on failure returns false with a message.
@@ -131,15 +151,110 @@ bool isYamlName(const std::filesystem::path& p) {
   return ext == ".yaml" || ext == ".yml";
 }
 
+bool isDocumentStart(std::string_view line) {
+  if (!line.starts_with("---")) return false;
+  if (line.size() == 3) return true;
+  char c = line[3];
+  return c == ' ' || c == '\t' || c == '\r';
+}
+
 }  // namespace
 
-LoadResult loadString(std::string_view text, const std::string& file) {
+std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
+  std::vector<std::pair<size_t, int>> starts = {{0, 0}};
+  bool directive = false;  // the current part has a "%" line: keep it with the next document
+  int line = 0;
+  for (size_t pos = 0; pos < text.size(); ++line) {
+    size_t eol = text.find('\n', pos);
+    std::string_view l = text.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
+    if (pos > 0 && isDocumentStart(l)) {
+      if (!directive) starts.emplace_back(pos, line);
+      directive = false;
+    } else if (l.starts_with('%')) {
+      directive = true;
+    }
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  return starts;
+}
+
+Loader::Loader() = default;
+Loader::~Loader() = default;
+
+void Loader::loadFileText(std::string_view text, const std::string& file, LoadResult* result) {
+  ChunkMap* before = nullptr;
+  if (auto it = previous_.find(file); it != previous_.end()) before = &it->second;
+  ChunkMap& now = current_[file];
+  std::vector<std::pair<size_t, int>> starts = splitDocuments(text);
+  if (starts.size() > kMaxDocumentsPerFile) {
+    result->diagnostics.push_back(fileDiagnostic(file, "invalid YAML: too many documents",
+                                                 starts[kMaxDocumentsPerFile].second + 1, 1));
+    result->outcome = LoadOutcome::kSyntaxError;
+    return;
+  }
+  now.reserve(starts.size());
+  size_t first_resource = result->resources.size();
+  size_t first_diagnostic = result->diagnostics.size();
+  result->resources.reserve(first_resource + starts.size());
+  for (size_t i = 0; i < starts.size(); ++i) {
+    size_t end = i + 1 < starts.size() ? starts[i + 1].first : text.size();
+    std::string_view piece = text.substr(starts[i].first, end - starts[i].first);
+    int offset = starts[i].second;
+    std::shared_ptr<const Chunk> chunk;
+    if (auto it = now.find(piece); it != now.end()) {
+      chunk = it->second;  // the same text twice in one file
+    } else if (before != nullptr && (it = before->find(piece)) != before->end()) {
+      chunk = it->second;
+      now.insert(before->extract(it));  // moves the entry: no copy of the text
+    }
+    if (chunk != nullptr) {
+      ++reused_;
+    } else {
+      std::string key(piece);
+      chunk = parseChunk(key, file);
+      now.emplace(std::move(key), chunk);
+      ++parsed_;
+    }
+    if (chunk->syntax_error) {
+      // The whole file is unusable, as if yaml-cpp had read it in one piece.
+      result->resources.resize(first_resource);
+      result->diagnostics.resize(first_diagnostic);
+      result->diagnostics.push_back(placed(chunk->diagnostics.front(), file, offset));
+      result->outcome = LoadOutcome::kSyntaxError;
+      return;
+    }
+    for (const Diagnostic& d : chunk->diagnostics)
+      result->diagnostics.push_back(placed(d, file, offset));
+    for (const Resource& r : chunk->resources) {
+      result->resources.push_back(r);
+      Resource& res = result->resources.back();
+      res.file = file;
+      res.line_offset = offset;
+      if (!res.mark.is_null()) res.mark.line += offset;
+    }
+  }
+}
+
+LoadResult Loader::loadText(std::string_view text, const std::string& file) {
+  parsed_ = reused_ = 0;
+  current_.clear();
   LoadResult result;
-  loadText(text, file, &result);
+  loadFileText(text, file, &result);
+  previous_ = std::move(current_);
+  current_.clear();
   return result;
 }
 
-LoadResult loadPath(const std::string& path) {
+LoadResult loadString(std::string_view text, const std::string& file) {
+  return Loader().loadText(text, file);
+}
+
+LoadResult loadPath(const std::string& path) { return Loader().load(path); }
+
+LoadResult Loader::load(const std::string& path) {
+  parsed_ = reused_ = 0;
+  current_.clear();
   LoadResult result;
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -182,9 +297,11 @@ LoadResult loadPath(const std::string& path) {
       return result;
     }
     LoadOutcome before = result.outcome;
-    loadText(text, file, &result);
+    loadFileText(text, file, &result);
     if (before == LoadOutcome::kSyntaxError) result.outcome = before;
   }
+  previous_ = std::move(current_);
+  current_.clear();
   return result;
 }
 

@@ -3,8 +3,11 @@
 // Main thread only. Never throws: yaml-cpp exceptions become diagnostics.
 #pragma once
 
+#include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "config/diagnostic.h"
@@ -30,6 +33,55 @@ struct LoadResult {
 // Loads `path`: a YAML file, or a directory whose *.yaml and *.yml files (not hidden, not in
 // subdirectories) are read in name order. Each file may hold several documents ("---").
 LoadResult loadPath(const std::string& path);
+
+// A loader that remembers the documents of its previous load, for reloads of large configs.
+//
+// Each file is split into documents at the lines that are a document start marker ("---" at
+// column 0, alone or followed by a space or tab; YAML forbids that line inside any scalar);
+// each document's text is parsed on its own (yaml-cpp marks are relative to the document's
+// first line; Resource::line_offset gives the line in the file). A document whose text is
+// byte-for-byte the same as in the previous load of the same file is not parsed again: its
+// Resources (sharing the parsed YAML and the compiler's decoded spec) and its diagnostics are
+// reused, with line numbers moved to where the document is now. Only the documents of the
+// previous load are kept.
+class Loader {
+ public:
+  Loader();
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // As loadPath().
+  LoadResult load(const std::string& path);
+  // As loadString(); `file` is the cache key.
+  LoadResult loadText(std::string_view text, const std::string& file);
+
+  // Documents parsed and documents reused by the last load.
+  size_t parsedDocuments() const { return parsed_; }
+  size_t reusedDocuments() const { return reused_; }
+
+  struct Chunk;  // the outcome of parsing one document's text
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using ChunkMap =
+      std::unordered_map<std::string, std::shared_ptr<const Chunk>, Hash, std::equal_to<>>;
+  void loadFileText(std::string_view text, const std::string& file, LoadResult* result);
+
+  // By file: the last load's documents (entries move to current_ as they are reused).
+  std::unordered_map<std::string, ChunkMap> previous_;
+  std::unordered_map<std::string, ChunkMap> current_;  // being filled by this load
+  size_t parsed_ = 0;
+  size_t reused_ = 0;
+};
+
+// Where the documents of `text` start, as splitting for Loader does: pairs of (byte offset,
+// 0-based line). The first is always (0, 0). A part holding a directive ("%YAML") is kept
+// with the document that follows it.
+std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text);
 
 // Loads YAML text as if read from a file named `file` (for tests, fuzzing, the API server).
 LoadResult loadString(std::string_view text, const std::string& file);

@@ -281,5 +281,138 @@ TEST(LoaderTest, DiagnosticFormatOmitsUnknownParts) {
   EXPECT_EQ(d.format(), "f.yaml:3:4: warning: HTTPRoute default/r: spec.rules[0]: m");
 }
 
+// ---- Incremental reloads (Loader) ------------------------------------------------------
+
+std::string backendDoc(std::string_view name, std::string_view extra = "") {
+  return "apiVersion: portico.dev/v1alpha1\nkind: Backend\nmetadata: {name: " + std::string(name) +
+         "}\nspec:\n  endpoints: [{address: 10.0.0.1, port: 80}]\n" + std::string(extra);
+}
+
+std::string routeDoc(std::string_view name, std::string_view backend) {
+  return "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: " +
+         std::string(name) + "}\nspec:\n  parentRefs: [{name: g}]\n  rules:\n" +
+         "  - backendRefs: [{name: " + std::string(backend) +
+         ", kind: Backend, group: " + "portico.dev}]\n";
+}
+
+// Every diagnostic of loading and compiling `file` with a fresh loader.
+std::vector<std::string> freshDiagnostics(const std::string& file) {
+  LoadResult load = loadPath(file);
+  StatsIds ids;
+  CompileResult compiled = compile(load.resources, ids, 1);
+  std::vector<std::string> out = formatAll(load.diagnostics);
+  for (const std::string& d : formatAll(compiled.diagnostics)) out.push_back(d);
+  return out;
+}
+
+TEST(LoaderTest, ReloadReusesUnchangedDocumentsWithoutParsingThem) {
+  TempDir dir;
+  std::string file =
+      dir.write("c.yaml", backendDoc("a") + "---\n" + backendDoc("b") + "---\n" + backendDoc("c"));
+  Loader loader;
+  LoadResult first = loader.load(file);
+  ASSERT_EQ(first.resources.size(), 3u);
+  EXPECT_EQ(loader.parsedDocuments(), 3u);
+  EXPECT_EQ(loader.reusedDocuments(), 0u);
+
+  // Same line count: only the second document's text changes.
+  dir.write("c.yaml", backendDoc("a") + "---\n" + backendDoc("x") + "---\n" + backendDoc("c"));
+  LoadResult second = loader.load(file);
+  ASSERT_EQ(second.resources.size(), 3u);
+  EXPECT_EQ(loader.parsedDocuments(), 1u);
+  EXPECT_EQ(loader.reusedDocuments(), 2u);
+  EXPECT_EQ(second.resources[1].name, "x");
+  // The unchanged documents are the very same parsed YAML (and decoded spec), not re-parsed.
+  EXPECT_TRUE(second.resources[0].document.is(first.resources[0].document));
+  EXPECT_TRUE(second.resources[2].document.is(first.resources[2].document));
+  EXPECT_EQ(second.resources[2].decoded, first.resources[2].decoded);
+  EXPECT_FALSE(second.resources[1].document.is(first.resources[1].document));
+  EXPECT_EQ(second.resources[2].mark.line + 1, 13);
+
+  // Nothing changed: nothing parsed.
+  loader.load(file);
+  EXPECT_EQ(loader.parsedDocuments(), 0u);
+  EXPECT_EQ(loader.reusedDocuments(), 3u);
+}
+
+TEST(LoaderTest, DocumentAfterAChangedOneReportsItsNewLines) {
+  TempDir dir;
+  // The route has compiler warnings (found after decoding, at marks the decoder kept); the
+  // last document has an envelope error (loader).
+  const std::string kMissingBackend =
+      "warning: HTTPRoute default/r: spec.rules[0].backendRefs[0]: ResolvedRefs=False/"
+      "BackendNotFound: Backend default/missing not found; its share of the traffic answers 500";
+  const std::string kNoGateway =
+      "warning: HTTPRoute default/r: spec.parentRefs[0]: Accepted=False/NoMatchingParent: "
+      "Gateway default/g not found";
+  std::string route = routeDoc("r", "missing");
+  // A decoder error (reused from the decoded spec on reload) in the last document.
+  const std::string kDecodeError =
+      "apiVersion: portico.dev/v1alpha1\nkind: Backend\nmetadata: {name: c}\nspec:\n"
+      "  endpoints: [{address: \"db internal\", port: 1}]\n";
+  std::string file =
+      dir.write("c.yaml", backendDoc("a") + "---\n" + route + "---\n" +
+                              backendDoc("b", "bogus: 1\n") + "---\n" + kDecodeError);
+  Loader loader;
+  StatsIds ids;
+  LoadResult load = loader.load(file);
+  CompileResult compiled = compile(load.resources, ids, 1);
+  std::vector<std::string> before = formatAll(load.diagnostics);
+  for (const std::string& d : formatAll(compiled.diagnostics)) before.push_back(d);
+  EXPECT_EQ(before, freshDiagnostics(file));
+  ASSERT_EQ(before.size(), 4u);
+  EXPECT_EQ(before[1].substr(0, file.size() + 8), file + ":26:25: ");
+  EXPECT_EQ(before[0], file + ":20:1: error: Backend default/b: bogus: unknown field \"bogus\"");
+  EXPECT_EQ(before[2], file + ":13:19: " + kMissingBackend);
+  EXPECT_EQ(before[3], file + ":11:16: " + kNoGateway);
+
+  // The first document grows by three lines; the others are reused and move down.
+  dir.write("c.yaml", backendDoc("a", "# one\n# two\n# three\n") + "---\n" + route + "---\n" +
+                          backendDoc("b", "bogus: 1\n") + "---\n" + kDecodeError);
+  load = loader.load(file);
+  EXPECT_EQ(loader.parsedDocuments(), 1u);
+  EXPECT_EQ(loader.reusedDocuments(), 3u);
+  compiled = compile(load.resources, ids, 2);
+  std::vector<std::string> after = formatAll(load.diagnostics);
+  for (const std::string& d : formatAll(compiled.diagnostics)) after.push_back(d);
+  EXPECT_EQ(after, freshDiagnostics(file));
+  ASSERT_EQ(after.size(), 4u);
+  EXPECT_EQ(after[1].substr(0, file.size() + 8), file + ":29:25: ");
+  EXPECT_EQ(after[0], file + ":23:1: error: Backend default/b: bogus: unknown field \"bogus\"");
+  EXPECT_EQ(after[2], file + ":16:19: " + kMissingBackend);
+  EXPECT_EQ(after[3], file + ":14:16: " + kNoGateway);
+  EXPECT_EQ(load.resources[1].mark.line + 1, 10);
+  EXPECT_EQ(markOf(load.resources[1].spec).line + load.resources[1].line_offset + 1, 14);
+}
+
+TEST(LoaderTest, SyntaxErrorInALaterDocumentHasItsFileLine) {
+  Loader loader;
+  LoadResult result = loader.loadText(backendDoc("a") + "---\n" + "a: [1, 2\nb: c\n", "f.yaml");
+  EXPECT_EQ(result.outcome, LoadOutcome::kSyntaxError);
+  EXPECT_TRUE(result.resources.empty());  // the whole file is unusable
+  expectDiagnostics(result, {"f.yaml:8:2: error: invalid YAML: end of sequence flow not found"});
+}
+
+TEST(LoaderTest, SplitsDocumentsOnlyAtDocumentStartLines) {
+  std::string text =
+      "a: |\n"
+      "  ---\n"    // inside a block scalar: indented, not a marker
+      "---x: 1\n"  // not a marker (no space after ---)
+      "--- \n"     // marker (1)
+      "b: 1\n"
+      "---\t# c\n"   // marker (2)
+      "%YAML 1.2\n"  // a directive: kept with the next document
+      "---\n"
+      "c: 1\n"
+      "--- {d: 1}\n";  // marker (3)
+  std::vector<std::pair<size_t, int>> starts = splitDocuments(text);
+  std::vector<int> lines;
+  for (const auto& [offset, line] : starts) lines.push_back(line);
+  EXPECT_EQ(lines, (std::vector<int>{0, 3, 5, 9}));
+  EXPECT_EQ(text.substr(starts[1].first, 4), "--- ");
+  LoadResult result = loadString(text, "f.yaml");
+  EXPECT_EQ(result.outcome, LoadOutcome::kOk) << joined(result.diagnostics);
+}
+
 }  // namespace
 }  // namespace portico::config

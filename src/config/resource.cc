@@ -97,8 +97,8 @@ std::optional<Resource> decodeResource(const YAML::Node& doc, const std::string&
     res.api_version = *api_version;
   }
 
-  res.metadata = top.take("metadata", Need::kRequired);
-  MapReader meta(r, res.metadata, "metadata");
+  YAML::Node metadata = top.take("metadata", Need::kRequired);
+  MapReader meta(r, metadata, "metadata");
   if (std::optional<std::string> ns = meta.string("namespace")) {
     std::string problem = checkDnsLabel(*ns);
     if (!problem.empty()) {
@@ -108,7 +108,7 @@ std::optional<Resource> decodeResource(const YAML::Node& doc, const std::string&
     }
   }
   if (std::optional<std::string> name =
-          meta.string("name", res.metadata.IsDefined() ? Need::kRequired : Need::kOptional)) {
+          meta.string("name", metadata.IsDefined() ? Need::kRequired : Need::kOptional)) {
     std::string problem = checkDnsSubdomain(*name);
     if (!problem.empty()) {
       r.error(meta.markOf("name"), "metadata.name", invalidValue(*name, problem));

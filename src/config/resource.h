@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,10 +21,26 @@ namespace portico::config {
 // Sorts after every real timestamp: resources without creationTimestamp are "newest".
 inline constexpr int64_t kNoTimestamp = INT64_MAX;
 
+struct DecodedSpec;  // the compiler's decoded spec (compilation.h)
+
+// Holds the compiler's decoded spec of a resource once it has been computed, so that a later
+// compile of the same document (a reload that did not change it) reuses it. Shared by the
+// copies of a Resource; filled and read on the main thread only.
+struct DecodeSlot {
+  std::shared_ptr<const DecodedSpec> spec;
+  // The route stats id of "ns/name" in the StatsIds with instance() `stats_instance` (0: none).
+  uint64_t stats_instance = 0;
+  uint32_t route_stats_id = 0;
+};
+
 struct Resource {
-  std::string file;         // source file as given to the loader
-  YAML::Node document;      // the whole document; nodes keep their Marks (0-based line/column)
-  YAML::Mark mark;          // start of the document's top-level mapping
+  std::string file;  // source file as given to the loader
+  // The whole document. Nodes keep their Marks (0-based line/column) relative to the start of
+  // the document's text in the file: add `line_offset` for the line in the file (a Reporter
+  // built from subject() does).
+  YAML::Node document;
+  int line_offset = 0;      // lines of the file before the text of this document
+  YAML::Mark mark;          // start of the document's top-level mapping, in the file (absolute)
   std::string api_version;  // "gateway.networking.k8s.io/v1"
   std::string kind;         // "HTTPRoute"
   std::string name;
@@ -33,15 +50,16 @@ struct Resource {
   int64_t generation = 0;
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
-  YAML::Node metadata;  // undefined when absent
-  YAML::Node spec;      // undefined when absent
+  YAML::Node spec;  // undefined when absent
+  // Decoded spec cache; never null for resources from decodeResource().
+  std::shared_ptr<DecodeSlot> decoded = std::make_shared<DecodeSlot>();
 
   // "gateway.networking.k8s.io" for "gateway.networking.k8s.io/v1"; "" for a core "v1".
   std::string_view group() const;
   // "v1" for "gateway.networking.k8s.io/v1".
   std::string_view version() const;
   // Identity for diagnostics.
-  Subject subject() const { return Subject{file, kind, ns, name}; }
+  Subject subject() const { return Subject{file, kind, ns, name, line_offset}; }
   // "HTTPRoute default/api".
   std::string id() const { return kind + ' ' + ns + '/' + name; }
 };

@@ -35,7 +35,8 @@ inline constexpr uint32_t kTimeoutDisabledMs = UINT32_MAX;
 struct Endpoint {
   net::Address address;
   std::string authority;  // "ip:port", for logs and stats
-  uint32_t pool_id = 0;
+  uint32_t pool_id = 0;    // the address: upstream connections are pooled by it
+  uint32_t health_id = 0;  // the address in this backend: its health and outlier state
   uint32_t weight = 1;
   uint32_t priority = 0;
   std::string zone;
@@ -144,13 +145,17 @@ struct Port {
   std::shared_ptr<const router::RouteTable> routes;  // listeners on this port and their routes
 };
 
+struct ConfigDumpSource;  // config_dump.cc
+
 struct Snapshot {
   uint64_t version = 0;
   std::vector<Port> ports;
   std::vector<std::unique_ptr<Backend>> backends;  // stable addresses for WeightedBackend
   std::vector<std::unique_ptr<Rule>> rules;        // stable addresses for route results
   std::vector<std::string> dns_names;  // DNS endpoint names the config uses (may repeat)
-  std::string config_dump_json;                    // resources + status, for admin /config_dump
+  // The resources and their status, for admin /config_dump (config::renderConfigDump, main
+  // thread only: workers never touch it).
+  std::shared_ptr<const ConfigDumpSource> dump;
   uint32_t route_stats_count = 0;
   uint32_t backend_stats_count = 0;
   uint32_t pool_count = 0;

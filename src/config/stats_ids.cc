@@ -1,6 +1,13 @@
 #include "config/stats_ids.h"
 
+#include <atomic>
+
 namespace portico::config {
+
+StatsIds::StatsIds() {
+  static std::atomic<uint64_t> next{1};
+  instance_ = next.fetch_add(1);
+}
 
 uint32_t StatsIds::Registry::id(std::string_view name) {
   auto it = ids_.find(name);

@@ -17,12 +17,18 @@ namespace portico::config {
 
 class StatsIds {
  public:
+  StatsIds();
+  // Distinct for every StatsIds of the process (never 0), for caches of its ids.
+  uint64_t instance() const { return instance_; }
+
   // Route stats, by "ns/name" of the HTTPRoute.
   uint32_t route(std::string_view ns_name) { return routes_.id(ns_name); }
   // Backend stats, by "ns/name" of the Backend.
   uint32_t backend(std::string_view ns_name) { return backends_.id(ns_name); }
   // Upstream connection pools, by endpoint authority ("10.0.0.1:8080", "[::1]:80").
   uint32_t pool(std::string_view authority) { return pools_.id(authority); }
+  // Endpoint health (HealthTable), by "ns/name@authority": per Backend and address.
+  uint32_t health(std::string_view key) { return health_.id(key); }
 
   uint32_t routeCount() const { return routes_.count(); }
   uint32_t backendCount() const { return backends_.count(); }
@@ -48,9 +54,11 @@ class StatsIds {
     std::vector<std::string> names_;
   };
 
+  uint64_t instance_;
   Registry routes_;
   Registry backends_;
   Registry pools_;
+  Registry health_;
 };
 
 }  // namespace portico::config

@@ -135,7 +135,7 @@ class CompilerTest : public ::testing::Test {
   }
 
   nlohmann::json dumpOf(std::string_view kind, std::string_view name) const {
-    nlohmann::json dump = nlohmann::json::parse(snap().config_dump_json);
+    nlohmann::json dump = nlohmann::json::parse(renderConfigDump(snap()));
     for (const nlohmann::json& r : dump["resources"])
       if (r["kind"] == kind && r["metadata"]["name"] == name) return r;
     return nullptr;

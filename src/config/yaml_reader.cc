@@ -108,7 +108,7 @@ void Reporter::add(Severity severity, const YAML::Mark& at, std::string path, st
   Diagnostic d;
   d.file = subject_.file;
   if (!at.is_null()) {
-    d.line = at.line + 1;
+    d.line = at.line + 1 + subject_.line_offset;
     d.col = at.column + 1;
   }
   d.severity = severity;
@@ -368,7 +368,17 @@ void appendJsonString(std::string_view text, std::string* out) {
   size_t i = 0;
   while (i < text.size()) {
     unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      // A run of characters written as they are.
+      size_t run = i + 1;
+      while (run < text.size()) {
+        unsigned char d = static_cast<unsigned char>(text[run]);
+        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
+        ++run;
+      }
+      out->append(text.data() + i, run - i);
+      i = run;
+    } else if (c == '"' || c == '\\') {
       out->push_back('\\');
       out->push_back(static_cast<char>(c));
       ++i;

@@ -24,6 +24,9 @@ struct Subject {
   std::string kind;
   std::string ns;
   std::string name;
+  // Added to the (0-based) line of every mark: YAML nodes carry marks relative to the start of
+  // their document's text (see Resource::line_offset).
+  int line_offset = 0;
 };
 
 // Appends diagnostics about one Subject to a caller-owned vector and counts errors.

@@ -123,7 +123,7 @@ void Worker::recordOutcome(const LocalSnapshot& snap, const config::Backend& bac
                            bool gateway_error) {
   if (!backend.passive_health) return;
   const config::PassiveHealthSettings& p = *backend.passive_health;
-  uint32_t id = endpoint.pool_id;
+  uint32_t id = endpoint.health_id;
   if (id >= consecutive_5xx_.size()) {
     consecutive_5xx_.resize(id + 1, 0);
     consecutive_gateway_.resize(id + 1, 0);

@@ -174,6 +174,40 @@ std::string RouteTable::Entry::describe() const {
   return out;
 }
 
+RouteTable::Entry::Entry(const config::Rule* rule, uint32_t route, uint32_t rule_index,
+                         uint32_t match_index, std::string_view hostname, const MatchSpec& match)
+    : rule(rule),
+      route(route),
+      rule_index(rule_index),
+      match_index(match_index),
+      hostname(hostname),
+      match(match) {
+  if (match.path_type == PathType::kPathPrefix) {
+    prefix = match.path;
+    while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
+  }
+}
+
+namespace {
+
+// Compares "{a.ns}/{a.name}" with "{b.ns}/{b.name}" without building them.
+int compareNsName(const RouteSpec& a, const RouteSpec& b) {
+  auto at = [](const RouteSpec& r, size_t i) -> int {
+    if (i < r.ns.size()) return static_cast<unsigned char>(r.ns[i]);
+    if (i == r.ns.size()) return '/';
+    i -= r.ns.size() + 1;
+    return i < r.name.size() ? static_cast<unsigned char>(r.name[i]) : -1;
+  };
+  size_t n = std::max(a.ns.size() + a.name.size(), b.ns.size() + b.name.size()) + 1;
+  for (size_t i = 0; i < n; ++i) {
+    int ca = at(a, i), cb = at(b, i);
+    if (ca != cb) return ca < cb ? -1 : 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
               const std::vector<RouteSpec>& routes) {
   int a_rank = pathRank(a.match.path_type);
@@ -192,9 +226,7 @@ bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
     const RouteSpec& rb = routes[b.route];
     if (ra.created_us != rb.created_us) return ra.created_us < rb.created_us;
     // Alphabetical by "{namespace}/{name}".
-    std::string ka = ra.ns + '/' + ra.name;
-    std::string kb = rb.ns + '/' + rb.name;
-    if (ka != kb) return ka < kb;
+    if (int c = compareNsName(ra, rb); c != 0) return c < 0;
     return a.route < b.route;
   }
   if (a.rule_index != b.rule_index) return a.rule_index < b.rule_index;
@@ -206,37 +238,41 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
   for (ListenerSpec& spec : listeners) {
     Listener l;
     l.spec = std::move(spec);
+    l.spec.routes.shrink_to_fit();  // before the entries view into it
+    // The matches as the entries evaluate them, prepared in place (entries point at them).
+    size_t entry_count = 0;
+    for (RouteSpec& route : l.spec.routes) {
+      size_t matches = 0;
+      for (RuleSpec& rs : route.rules) {
+        for (MatchSpec& m : rs.matches) {
+          dedupe(&m.headers, /*ignore_case=*/true);
+          dedupe(&m.query_params, /*ignore_case=*/false);
+          for (StringMatch& h : m.headers) compileMissing(&h);
+          for (StringMatch& q : m.query_params) compileMissing(&q);
+          if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr)
+            m.path_regex = compileRegex(m.path, nullptr);
+        }
+        matches += rs.matches.size();
+      }
+      entry_count += matches * std::max<size_t>(route.hostnames.size(), 1);
+    }
+    l.entries.reserve(entry_count);
     // Entries grouped by route hostname.
-    std::map<std::string, std::vector<uint32_t>> groups;
+    std::map<std::string_view, std::vector<uint32_t>> groups;
+    std::vector<std::string_view> hostnames;
     for (uint32_t ri = 0; ri < l.spec.routes.size(); ++ri) {
       const RouteSpec& route = l.spec.routes[ri];
-      std::vector<std::string> hostnames = route.hostnames;
+      hostnames.assign(route.hostnames.begin(), route.hostnames.end());
       if (hostnames.empty()) hostnames.emplace_back();
       std::sort(hostnames.begin(), hostnames.end());
       hostnames.erase(std::unique(hostnames.begin(), hostnames.end()), hostnames.end());
-      for (const std::string& hostname : hostnames) {
+      for (std::string_view hostname : hostnames) {
+        std::vector<uint32_t>& group = groups[hostname];
         for (uint32_t rule = 0; rule < route.rules.size(); ++rule) {
           const RuleSpec& rs = route.rules[rule];
           for (uint32_t mi = 0; mi < rs.matches.size(); ++mi) {
-            Entry e;
-            e.rule = rs.rule;
-            e.route = ri;
-            e.rule_index = rule;
-            e.match_index = mi;
-            e.hostname = hostname;
-            e.match = rs.matches[mi];
-            dedupe(&e.match.headers, /*ignore_case=*/true);
-            dedupe(&e.match.query_params, /*ignore_case=*/false);
-            for (StringMatch& h : e.match.headers) compileMissing(&h);
-            for (StringMatch& q : e.match.query_params) compileMissing(&q);
-            if (e.match.path_type == PathType::kRegularExpression && e.match.path_regex == nullptr)
-              e.match.path_regex = compileRegex(e.match.path, nullptr);
-            if (e.match.path_type == PathType::kPathPrefix) {
-              e.prefix = e.match.path;
-              while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
-            }
-            groups[hostname].push_back(static_cast<uint32_t>(l.entries.size()));
-            l.entries.push_back(std::move(e));
+            group.push_back(static_cast<uint32_t>(l.entries.size()));
+            l.entries.emplace_back(rs.rule, ri, rule, mi, hostname, rs.matches[mi]);
           }
         }
       }
@@ -247,21 +283,21 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       });
     }
     // Wildcard groups from most to least specific (longest suffix first).
-    std::vector<const std::string*> wildcards;
+    std::vector<std::string_view> wildcards;
     for (const auto& [hostname, members] : groups)
-      if (hostname.starts_with("*.")) wildcards.push_back(&hostname);
-    std::stable_sort(
-        wildcards.begin(), wildcards.end(),
-        [](const std::string* a, const std::string* b) { return a->size() > b->size(); });
-    auto catchAll = groups.find("");
+      if (hostname.starts_with("*.")) wildcards.push_back(hostname);
+    std::stable_sort(wildcards.begin(), wildcards.end(),
+                     [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+    auto catchAll = groups.find(std::string_view());
+    l.candidates.reserve(groups.size());
     // A group's candidate list: its own entries, then every less specific group that also
     // matches any host of this group, then the catch-all group.
     for (const auto& [hostname, members] : groups) {
       std::vector<uint32_t> list = members;
       if (!hostname.empty()) {
-        for (const std::string* w : wildcards) {
-          if (*w != hostname && wildcardCovers(*w, hostname)) {
-            const std::vector<uint32_t>& more = groups.at(*w);
+        for (std::string_view w : wildcards) {
+          if (w != hostname && wildcardCovers(w, hostname)) {
+            const std::vector<uint32_t>& more = groups.at(w);
             list.insert(list.end(), more.begin(), more.end());
           }
         }
@@ -271,17 +307,19 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       CandidateList candidates;
       candidates.entries = std::move(list);
       if (candidates.entries.size() > kIndexThreshold) {
-        candidates.indexed = true;
+        auto index = std::make_unique<CandidateList::PathIndex>();
         for (uint32_t pos = 0; pos < candidates.entries.size(); ++pos) {
           const Entry& e = l.entries[candidates.entries[pos]];
           if (e.match.path_type == PathType::kExact) {
-            candidates.exact[e.match.path].push_back(pos);
+            index->exact[e.match.path].push_back(pos);
           } else if (e.match.path_type == PathType::kRegularExpression) {
-            candidates.unindexed.push_back(pos);
+            index->unindexed.push_back(pos);
           } else {
-            candidates.prefix[e.prefix].push_back(pos);
+            index->prefix[e.prefix].push_back(pos);
           }
         }
+        candidates.index = std::move(index);
+        candidates.indexed = true;
       }
       l.hosts.add(hostname, static_cast<uint32_t>(l.candidates.size()));
       l.candidates.push_back(std::move(candidates));
@@ -306,7 +344,7 @@ const std::vector<uint32_t>* RouteTable::candidatesFor(const Listener& listener,
 
 const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const CandidateList& list,
                                                     const RouteInput& in) {
-  if (!list.indexed) {
+  if (list.index == nullptr) {
     for (uint32_t e : list.entries) {
       if (l.entries[e].accepts(in)) return &l.entries[e];
     }
@@ -326,13 +364,14 @@ const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const Can
     auto it = map.find(key);
     if (it != map.end()) scan(it->second);
   };
-  scan(list.unindexed);
-  consider(list.exact, in.path);
+  const CandidateList::PathIndex& index = *list.index;
+  scan(index.unindexed);
+  consider(index.exact, in.path);
   // PathPrefix keys that can match: "" (for "/"), every prefix ending before a '/', the path.
-  consider(list.prefix, std::string_view());
+  consider(index.prefix, std::string_view());
   for (size_t i = 1; i < in.path.size(); ++i)
-    if (in.path[i] == '/') consider(list.prefix, in.path.substr(0, i));
-  consider(list.prefix, in.path);
+    if (in.path[i] == '/') consider(index.prefix, in.path.substr(0, i));
+  consider(index.prefix, in.path);
   return best == HostIndex::kNone ? nullptr : &l.entries[list.entries[best]];
 }
 

@@ -126,14 +126,17 @@ std::string_view normalizeHost(std::string_view host, char (&buf)[kMaxHostLength
 class RouteTable {
  public:
   // One match of one rule of one route under one route hostname: the unit of precedence.
+  // Views into the Listener's spec, which the table owns and never changes after building.
   struct Entry {
+    Entry(const config::Rule* rule, uint32_t route, uint32_t rule_index, uint32_t match_index,
+          std::string_view hostname, const MatchSpec& match);
     const config::Rule* rule = nullptr;
-    uint32_t route = 0;        // index in ListenerSpec::routes
-    uint32_t rule_index = 0;   // index in RouteSpec::rules
-    uint32_t match_index = 0;  // index in RuleSpec::matches
-    std::string hostname;      // route hostname group ("" = none)
-    MatchSpec match;           // headers/query_params deduplicated by name, regexes compiled
-    std::string prefix;        // PathPrefix value without trailing '/' ("" for "/")
+    uint32_t route = 0;         // index in ListenerSpec::routes
+    uint32_t rule_index = 0;    // index in RouteSpec::rules
+    uint32_t match_index = 0;   // index in RuleSpec::matches
+    std::string_view hostname;  // route hostname group ("" = none)
+    const MatchSpec& match;     // headers/query_params deduplicated by name, regexes compiled
+    std::string_view prefix;    // PathPrefix value without trailing '/' ("" for "/")
 
     // Whether this match accepts the request. Allocation-free (RE2 aside).
     bool accepts(const RouteInput& in) const { return check(in, nullptr); }
@@ -148,11 +151,15 @@ class RouteTable {
   struct CandidateList {
     std::vector<uint32_t> entries;  // indexes into Listener::entries
     // Path index, built when entries.size() > kIndexThreshold: positions in `entries`
-    // (ascending) by Exact value and by PathPrefix value without trailing '/'.
-    bool indexed = false;
-    std::vector<uint32_t> unindexed;  // positions of RegularExpression entries (ascending)
-    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> exact;
-    std::unordered_map<std::string, std::vector<uint32_t>, HostIndex::Hash, std::equal_to<>> prefix;
+    // (ascending) by Exact value and by PathPrefix value without trailing '/'. Keys view the
+    // paths of the listener's spec.
+    struct PathIndex {
+      std::vector<uint32_t> unindexed;  // positions of RegularExpression entries (ascending)
+      std::unordered_map<std::string_view, std::vector<uint32_t>, HostIndex::Hash> exact;
+      std::unordered_map<std::string_view, std::vector<uint32_t>, HostIndex::Hash> prefix;
+    };
+    bool indexed = false;                    // index != nullptr
+    std::unique_ptr<const PathIndex> index;  // null: the list is scanned
   };
   static constexpr size_t kIndexThreshold = 16;
 

@@ -398,9 +398,32 @@ uint32_t Picker::uniformPositionExcept(const Ctx& c, const Group& g, Rng& rng, u
 }
 
 int Picker::leastRequest(const Ctx& c, LbWorkerState& st, const Group& g, Rng& rng) {
-  // Power of two choices: two distinct eligible endpoints drawn uniformly, the one with fewer
-  // active requests per unit of weight wins ((active + 1) / weight, compared by cross
-  // multiplication; ties to the first draw). Avoids the herd effect of a global minimum.
+  // Weights differ (Envoy's rule): a weighted draw where each eligible endpoint weighs
+  // weight / (active + 1), so idle endpoints share traffic by weight and busy ones get less.
+  // O(group) per pick, like round robin.
+  bool uniform = true;
+  for (uint32_t p = g.begin + 1; p < g.end && uniform; ++p)
+    uniform = c.lb.weight_[p] == c.lb.weight_[g.begin];
+  if (!uniform) {
+    // Fixed point: weight × 2^20 / (active + 1), exact enough for a draw.
+    uint64_t total = 0;
+    for (uint32_t p = g.begin; p < g.end; ++p) {
+      if (c.eligible(p))
+        total += (uint64_t{c.lb.weight_[p]} << 20) / (st.active_[c.lb.order_[p]] + 1);
+    }
+    if (total == 0) return -1;
+    uint64_t point = rng.below(total);
+    for (uint32_t p = g.begin; p < g.end; ++p) {
+      if (!c.eligible(p)) continue;
+      uint64_t w = (uint64_t{c.lb.weight_[p]} << 20) / (st.active_[c.lb.order_[p]] + 1);
+      if (point < w) return static_cast<int>(c.lb.order_[p]);
+      point -= w;
+    }
+    return -1;
+  }
+  // Equal weights: power of two choices: two distinct eligible endpoints drawn uniformly, the
+  // one with fewer active requests wins (ties to the first draw). Avoids the herd effect of
+  // a global minimum.
   const uint32_t a = uniformPosition(c, g, rng);
   if (a == UINT32_MAX) return -1;
   if (g.eligible < 2) return static_cast<int>(c.lb.order_[a]);

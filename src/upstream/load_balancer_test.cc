@@ -188,17 +188,22 @@ TEST(LbLeastRequestTest, SlowEndpointGetsLessTrafficInSimulation) {
 }
 
 TEST(LbLeastRequestTest, WeightsScaleTheComparison) {
+  // Weights differ: endpoints weigh weight / (active + 1). Idle, 4:1 gives a 4:1 split; with
+  // 3 in flight on the heavy one, 1:1.
   HealthTable health;
   auto eps = endpoints(2);
   eps[0].weight = 4;
   auto lb = LoadBalancer::build(eps, config(LbType::kLeastRequest));
   LbWorkerState st(*lb);
-  for (int i = 0; i < 2; ++i) onRequestStart(st, 0);
-  // (2+1)/4 < (0+1)/1: the heavy endpoint still wins with 2 in flight.
-  EXPECT_EQ(pick(*lb, st, health, 0, 1), 0);
+  auto share = [&] {
+    int heavy = 0;
+    for (uint32_t i = 0; i < 10'000; ++i)
+      heavy += pick(*lb, st, health, 0, i * 2654435761u) == 0 ? 1 : 0;
+    return heavy;
+  };
+  EXPECT_NEAR(share(), 8'000, 300);
   for (int i = 0; i < 3; ++i) onRequestStart(st, 0);
-  // (5+1)/4 > 1/1.
-  EXPECT_EQ(pick(*lb, st, health, 0, 1), 1);
+  EXPECT_NEAR(share(), 5'000, 300);
 }
 
 class LbHashTest : public ::testing::TestWithParam<LbType> {};

@@ -14,6 +14,15 @@ OutlierDetector::~OutlierDetector() {
 void OutlierDetector::report(uint32_t pool_id, const config::Backend& backend) {
   if (!backend.passive_health) return;
   const config::PassiveHealthSettings& p = *backend.passive_health;
+  auto found = entries_.find(pool_id);
+  if (found != entries_.end() && found->second->state.ejected_until_ms != 0) return;  // out
+  // maxEjectionPercent of the backend's endpoints, but at least one (as Envoy).
+  size_t total = backend.endpoints.size();
+  size_t ejected = 0;
+  for (const config::Endpoint& ep : backend.endpoints)
+    if (health_.flags(ep.health_id) & HealthTable::kEjected) ++ejected;
+  size_t allowed = std::max<size_t>(1, total * p.max_ejection_percent / 100);
+  if (ejected >= allowed) return;
   std::unique_ptr<Entry>& slot = entries_[pool_id];
   if (!slot) {
     slot = std::make_unique<Entry>();
@@ -22,14 +31,6 @@ void OutlierDetector::report(uint32_t pool_id, const config::Backend& backend) {
     slot->timer.set(&OutlierDetector::onReturn, slot.get());
   }
   Entry& e = *slot;
-  if (e.state.ejected_until_ms != 0) return;  // already out (reports in flight)
-  // maxEjectionPercent of the backend's endpoints, but at least one.
-  size_t total = backend.endpoints.size();
-  size_t ejected = 0;
-  for (const config::Endpoint& ep : backend.endpoints)
-    if (health_.flags(ep.pool_id) & HealthTable::kEjected) ++ejected;
-  size_t allowed = std::max<size_t>(1, total * p.max_ejection_percent / 100);
-  if (p.max_ejection_percent == 0 || ejected >= allowed) return;
   ++e.state.ejections;
   ++ejections_total_;
   uint64_t ms = std::min<uint64_t>(uint64_t{p.base_ejection_ms} * e.state.ejections, kMaxEjectionMs);

@@ -27,7 +27,7 @@ class OutlierDetector {
   OutlierDetector& operator=(const OutlierDetector&) = delete;
   ~OutlierDetector();
 
-  // Main thread: `pool_id`, an endpoint of `backend`, reached its error threshold.
+  // Main thread: `pool_id` (an Endpoint::health_id of `backend`) reached its error threshold.
   void report(uint32_t pool_id, const config::Backend& backend);
 
   struct EndpointState {
