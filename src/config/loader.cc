@@ -65,6 +65,120 @@ void checkParserProgress(const std::string& text) {
   }
 }
 
+// yaml-cpp 0.7 accepts a quoted scalar that is never closed: it runs to the end of the input
+// and swallows the documents after it. Finds one: a ' or " that opens a scalar (at the start
+// of a line, after "key: ", "- ", "[", "{", "," or "? ") with no closing quote before the end
+// of `text`. Block scalar contents (after "|" or ">") and comments are skipped.
+std::optional<YAML::Mark> unterminatedQuote(std::string_view text) {
+  const size_t n = text.size();
+  size_t i = 0;
+  int line = 0;
+  size_t line_start = 0;
+  size_t indent = 0;
+  int block_indent = -1;  // indentation of the line that opened a block scalar; -1: none
+  bool at_line_start = true;
+  char prev = '\n';         // last significant character before the current one
+  bool space_before = true;
+  size_t content_end = 0;  // end of the line's content (before a comment)
+  bool in_comment = false;
+  // "|", ">", "|-", ">+2"... at the end of a line's content opens a block scalar.
+  auto endsWithBlockIndicator = [&](size_t from, size_t to) {
+    while (to > from && (text[to - 1] == ' ' || text[to - 1] == '\t')) --to;
+    size_t b = to;
+    while (b > from && (text[b - 1] == '-' || text[b - 1] == '+' ||
+                        (text[b - 1] >= '1' && text[b - 1] <= '9'))) {
+      --b;
+    }
+    if (b == from || (text[b - 1] != '|' && text[b - 1] != '>')) return false;
+    return b - 1 == from || text[b - 2] == ' ';
+  };
+  while (i < n) {
+    if (at_line_start) {
+      line_start = i;
+      indent = 0;
+      while (i + indent < n && text[i + indent] == ' ') ++indent;
+      size_t p = i + indent;
+      bool blank = p >= n || text[p] == '\n' || text[p] == '#';
+      if (block_indent >= 0 && (blank || static_cast<int>(indent) > block_indent)) {
+        size_t eol = text.find('\n', i);
+        if (eol == std::string_view::npos) break;
+        i = eol + 1;
+        ++line;
+        continue;
+      }
+      block_indent = -1;
+      prev = '\n';
+      space_before = true;
+      in_comment = false;
+      at_line_start = false;
+      i = p;
+      continue;
+    }
+    char c = text[i];
+    if (c == '\n') {
+      if (!in_comment) content_end = i;
+      if (endsWithBlockIndicator(line_start + indent, content_end))
+        block_indent = static_cast<int>(indent);
+      ++line;
+      ++i;
+      at_line_start = true;
+      continue;
+    }
+    if (in_comment) {
+      ++i;
+      continue;
+    }
+    if (c == '#' && space_before) {
+      in_comment = true;
+      content_end = i;
+      ++i;
+      continue;
+    }
+    bool opens = (c == '"' || c == '\'') &&
+                 (prev == '\n' || prev == '[' || prev == '{' || prev == ',' ||
+                  ((prev == ':' || prev == '-' || prev == '?') && space_before));
+    if (opens) {
+      YAML::Mark start;
+      start.line = line;
+      start.column = static_cast<int>(i - line_start);
+      start.pos = static_cast<int>(i);
+      size_t k = i + 1;
+      bool closed = false;
+      while (k < n) {
+        char d = text[k];
+        if (c == '"' && d == '\\' && k + 1 < n) {
+          if (text[k + 1] == '\n') ++line;
+          k += 2;
+          continue;
+        }
+        if (d == '\n') ++line;
+        if (d == c) {
+          if (c == '\'' && k + 1 < n && text[k + 1] == '\'') {
+            k += 2;
+            continue;
+          }
+          closed = true;
+          break;
+        }
+        ++k;
+      }
+      if (!closed) return start;
+      i = k + 1;
+      prev = c;
+      space_before = false;
+      continue;
+    }
+    if (c != ' ' && c != '\t') {
+      prev = c;
+      space_before = false;
+    } else {
+      space_before = true;
+    }
+    ++i;
+  }
+  return std::nullopt;
+}
+
 // Shifts a diagnostic computed relative to a document's text to the document's place.
 Diagnostic placed(const Diagnostic& d, const std::string& file, int line_offset) {
   Diagnostic out = d;
@@ -90,6 +204,8 @@ std::shared_ptr<Loader::Chunk> parseChunk(const std::string& text, const std::st
   std::vector<YAML::Node> documents;
   try {
     checkParserProgress(text);
+    if (std::optional<YAML::Mark> quote = unterminatedQuote(text))
+      throw YAML::ParserException(*quote, "quoted scalar without its closing quote");
     std::istringstream stream(text);
     documents = YAML::LoadAll(stream);
   } catch (const YAML::Exception& e) {

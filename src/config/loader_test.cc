@@ -414,5 +414,44 @@ TEST(LoaderTest, SplitsDocumentsOnlyAtDocumentStartLines) {
   EXPECT_EQ(result.outcome, LoadOutcome::kOk) << joined(result.diagnostics);
 }
 
+TEST(LoaderQuotesTest, UnclosedQuoteIsASyntaxError) {
+  // yaml-cpp alone would read the rest of the input into the name.
+  LoadResult r = loadString(
+      "apiVersion: portico.dev/v1alpha1\nkind: Backend\nmetadata:\n  name: \"b\nspec:\n"
+      "  endpoints: []\n",
+      "q.yaml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_EQ(r.diagnostics[0].format(),
+            "q.yaml:4:9: error: invalid YAML: quoted scalar without its closing quote");
+  EXPECT_TRUE(r.resources.empty());
+  r = loadString("a: b\nc: 'y\n---\nd: e\n", "q.yaml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_EQ(r.diagnostics[0].line, 2);
+  EXPECT_EQ(r.diagnostics[0].col, 4);
+}
+
+TEST(LoaderQuotesTest, QuotesThatAreNotScalarsAreLeftAlone) {
+  // Apostrophes in plain scalars, comments and block scalars; escapes; doubled quotes;
+  // quoted scalars over several lines.
+  LoadResult r = loadString(
+      "apiVersion: portico.dev/v1alpha1  # it's a comment with \"quotes\n"
+      "kind: HTTPRouteFilter\n"
+      "metadata: {name: \"f\", annotations: {a: it's, b: 'don''t', c: \"say \\\"hi\\\"\"}}\n"
+      "spec:\n"
+      "  directResponse:\n"
+      "    body:\n"
+      "      type: Inline\n"
+      "      inline: |\n"
+      "        \"unclosed in a block scalar\n"
+      "        'and another\n"
+      "    contentType: \"text/\n"
+      "      plain\"\n",
+      "ok.yaml");
+  EXPECT_TRUE(r.diagnostics.empty()) << r.diagnostics[0].format();
+  ASSERT_EQ(r.resources.size(), 1u);
+  EXPECT_EQ(r.resources[0].annotations.at("a"), "it's");
+  EXPECT_EQ(r.resources[0].annotations.at("b"), "don't");
+}
+
 }  // namespace
 }  // namespace portico::config
