@@ -410,6 +410,15 @@ void DownstreamConn::releaseUpstream(bool reusable) {
   up_ = nullptr;
   if (reusable && !c->closed()) {
     ++c->requests;
+    // Idle timeout in the pool: a Gateway policy's override, the rule's policy
+    // (timeout.http.connectionIdleTimeout), a Gateway policy's default, the Backend's.
+    const config::Port* port = findPort();
+    uint32_t idle = 0;
+    if (port != nullptr) idle = port->settings.overrides.upstream_idle_ms;
+    if (idle == 0 && rule_ != nullptr) idle = rule_->upstream_idle_ms;
+    if (idle == 0 && port != nullptr) idle = port->settings.upstream_idle_ms;
+    if (idle == 0 && backend_ != nullptr) idle = backend_->pool.idle_timeout_ms;
+    c->idle_timeout_ms = idle;  // 0: the pool's default
     worker_.pool().release(c);
   } else {
     c->close();

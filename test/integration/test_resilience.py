@@ -6,6 +6,7 @@ are `portico echo` and Python http.server peers started by the tests."""
 import http.client
 import http.server
 import json
+import signal
 import subprocess
 import textwrap
 import threading
@@ -339,3 +340,65 @@ class PolicyAttachment(GatewayTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EndpointRestarts(GatewayTestCase):
+    def test_killed_and_restarted_endpoints_fail_no_request(self):
+        """Three endpoints; under steady load, two are killed and restarted in turn. With
+        retries on connect-failure and reset, no client request fails."""
+        ports = [free_port() for _ in range(3)]
+        procs = {}
+
+        def start(i):
+            procs[i] = self.start([BIN, "echo", "--port", str(ports[i]), "--name", f"e{i}"],
+                                  f"echo-{i}", ports[i])
+
+        for i in range(3):
+            start(i)
+        port = free_port()
+        self.gateway(config(port, {"api": ports}, """\
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: api}
+            spec:
+              parentRefs: [{name: gw}]
+              rules: [{backendRefs: [{name: api}]}]
+            """, """\
+            apiVersion: portico.dev/v1alpha1
+            kind: TrafficPolicy
+            metadata: {name: p}
+            spec:
+              targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: api}]
+              retry:
+                numRetries: 3
+                retryOn: {triggers: [connect-failure, reset]}
+                perRetry: {backOff: {baseInterval: 5ms, maxInterval: 20ms}}
+                budget: {percent: 100, minRetryConcurrency: 10}
+            """))
+        stop = threading.Event()
+        results = []
+
+        def client():
+            while not stop.is_set():
+                try:
+                    results.append(request(port, "GET", "/x")[0])
+                except OSError as e:
+                    results.append(repr(e))
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for victim in (0, 1, 0):
+            time.sleep(0.4)
+            procs[victim].stop(signal.SIGKILL)  # a crash: connections reset, port refused
+            self.procs.remove(procs[victim])
+            time.sleep(0.4)
+            start(victim)
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertGreater(len(results), 100)
+        self.assertEqual([r for r in results if r != 200], [])
+        _, metrics = self.admin_get("/stats/prometheus")
+        self.assertGreater(metric(metrics, "portico_backend_retries_total", "api"), 0)
