@@ -150,6 +150,9 @@ class Compilation {
   // compile_policy.cc
   void applyPolicies();
   void applyRoutePolicies();  // after attachRoutes(): policies targeting routes and rules
+  // Records a target that does not exist: status TargetNotFound and a warning.
+  void targetNotFound(uint32_t policy_resource, const PolicyTargetModel& target,
+                      AncestorStatus as, Reporter& r);
 
   // config_dump.cc
   std::shared_ptr<const ConfigDumpSource> dumpSource() const;

@@ -36,6 +36,18 @@ void apply(const Setting<T>& setting, uint32_t value, uint32_t* field, PortBuild
 
 }  // namespace
 
+void Compilation::targetNotFound(uint32_t policy_resource, const PolicyTargetModel& target,
+                                 AncestorStatus as, Reporter& r) {
+  const std::string& ns = resources_[policy_resource].ns;
+  bool invalid = rejected_.count({target.kind, ns, target.name}) > 0;
+  as.accepted = Condition{"Accepted", false, "TargetNotFound",
+                          target.kind + " " + ns + '/' + target.name +
+                              (invalid ? " is invalid (see its errors)" : " not found")};
+  r.warning(target.where.mark, target.where.path,
+            "Accepted=False/TargetNotFound: " + as.accepted.message);
+  status_[policy_resource].ancestors.push_back(std::move(as));
+}
+
 void Compilation::applyPolicies() {
   std::vector<uint32_t> order(policies_.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -55,13 +67,7 @@ void Compilation::applyPolicies() {
       as.gateway_name = target.name;
       auto git = gateway_by_name_.find({res.ns, target.name});
       if (git == gateway_by_name_.end()) {
-        bool invalid = rejected_.count({"Gateway", res.ns, target.name}) > 0;
-        as.accepted = Condition{"Accepted", false, "TargetNotFound",
-                                "Gateway " + res.ns + '/' + target.name +
-                                    (invalid ? " is invalid (see its errors)" : " not found")};
-        r.warning(target.where.mark, target.where.path,
-                  "Accepted=False/TargetNotFound: " + as.accepted.message);
-        status_[policy.resource].ancestors.push_back(std::move(as));
+        targetNotFound(policy.resource, target, std::move(as), r);
         continue;
       }
       const GatewayItem& gw = gateways_[git->second];
@@ -218,13 +224,7 @@ void Compilation::applyRoutePolicies() {
       as.section = target.section;
       auto it = route_by_name.find({res.ns, target.name});
       if (it == route_by_name.end()) {
-        bool invalid = rejected_.count({"HTTPRoute", res.ns, target.name}) > 0;
-        as.accepted = Condition{"Accepted", false, "TargetNotFound",
-                                "HTTPRoute " + res.ns + '/' + target.name +
-                                    (invalid ? " is invalid (see its errors)" : " not found")};
-        r.warning(target.where.mark, target.where.path,
-                  "Accepted=False/TargetNotFound: " + as.accepted.message);
-        status_[policy.resource].ancestors.push_back(std::move(as));
+        targetNotFound(policy.resource, target, std::move(as), r);
         continue;
       }
       RouteItem& route = routes_[it->second];

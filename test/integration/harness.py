@@ -5,6 +5,7 @@ servers, nginx, curl), waits for their ports, and cleans everything up.
 """
 
 import hashlib
+import http.server
 import os
 import shutil
 import signal
@@ -233,6 +234,27 @@ class ThreadedServer:
     def close(self):
         self.stopped = True
         self.sock.close()
+
+
+class HttpPeer:
+    """A Python http.server peer (upstream, mirror target, health-check target) on a thread.
+    Connections the gateway resets on purpose (dropped retries, mirrors) are expected, so
+    handler errors print nothing. `handler` is a BaseHTTPRequestHandler subclass."""
+
+    class _Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            pass
+
+    def __init__(self, handler, ip="127.0.0.1", port=0):
+        self.httpd = self._Server((ip, port), handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def read_head(conn):

@@ -11,7 +11,7 @@ import time
 import unittest
 
 from dns_server import DnsServer
-from harness import GatewayTestCase, free_port
+from harness import GatewayTestCase, HttpPeer, free_port
 
 
 class NamedServer:
@@ -32,14 +32,11 @@ class NamedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer((ip, port), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.peer = HttpPeer(Handler, ip, port)
+        self.port = self.peer.port
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.peer.close()
 
 
 def get(port):

@@ -13,14 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, GatewayTestCase, free_port
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    """Connections the gateway resets (dropped retries, mirrors) are expected: no traceback."""
-
-    def handle_error(self, request, client_address):
-        pass
+from harness import BIN, GatewayTestCase, HttpPeer, free_port
 
 
 class FlakyServer:
@@ -63,14 +56,11 @@ class FlakyServer:
 
             do_GET = do_POST = do_PUT = handle_any
 
-        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.peer = HttpPeer(Handler, "127.0.0.1")
+        self.port = self.peer.port
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.peer.close()
 
 
 def request(port, method, path, body=None):

@@ -12,14 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import GatewayTestCase, free_port
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    """Connections the gateway resets (dropped retries, mirrors) are expected: no traceback."""
-
-    def handle_error(self, request, client_address):
-        pass
+from harness import GatewayTestCase, HttpPeer, free_port
 
 
 class Recorder:
@@ -60,17 +53,14 @@ class Recorder:
 
             do_GET = do_POST = do_PUT = do_HEAD = handle_one
 
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.peer = HttpPeer(Handler, "127.0.0.1")
+        self.port = self.peer.port
 
     def get(self, timeout=5):
         return self.requests.get(timeout=timeout)
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.peer.close()
 
 
 def request(port, method, path, body=None, headers=None, host="example.com", chunked=False):

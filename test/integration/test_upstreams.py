@@ -16,14 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, GatewayTestCase, free_port
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
+from harness import BIN, GatewayTestCase, HttpPeer, free_port
 
 
 class Upstream:
@@ -76,13 +69,11 @@ class Upstream:
 
             do_GET = do_POST = do_HEAD = handle_any
 
-        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.peer = HttpPeer(Handler, "127.0.0.1")
+        self.port = self.peer.port
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.peer.close()
 
 
 def ep(port, **fields):
