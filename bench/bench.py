@@ -1,6 +1,16 @@
 #!/usr/bin/env python3
 """Portico benchmark harness (python3 stdlib only). Normally started by bench/run.sh.
 
+Scenarios (SCENARIOS, default "single rr3", run one after the other in the same run):
+  single  the upstream nginx listens on one port: each proxy has one upstream endpoint;
+  rr3     the upstream nginx listens on three ports: each proxy has three endpoints,
+          round robin (nginx `upstream` with three servers, HAProxy `balance roundrobin`,
+          Portico a Backend with three endpoints). Before measuring, every proxy must
+          spread requests over the three ports (the upstream answers GET /__port with the
+          port it was reached on), and during its warm-up it must hold connections to all
+          three; otherwise the scenario fails.
+Everything else is the same in every scenario.
+
 Throughput/latency/CPU: one nginx upstream (fixed 64-byte body) and wrk pinned to
 CLIENT_CPU, each proxy pinned to PROXY_CPU. All proxies run for the whole benchmark;
 ROUNDS rounds of `wrk -t1 -c64 -dDURATION` alternate between them (the order rotates each
@@ -13,9 +23,11 @@ is sampled, then an idle-client subprocess opens MEM_CONNS connections, sends on
 keep-alive request on each (at most 64 in flight at a time, so upstream connection
 counts stay small) and keeps them all open and idle; RSS is sampled again and the
 delta is divided by the number of connections that completed their request. The client
-then verifies that the proxy did not close the idle connections in the meantime.
+then verifies that the proxy did not close the idle connections in the meantime. The
+memory test runs once, in the first scenario.
 
-See docs/benchmarks.md. `bench.py --idle-client HOST PORT N CONCURRENCY TIMEOUT` is the
+See docs/benchmarks.md. `bench.py --scenarios single,rr3` overrides SCENARIOS.
+`bench.py --idle-client HOST PORT N CONCURRENCY TIMEOUT` is the
 internal idle-connection client.
 """
 
@@ -48,6 +60,15 @@ BODY = b"portico-bench upstream payload: 0123456789abcdefghijklmnopqrstu\n"
 assert len(BODY) == 64, len(BODY)
 
 KNOWN_PROXIES = ("portico", "nginx", "haproxy")
+
+# Scenario name -> number of upstream endpoints (ports of the one upstream nginx).
+SCENARIOS = {"single": 1, "rr3": 3}
+SCENARIO_TITLES = {"single": "one upstream endpoint",
+                   "rr3": "three upstream endpoints, round robin"}
+
+# The upstream answers this path with the port the request arrived on (spread check only;
+# the measured path is /).
+PORT_PATH = "/__port"
 
 # A round is "disturbed" when processes outside the benchmark used more than this share of
 # a core while it ran (see Bench.run_wrk).
@@ -336,34 +357,41 @@ events {{
 """, paths
 
 
-def nginx_upstream_conf(tmp, port, fd_limit):
+def nginx_upstream_conf(tmp, ports, fd_limit):
     head, paths = nginx_common(tmp, "upstream", fd_limit)
     body = BODY.decode().rstrip("\n")
+    listen = "\n".join(f"        listen 127.0.0.1:{p} backlog=4096;" for p in ports)
     return head + f"""http {{
     access_log off;
 {paths}
     keepalive_timeout 600s;
     keepalive_requests 100000000;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+{listen}
         location / {{
             default_type text/plain;
             return 200 "{body}\\n";
+        }}
+        location = {PORT_PATH} {{
+            default_type text/plain;
+            return 200 "$server_port\\n";
         }}
     }}
 }}
 """
 
 
-def nginx_proxy_conf(tmp, label, port, up_port, fd_limit):
+def nginx_proxy_conf(tmp, label, port, up_ports, fd_limit):
     head, paths = nginx_common(tmp, label, fd_limit)
+    # Several servers: nginx's default balancing is (weighted) round robin.
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in up_ports)
     return head + f"""http {{
     access_log off;
 {paths}
     keepalive_timeout 600s;
     keepalive_requests 100000000;
     upstream bench_upstream {{
-        server 127.0.0.1:{up_port};
+{servers}
         keepalive 128;
         keepalive_requests 100000000;
         keepalive_timeout 600s;
@@ -380,12 +408,13 @@ def nginx_proxy_conf(tmp, label, port, up_port, fd_limit):
 """
 
 
-def haproxy_conf(tmp, port, up_port, maxconn, fd_limit):
+def haproxy_conf(tmp, port, up_ports, maxconn, fd_limit):
     # HAProxy refuses to start when it cannot raise RLIMIT_NOFILE to 2*maxconn (it reserves
     # a server-side fd per client connection). Idle keep-alive clients have no server side,
     # so where the hard limit cannot be raised (containers) we only downgrade that to a
     # warning instead of shrinking maxconn below the idle-connection test size.
     limits = "" if fd_limit >= 2 * maxconn + 100 else "    no strict-limits\n"
+    servers = "\n".join(f"    server up{i} 127.0.0.1:{p}" for i, p in enumerate(up_ports, 1))
     return f"""global
     nbthread 1
     maxconn {maxconn}
@@ -407,11 +436,14 @@ frontend bench
     default_backend upstream
 
 backend upstream
-    server up1 127.0.0.1:{up_port}
+    balance roundrobin
+{servers}
 """
 
 
-def portico_conf(port, up_port):
+def portico_conf(port, up_ports):
+    # loadBalancer defaults to RoundRobin.
+    endpoints = ", ".join(f"{{address: 127.0.0.1, port: {p}}}" for p in up_ports)
     return f"""apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: bench}}
@@ -425,13 +457,13 @@ kind: HTTPRoute
 metadata: {{name: bench}}
 spec:
   parentRefs: [{{name: bench}}]
-  rules: [{{backendRefs: [{{name: upstream, port: {up_port}}}]}}]
+  rules: [{{backendRefs: [{{name: upstream, port: {up_ports[0]}}}]}}]
 ---
 apiVersion: portico.dev/v1alpha1
 kind: Backend
 metadata: {{name: upstream}}
 spec:
-  endpoints: [{{address: 127.0.0.1, port: {up_port}}}]
+  endpoints: [{endpoints}]
 """
 
 
@@ -441,8 +473,21 @@ NGINX_WITHOUT = set()
 # --------------------------------------------------------------------------- bench
 
 
+def parse_scenarios(text):
+    names = [n for n in re.split(r"[,\s]+", text.strip()) if n]
+    for n in names:
+        if n not in SCENARIOS:
+            raise BenchError(f"unknown scenario {n!r} (known: {' '.join(SCENARIOS)})")
+    if not names:
+        raise BenchError("no scenario selected")
+    if len(set(names)) != len(names):
+        raise BenchError("a scenario is listed twice")
+    return names
+
+
 class Bench:
-    def __init__(self):
+    def __init__(self, scenarios=None):
+        self.scenarios = parse_scenarios(scenarios or env_str("SCENARIOS", "single rr3"))
         self.proxies = env_str("PROXIES", "portico nginx haproxy").split()
         for p in self.proxies:
             if p not in KNOWN_PROXIES:
@@ -521,7 +566,7 @@ class Bench:
         with open(self.wrk_lua, "w") as f:
             f.write(WRK_LUA)
         self.upstream = None
-        self.upstream_port = None
+        self.upstream_ports = []
         self.running = {}  # proxy name -> (Proc, port)
 
     # ---------------------------------------------------------------- proxies
@@ -532,34 +577,47 @@ class Bench:
             f.write(text)
         return path
 
-    def start_upstream(self):
-        self.upstream_port = free_port()
-        conf = self.write("upstream.conf", nginx_upstream_conf(self.tmp, self.upstream_port, self.fd_limit))
-        self.upstream = Proc("upstream", [self.nginx, "-p", self.tmp, "-e", f"{self.tmp}/upstream.error.log",
-                                          "-c", conf], self.client_cpu, self.tmp)
-        self.upstream.wait_port(self.upstream_port, self.port_timeout)
-        c = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=5)
-        c.request("GET", "/")
-        r = c.getresponse()
-        if r.status != 200 or r.read() != BODY:
-            raise BenchError("upstream nginx does not serve the expected body")
-        c.close()
-        log(f"upstream nginx on 127.0.0.1:{self.upstream_port} (core {self.client_cpu}), "
+    def start_upstream(self, scenario):
+        """One nginx listening on as many ports as the scenario has endpoints."""
+        ports = []
+        while len(ports) < SCENARIOS[scenario]:
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+        self.upstream_ports = ports
+        conf = self.write(f"upstream-{scenario}.conf", nginx_upstream_conf(self.tmp, ports, self.fd_limit))
+        self.upstream = Proc(f"upstream-{scenario}",
+                             [self.nginx, "-p", self.tmp, "-e", f"{self.tmp}/upstream.error.log",
+                              "-c", conf], self.client_cpu, self.tmp)
+        for port in ports:
+            self.upstream.wait_port(port, self.port_timeout)
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/")
+            r = c.getresponse()
+            if r.status != 200 or r.read() != BODY:
+                raise BenchError(f"upstream nginx does not serve the expected body on port {port}")
+            c.close()
+        log(f"upstream nginx on 127.0.0.1:{','.join(map(str, ports))} (core {self.client_cpu}), "
             f"body {len(BODY)} bytes")
+
+    def stop_upstream(self):
+        if self.upstream is not None:
+            self.upstream.stop()
+            self.upstream = None
 
     def start_proxy(self, name, tag=""):
         port = free_port()
         label = name + tag
         if name == "nginx":
             conf = self.write(f"{label}.conf",
-                              nginx_proxy_conf(self.tmp, label, port, self.upstream_port, self.fd_limit))
+                              nginx_proxy_conf(self.tmp, label, port, self.upstream_ports, self.fd_limit))
             argv = [self.nginx, "-p", self.tmp, "-e", f"{self.tmp}/{label}.error.log", "-c", conf]
         elif name == "haproxy":
-            conf = self.write(f"{label}.cfg", haproxy_conf(self.tmp, port, self.upstream_port,
+            conf = self.write(f"{label}.cfg", haproxy_conf(self.tmp, port, self.upstream_ports,
                                                            self.haproxy_maxconn, self.fd_limit))
             argv = [self.haproxy, "-db", "-f", conf]
         else:
-            conf = self.write(f"{label}.yaml", portico_conf(port, self.upstream_port))
+            conf = self.write(f"{label}.yaml", portico_conf(port, self.upstream_ports))
             argv = [self.portico_bin, "gateway", "-c", conf, "--workers", "1"] + self.portico_args
         proc = Proc(label, argv, self.proxy_cpu, self.tmp)
         try:
@@ -571,9 +629,76 @@ class Bench:
         log(f"{label} on 127.0.0.1:{port} (core {self.proxy_cpu}), pids {proc.tree()}")
         return proc, port
 
+    # ---------------------------------------------------------------- spread over endpoints
+
+    def check_spread(self, name, port, n=30):
+        """GET /__port n times over one keep-alive connection and n times over fresh
+        connections: every upstream port must get at least a third of its fair share in
+        each mode. Returns the counts {mode: {port: requests}}; raises if not spread."""
+        counts = {"keepalive": collections.Counter(), "new_connections": collections.Counter()}
+        conn = None
+        try:
+            for i in range(2 * n):
+                mode = "keepalive" if i < n else "new_connections"
+                if conn is None or mode == "new_connections":
+                    if conn is not None:
+                        conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", PORT_PATH, headers={"Host": "bench"})
+                r = conn.getresponse()
+                body = r.read().decode(errors="replace").strip()
+                if r.status != 200 or not body.isdigit():
+                    raise BenchError(f"{name}: GET {PORT_PATH} answered {r.status} {body[:80]!r}")
+                counts[mode][int(body)] += 1
+        except (OSError, http.client.HTTPException) as e:
+            raise BenchError(f"{name}: spread check request failed: {e!r}")
+        finally:
+            if conn is not None:
+                conn.close()
+        out = {m: {str(p): c[p] for p in self.upstream_ports} for m, c in counts.items()}
+        fair = n / len(self.upstream_ports)
+        for mode, c in counts.items():
+            stray = set(c) - set(self.upstream_ports)
+            if stray or any(c[p] < fair / 3 for p in self.upstream_ports):
+                raise BenchError(f"{name} does not spread requests over the {len(self.upstream_ports)} "
+                                 f"upstream endpoints ({mode}): requests per port {out[mode]}"
+                                 + (f", unknown ports {sorted(stray)}" if stray else ""))
+        log(f"{name}: {PORT_PATH} x{n} per port — keep-alive {out['keepalive']}, "
+            f"new connections {out['new_connections']}")
+        return out
+
+    def upstream_conns(self, pids):
+        """Established TCP connections from pids to each upstream port ({port: count})."""
+        inodes = set()
+        for p in pids:
+            try:
+                for fd in os.listdir(f"/proc/{p}/fd"):
+                    try:
+                        link = os.readlink(f"/proc/{p}/fd/{fd}")
+                    except OSError:
+                        continue
+                    if link.startswith("socket:["):
+                        inodes.add(link[8:-1])
+            except OSError:
+                pass
+        counts = {str(p): 0 for p in self.upstream_ports}
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                # fields: sl local_address rem_address st ... uid timeout inode
+                if fields[3] != "01" or fields[9] not in inodes:  # 01 = ESTABLISHED
+                    continue
+                rport = str(int(fields[2].split(":")[1], 16))
+                if rport in counts:
+                    counts[rport] += 1
+        return counts
+
     # ---------------------------------------------------------------- throughput
 
-    def run_wrk(self, name, duration_arg, duration):
+    def run_wrk(self, name, duration_arg, duration, probe=None):
+        """One wrk run against proxy `name`. probe: a callable run once halfway through
+        (warm-up only: it costs the harness some CPU); its result is returned as "probe"."""
         proc, port = self.running[name]
         pids = proc.tree()
         if not pids:
@@ -587,7 +712,18 @@ class Bench:
         me0 = resource.getrusage(resource.RUSAGE_SELF)
         sys0, oth0 = system_busy_seconds(), cpu_seconds(others)
         (u0, s0), up0, t0 = cpu_times(pids), cpu_seconds(up_pids), time.monotonic()
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+        wp = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        probed = None
+        try:
+            if probe is not None:
+                time.sleep(duration / 2)
+                probed = probe()
+            out, err = wp.communicate(timeout=duration + 60)
+        except BaseException:
+            wp.kill()
+            wp.wait()
+            raise
+        r = subprocess.CompletedProcess(cmd, wp.returncode, out, err)
         (u1, s1), up1, t1 = cpu_times(pids), cpu_seconds(up_pids), time.monotonic()
         sys1, oth1 = system_busy_seconds(), cpu_seconds(others)
         me1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -627,6 +763,7 @@ class Bench:
             "foreign_cpu_util": foreign,
             "errors": errors,
             "error_total": sum(errors.values()),
+            "probe": probed,
         }
 
     def wait_quiet(self):
@@ -671,13 +808,23 @@ class Bench:
             log(f"{name}: run disturbed by other load ({r['foreign_cpu_util']*100:.0f}% of a core, "
                 f"{r['rps']:.0f} req/s); retrying ({attempt}/{self.retries})")
 
-    def throughput(self):
+    def throughput(self, scenario):
         res = {p: [] for p in self.proxies}
+        under_load = {}
         if self.warmup:
             self.wait_quiet()
             for p in self.proxies:
-                log(f"warm-up {p} ({self.warmup_arg})")
-                self.run_wrk(p, self.warmup_arg, self.warmup)
+                log(f"[{scenario}] warm-up {p} ({self.warmup_arg})")
+                pids = self.running[p][0].tree()
+                w = self.run_wrk(p, self.warmup_arg, self.warmup, probe=lambda: self.upstream_conns(pids))
+                under_load[p] = w["probe"]
+                log(f"[{scenario}] {p}: upstream connections per port halfway through the warm-up: "
+                    f"{w['probe']}")
+                if len(self.upstream_ports) > 1 and min(w["probe"].values()) == 0:
+                    raise BenchError(f"[{scenario}] {p} did not use every upstream endpoint under load: "
+                                     f"established connections per upstream port {w['probe']}")
+        elif len(self.upstream_ports) > 1:
+            log(f"[{scenario}] WARMUP=0: no under-load check of the upstream connections")
         n = len(self.proxies)
         for rnd in range(self.rounds):
             order = self.proxies[rnd % n:] + self.proxies[:rnd % n]
@@ -685,7 +832,7 @@ class Bench:
                 r = self.measured_run(p)
                 r["round"] = rnd + 1
                 res[p].append(r)
-                log(f"round {rnd + 1}/{self.rounds} {p:8s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:7.0f}us  "
+                log(f"[{scenario}] round {rnd + 1}/{self.rounds} {p:8s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:7.0f}us  "
                     f"p99 {r['p99_us']:7.0f}us  cpu {r['cpu_us_per_req']:6.2f}us/req  "
                     f"proxy core {r['proxy_core_util']*100:3.0f}%  client core {r['client_core_util']*100:3.0f}%  "
                     f"other load {r['foreign_cpu_util']*100:3.0f}%"
@@ -702,7 +849,7 @@ class Bench:
             med["disturbed_rounds"] = sum(1 for r in runs if r["foreign_cpu_util"] > FOREIGN_LIMIT)
             med["foreign_cpu_util_max"] = max(r["foreign_cpu_util"] for r in runs)
             out[p] = {"median": med, "runs": runs}
-        return out
+        return out, under_load
 
     # ---------------------------------------------------------------- memory
 
@@ -808,7 +955,7 @@ class Bench:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "host": platform.node(), "kernel": platform.release(), "nproc": os.cpu_count(),
             "cpu_model": cpu_model, "versions": versions,
-            "params": {"proxies": self.proxies, "rounds": self.rounds, "duration_s": self.duration,
+            "params": {"proxies": self.proxies, "scenarios": self.scenarios, "rounds": self.rounds, "duration_s": self.duration,
                        "warmup_s": self.warmup, "wrk_threads": self.threads, "wrk_connections": self.conns,
                        "proxy_cpu": self.proxy_cpu, "client_cpu": self.client_cpu,
                        "body_bytes": len(BODY), "mem_conns": self.mem_conns, "mem_rounds": self.mem_rounds,
@@ -848,7 +995,7 @@ class Bench:
             out[p] = r
         return out
 
-    def markdown(self, meta, thr, mem, ratios):
+    def markdown(self, meta, scenarios, mem):
         def f(v, fmt):
             return "n/a" if v is None else format(v, fmt)
         L = []
@@ -858,45 +1005,68 @@ class Bench:
         L.append(f"{meta['nproc']} cores ({meta['cpu_model']}), kernel {meta['kernel']}; "
                  f"{prm['rounds']} alternating rounds of `wrk -t{prm['wrk_threads']} -c{prm['wrk_connections']} "
                  f"-d{prm['duration_s']}s`, medians; proxy on core {prm['proxy_cpu']}, "
-                 f"wrk + upstream nginx on core {prm['client_cpu']}; {prm['body_bytes']}-byte body.")
-        L.append("")
-        L.append("| proxy | req/s | p50 (µs) | p99 (µs) | CPU µs/req (user+sys) | proxy core | client core "
-                 "| RSS/idle conn (B) | errors |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 f"wrk + upstream nginx on core {prm['client_cpu']}; {prm['body_bytes']}-byte body; "
+                 f"scenarios: {', '.join(self.scenarios)}.")
+        for sc, res in scenarios.items():
+            L.append("")
+            L.extend(self.markdown_scenario(sc, res, mem if res.get("memory") else {}, f))
+        return "\n".join(L) + "\n"
+
+    def markdown_scenario(self, scenario, res, mem, f):
+        thr, ratios = res["throughput"], res["ratios"]
+        L = [f"### Scenario `{scenario}`: {SCENARIO_TITLES[scenario]}", ""]
+        if res["spread"]:
+            L.append("Requests per upstream port before measuring (GET /__port; keep-alive / new "
+                     "connections) and established upstream connections per port halfway through "
+                     "the warm-up:")
+            L.append("")
+            for p in self.proxies:
+                sp = res["spread"][p]
+                L.append(f"- {p}: {' '.join(map(str, sp['keepalive'].values()))} / "
+                         f"{' '.join(map(str, sp['new_connections'].values()))}; under load: "
+                         f"{' '.join(map(str, (res['under_load'].get(p) or {}).values())) or 'n/a'}")
+            L.append("")
+        def row(cells):
+            return "| " + " | ".join(cells) + " |"
+
+        head = ["proxy", "req/s", "p50 (µs)", "p99 (µs)", "CPU µs/req (user+sys)", "proxy core", "client core"]
+        L.append(row(head + (["RSS/idle conn (B)"] if mem else []) + ["errors"]))
+        L.append("|---" + "|---:" * (len(head) + (1 if mem else 0)) + "|")  # + errors column
         for p in self.proxies:
             m = thr[p]["median"]
-            mb = (mem.get(p) or {}).get("median_bytes_per_conn")
-            L.append(f"| {p} | {m['rps']:.0f} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | "
-                     f"{m['cpu_us_per_req']:.2f} ({m['user_us_per_req']:.1f}+{m['sys_us_per_req']:.1f}) | "
-                     f"{m['proxy_core_util']*100:.0f}% | "
-                     f"{m['client_core_util']*100:.0f}% | {f(mb, '.0f')} | {m['errors']} |")
+            cells = [p, f"{m['rps']:.0f}", f"{m['p50_us']:.0f}", f"{m['p99_us']:.0f}",
+                     f"{m['cpu_us_per_req']:.2f} ({m['user_us_per_req']:.1f}+{m['sys_us_per_req']:.1f})",
+                     f"{m['proxy_core_util']*100:.0f}%", f"{m['client_core_util']*100:.0f}%"]
+            if mem:
+                cells.append(f((mem.get(p) or {}).get("median_bytes_per_conn"), ".0f"))
+            L.append(row(cells + [str(m["errors"])]))
         if mem:
             L.append("")
-            L.append(f"Idle keep-alive test: {prm['mem_conns']} connections, one request each, then idle; "
+            L.append(f"Idle keep-alive test: {self.mem_conns} connections, one request each, then idle; "
                      "RSS = sum over the proxy's processes.")
             L.append("")
             L.append("| proxy | conns ok | still open | RSS before (kB) | RSS after (kB) | bytes/conn |")
             L.append("|---|---:|---:|---:|---:|---:|")
             for p in self.proxies:
                 for r in mem[p]["runs"]:
-                    L.append(f"| {p} | {r['connections_ok']} | {r['still_open_after_settle']} | "
-                             f"{r['rss_before_kb']} | {r['rss_after_kb']} | "
-                             f"{f(r['rss_delta_bytes_per_conn'], '.0f')} |")
+                    L.append(row([p, str(r["connections_ok"]), str(r["still_open_after_settle"]),
+                                  str(r["rss_before_kb"]), str(r["rss_after_kb"]),
+                                  f(r["rss_delta_bytes_per_conn"], ".0f")]))
         if ratios:
             b = self.baseline
             L.append("")
             L.append(f"{b} relative to each peer ({b} ÷ peer; rps: higher is better, "
                      "latency/CPU/memory: lower is better):")
             L.append("")
-            L.append("| peer | rps ratio | p50 ratio | p99 ratio | CPU/req ratio | RSS/conn ratio |")
-            L.append("|---|---:|---:|---:|---:|---:|")
+            head = ["peer", "rps ratio", "p50 ratio", "p99 ratio", "CPU/req ratio"] + (["RSS/conn ratio"] if mem else [])
+            L.append(row(head))
+            L.append("|---" + "|---:" * (len(head) - 1) + "|")
+            keys = ("rps_ratio", "p50_ratio", "p99_ratio", "cpu_per_req_ratio")
             for p, r in ratios.items():
-                L.append(f"| {p} | {f(r['rps_ratio'], '.2f')} | {f(r['p50_ratio'], '.2f')} | "
-                         f"{f(r['p99_ratio'], '.2f')} | {f(r['cpu_per_req_ratio'], '.2f')} | "
-                         f"{f(r['rss_per_conn_ratio'], '.2f')} |")
-                q = r["paired_median"]
-                L.append(f"| {p} (per-round, median) | {f(q['rps_ratio'], '.2f')} | {f(q['p50_ratio'], '.2f')} | "
-                         f"{f(q['p99_ratio'], '.2f')} | {f(q['cpu_per_req_ratio'], '.2f')} | |")
+                L.append(row([p] + [f(r[k], ".2f") for k in keys]
+                             + ([f(r["rss_per_conn_ratio"], ".2f")] if mem else [])))
+                L.append(row([f"{p} (per-round, median)"] + [f(r["paired_median"][k], ".2f") for k in keys]
+                             + ([""] if mem else [])))
         warn = []
         for p in self.proxies:
             m = thr[p]["median"]
@@ -924,7 +1094,7 @@ class Bench:
             L.append("")
             L.append("Warnings:")
             L.extend(f"- {w}" for w in warn)
-        return "\n".join(L) + "\n"
+        return L
 
     # ---------------------------------------------------------------- main
 
@@ -939,19 +1109,31 @@ class Bench:
             log(f"WARNING: the machine is not idle ({busy*100:.0f}% of a core busy before the benchmark "
                 "started): other work will share the cores and distort the results")
             self.wait_quiet()  # before starting anything, so nothing sits idle for long
-        self.start_upstream()
-        for p in self.proxies:
-            self.running[p] = self.start_proxy(p)
-        thr = self.throughput()
-        for p, (proc, _) in list(self.running.items()):
-            proc.stop()
-        self.running.clear()
-        mem = self.memory()
+        scenarios, mem = {}, {}
+        for i, sc in enumerate(self.scenarios):
+            log(f"scenario {sc}: {SCENARIO_TITLES[sc]}")
+            self.start_upstream(sc)
+            spread = {}
+            for p in self.proxies:
+                self.running[p] = self.start_proxy(p, tag=f"-{sc}")
+                if len(self.upstream_ports) > 1:
+                    spread[p] = self.check_spread(p, self.running[p][1])
+            thr, under_load = self.throughput(sc)
+            for p, (proc, _) in list(self.running.items()):
+                proc.stop()
+            self.running.clear()
+            if i == 0:  # the idle-connection memory test runs once, in the first scenario
+                mem = self.memory()
+            self.stop_upstream()
+            scenarios[sc] = {"upstream_endpoints": SCENARIOS[sc], "title": SCENARIO_TITLES[sc],
+                             "spread": spread, "under_load": under_load, "memory": i == 0 and bool(mem),
+                             "throughput": thr,
+                             "ratios": self.ratios(thr, mem if i == 0 else {})}
         meta = self.meta()
-        ratios = self.ratios(thr, mem)
-        md = self.markdown(meta, thr, mem, ratios)
+        md = self.markdown(meta, scenarios, mem)
         os.makedirs(self.out_dir, exist_ok=True)
-        result = dict(meta, throughput=thr, memory=mem, ratios=ratios, baseline=self.baseline)
+        result = dict(meta, scenarios=scenarios, memory=mem, memory_scenario=self.scenarios[0],
+                      baseline=self.baseline)
         jpath = os.path.join(self.out_dir, "results.json")
         with open(jpath + ".tmp", "w") as f:
             json.dump(result, f, indent=2)
@@ -1139,7 +1321,13 @@ def main():
         host, port, n, conc, timeout = sys.argv[2:7]
         idle_client(host, int(port), int(n), int(conc), float(timeout))
         return 0
-    if len(sys.argv) > 1:
+    scenarios = None
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "--scenarios":
+        scenarios = args[1]
+    elif len(args) == 1 and args[0].startswith("--scenarios="):
+        scenarios = args[0].split("=", 1)[1]
+    elif args:
         print(__doc__, file=sys.stderr)
         return 2
 
@@ -1149,7 +1337,7 @@ def main():
         signal.signal(sig, on_signal)
 
     try:
-        b = Bench()
+        b = Bench(scenarios)
     except BenchError as e:
         log(f"error: {e}")
         return 1

@@ -3,6 +3,8 @@
 # Invoked by `./dev bench`; see docs/benchmarks.md for the method and the env knobs.
 #
 #   PROXIES="portico nginx haproxy"  proxies to measure (any subset, in this order)
+#   SCENARIOS="single rr3"           one upstream endpoint; three endpoints, round robin
+#                                    (same run, in this order; or: run.sh --scenarios single,rr3)
 #   ROUNDS=5 DURATION=10s            alternating wrk rounds per proxy; medians are reported
 #   WARMUP=2s                        one unrecorded wrk run per proxy before round 1
 #   CONNECTIONS=64 THREADS=1         wrk -c / -t
