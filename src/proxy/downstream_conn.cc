@@ -156,23 +156,26 @@ void DownstreamConn::process() {
 }
 
 void DownstreamConn::feedMirrors(std::string_view framed) {
-  for (uint8_t i = 0; i < mirror_count_; ++i) mirrors_[i]->feed(framed);
+  if (!extras_) return;
+  for (uint8_t i = 0; i < extras_->mirror_count; ++i) extras_->mirrors[i]->feed(framed);
 }
 
 void DownstreamConn::keepForRetry(std::string_view framed) {
   if (retry_ == nullptr || !body_replayable_) return;
-  if (req_body_copy_.size() + framed.size() > retry_->buffer_limit) {
+  Buffer& copy = extras().body_copy;
+  if (copy.size() + framed.size() > retry_->buffer_limit) {
     body_replayable_ = false;  // too long to send again: this request is not retried
-    req_body_copy_.clear();
-    req_body_copy_.release();
+    copy.clear();
+    copy.release();
     return;
   }
-  req_body_copy_.append(framed);
+  copy.append(framed);
 }
 
 void DownstreamConn::endMirrors(bool complete) {
-  for (uint8_t i = 0; i < mirror_count_; ++i) mirrors_[i]->end(complete);
-  mirror_count_ = 0;
+  if (!extras_) return;
+  for (uint8_t i = 0; i < extras_->mirror_count; ++i) extras_->mirrors[i]->end(complete);
+  extras_->mirror_count = 0;
 }
 
 void DownstreamConn::resetRequestState() {
@@ -201,8 +204,10 @@ void DownstreamConn::resetRequestState() {
   attempts_ = 0;
   prev_endpoint_ = nullptr;
   body_replayable_ = true;
-  req_body_copy_.clear();
-  req_body_copy_.release();
+  if (extras_) {
+    extras_->body_copy.clear();
+    extras_->body_copy.release();
+  }
   rule_ = nullptr;
   target_ = nullptr;
   backend_ = nullptr;
@@ -357,11 +362,11 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     scratch_.release();
   }
   for (const config::Mirror& m : wb->mirrors) {
-    if (mirror_count_ == kMaxMirrors) break;
+    if (extras().mirror_count == kMaxMirrors) break;
     if (m.per_million < 1'000'000 && worker_.random() % 1'000'000 >= m.per_million) continue;
     MirrorRequest* mr = MirrorRequest::start(worker_, *m.backend, req_head_.view(),
                                              !req_bodyless_, req_is_head_, responseTimeoutMs());
-    if (mr != nullptr) mirrors_[mirror_count_++] = mr;
+    if (mr != nullptr) extras_->mirrors[extras_->mirror_count++] = mr;
   }
   req_chunked_out_ = head.info.body == http1::BodyKind::kChunked;
   req_body_.reset(head.info.body, head.info.content_length);

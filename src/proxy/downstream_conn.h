@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "common/buffer.h"
 #include "config/snapshot.h"
@@ -142,7 +143,6 @@ class DownstreamConn final : public net::IoHandler,
   Buffer in_;
   Buffer out_;
   Buffer req_head_;  // the upstream request head, kept for retries
-  Buffer req_body_copy_;  // the request body as framed upstream, kept for retries (bounded)
   Buffer scratch_;   // a redirect Location or rewritten target while it is serialized
   http1::BodyDecoder req_body_;
   http1::BodyDecoder resp_body_;
@@ -164,12 +164,22 @@ class DownstreamConn final : public net::IoHandler,
   bool cb_request_ = false;        // holds a unit of the backend's parallel requests
   bool cb_retry_ = false;          // holds a unit of the backend's parallel retries
   bool cb_pending_ = false;        // holds a unit of the backend's pending requests
-  bool body_replayable_ = true;    // req_body_copy_ holds every body byte sent so far
+  bool body_replayable_ = true;    // extras_->body_copy holds every body byte sent so far
   bool counted_active_ = false;    // counted in Worker::active_requests
   bool counted_retry_ = false;     // counted in Worker::active_retries
   static constexpr uint8_t kMaxMirrors = 8;  // RequestMirror copies per request
-  uint8_t mirror_count_ = 0;
-  MirrorRequest* mirrors_[kMaxMirrors];
+  // State only requests with mirrors or retries need: allocated by the first such request of
+  // the connection and kept (idle connections stay small; no allocation per request).
+  struct Extras {
+    uint8_t mirror_count = 0;
+    MirrorRequest* mirrors[kMaxMirrors];
+    Buffer body_copy;  // the request body as framed upstream, kept for retries (bounded)
+  };
+  std::unique_ptr<Extras> extras_;
+  Extras& extras() {
+    if (!extras_) extras_ = std::make_unique<Extras>();
+    return *extras_;
+  }
 };
 
 }  // namespace portico::proxy

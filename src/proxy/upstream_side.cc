@@ -529,7 +529,7 @@ void DownstreamConn::startAttempt() {
   }
   if (!connectUpstream()) return;  // answered the client, or retried again
   up_->out.append(req_head_.view());
-  up_->out.append(req_body_copy_.view());
+  if (extras_) up_->out.append(extras_->body_copy.view());
   if (up_->connecting) return;
   if (!req_done_ && !in_.empty()) {
     forwardRequestBody();  // flushes
