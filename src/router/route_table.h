@@ -20,11 +20,13 @@
 // case-sensitive; the first occurrence is compared, raw: no percent- or '+'-decoding). A
 // header or query name repeated in one match counts once (the first entry).
 //
-// Lookup cost: one hash lookup per host suffix, then per candidate list either a linear scan
-// (short lists) or, for lists longer than kIndexThreshold, hash lookups of the request path
-// (exact) and of each of its segment prefixes, each giving the candidates with that key in
-// match order, plus a scan of the unindexed RegularExpression entries; the earliest accepting
-// candidate (by position) wins. Without regexes no step allocates.
+// Lookup cost: one hash lookup per host suffix (flat open-addressing tables; a suffix length
+// no key has costs a bit test), then per candidate list either a linear scan (short lists) or,
+// for lists longer than kIndexThreshold, hash lookups of the request path (exact) and of each
+// of its segment prefixes (again only for lengths some key has), each giving the candidates
+// with that key in match order (their path is known to match: only method, headers and query
+// are left to check), plus a scan of the unindexed RegularExpression entries; the earliest
+// accepting candidate (by position) wins. Without regexes no step allocates.
 #pragma once
 
 #include <cstdint>
