@@ -42,12 +42,14 @@ struct ListenerStatus {
   bool resolved_refs = true;            // false when allowedRoutes.kinds has unsupported kinds
   bool programmed = false;
   uint32_t attached_routes = 0;
+  bool operator==(const ListenerStatus&) const = default;
 };
 
 // status.parents[] entry of an HTTPRoute.
 struct ParentStatus {
   const ParentRefModel* ref = nullptr;  // in the route's decoded spec
   Condition accepted{"Accepted", false, "NoMatchingParent", ""};
+  bool operator==(const ParentStatus&) const = default;
 };
 
 // status.ancestors[] entry of a TrafficPolicy (one per target).
@@ -57,6 +59,7 @@ struct AncestorStatus {
   std::string gateway_name;  // the target's name
   std::string section;       // sectionName of the target, if any
   Condition accepted{"Accepted", true, "Accepted", ""};
+  bool operator==(const AncestorStatus&) const = default;
 };
 
 // Status of any resource, turned into JSON by the config dump.
@@ -67,6 +70,7 @@ struct ResourceStatus {
   std::vector<ParentStatus> parents;       // HTTPRoute
   std::optional<Condition> resolved_refs;  // HTTPRoute, copied to every parent
   std::vector<AncestorStatus> ancestors;   // TrafficPolicy
+  bool operator==(const ResourceStatus&) const = default;
 };
 
 // An accepted listener being compiled.
@@ -191,3 +195,15 @@ class Compilation {
 bool olderFirst(const Resource& a, const Resource& b);
 
 }  // namespace portico::config::internal
+
+namespace portico::config {
+
+// A resource's last status and its JSON, kept in its DecodeSlot: a later compile that gives the
+// same document the same status reuses the JSON (the JSON depends on the status and on the
+// document alone).
+struct StatusCache {
+  internal::ResourceStatus status;
+  std::shared_ptr<const std::string> json;
+};
+
+}  // namespace portico::config

@@ -230,6 +230,7 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
     }
   }
   Condition resolved{"ResolvedRefs", true, "ResolvedRefs", ""};
+  route.rules.reserve(route.model.rules.size());
   for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
     const RuleModel& rm = route.model.rules[i];
     auto rule = std::make_unique<Rule>();
@@ -258,6 +259,7 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
       if (resolved.status) resolved = {"ResolvedRefs", false, reason, message};
     };
     rule->mirrors = resolveMirrors(f.mirrors, r, note);
+    rule->backends.reserve(rm.backend_refs.size());
     for (const ExtensionRefModel& ext : f.extension_refs) {
       std::string message;
       auto it = route_filter_by_name_.find({res.ns, ext.name});
@@ -394,9 +396,11 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
     spec.name = res.name;
     spec.created_us = res.created_us;
     spec.hostnames = std::move(hostnames);
+    spec.rules.reserve(route.model.rules.size());
     for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
       router::RuleSpec rule;
       rule.rule = route.rules[i];
+      rule.matches.reserve(route.model.rules[i].matches.size());
       for (const MatchModel& m : route.model.rules[i].matches) {
         rule.matches.push_back(matchSpecOf(m));
       }
@@ -436,6 +440,7 @@ void Compilation::attachRoutes() {
     RouteItem& route = routes_[ri];
     Reporter r = reporterFor(route.resource);
     compileRules(route, r);
+    status_[route.resource].parents.reserve(route.model.parent_refs.size());
     for (const ParentRefModel& ref : route.model.parent_refs) {
       ParentStatus ps;
       ps.ref = &ref;

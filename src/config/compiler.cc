@@ -161,8 +161,31 @@ const DecodedSpec& Compilation::decoded(uint32_t i) {
 }
 
 void Compilation::decodeAll() {
-  std::unordered_map<std::string, uint32_t> seen;  // "group/kind/ns/name"
-  seen.reserve(resources_.size());
+  // Resources seen so far by (group, kind, ns, name): open addressing over indexes + 1.
+  std::vector<uint32_t> seen(16);
+  while (seen.size() < resources_.size() * 2) seen.resize(seen.size() * 2);
+  const size_t seen_mask = seen.size() - 1;
+  auto identity = [](const Resource& r) {
+    size_t h = std::hash<std::string_view>{}(r.group());
+    for (std::string_view part : {std::string_view(r.kind), std::string_view(r.ns),
+                                  std::string_view(r.name)})
+      h = (h ^ std::hash<std::string_view>{}(part)) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+  };
+  // The index of the first resource with the identity of resources_[i], inserting i if none.
+  auto firstWithIdentity = [&](uint32_t i) -> uint32_t {
+    const Resource& res = resources_[i];
+    for (size_t k = identity(res) & seen_mask;; k = (k + 1) & seen_mask) {
+      if (seen[k] == 0) {
+        seen[k] = i + 1;
+        return i;
+      }
+      const Resource& other = resources_[seen[k] - 1];
+      if (other.name == res.name && other.ns == res.ns && other.kind == res.kind &&
+          other.group() == res.group())
+        return seen[k] - 1;
+    }
+  };
   routes_.reserve(resources_.size());
   decoded_.reserve(resources_.size());
   for (uint32_t i = 0; i < resources_.size(); ++i) {
@@ -177,14 +200,10 @@ void Compilation::decodeAll() {
       status_[i].conditions.push_back(Condition{"Accepted", false, "Unsupported", problem});
       continue;
     }
-    std::string key;
-    key.reserve(res.api_version.size() + res.kind.size() + res.ns.size() + res.name.size() + 3);
-    key.append(res.group()).append(1, '/').append(res.kind).append(1, '/');
-    key.append(res.ns).append(1, '/').append(res.name);
-    auto [it, inserted] = seen.emplace(std::move(key), i);
-    if (!inserted) {
+    uint32_t first_defined = firstWithIdentity(i);
+    if (first_defined != i) {
       std::string message = "Duplicate value: " + res.id() + " is already defined at " +
-                            where(resources_[it->second]) + "; this definition is ignored";
+                            where(resources_[first_defined]) + "; this definition is ignored";
       YAML::Mark name_mark = markOf(res.document);
       for (auto top = res.document.begin(); top != res.document.end(); ++top) {
         if (!top->first.IsScalar() || top->first.Scalar() != "metadata" || !top->second.IsMap())

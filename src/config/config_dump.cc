@@ -1,7 +1,7 @@
 // The admin /config_dump: every resource with its spec and Gateway API status, and the
 // compiled ports. compile() keeps only what the dump needs that the snapshot does not already
 // have (Snapshot::dump: the resources, shared with the loader, and each one's status as JSON,
-// identical statuses stored once); renderConfigDump() writes the JSON when it is asked for.
+// identical statuses stored once, an unchanged status shared with the previous version); renderConfigDump() writes the JSON when it is asked for.
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -12,8 +12,9 @@ namespace portico::config {
 // What renderConfigDump() needs besides the ports of the snapshot.
 struct ConfigDumpSource {
   std::shared_ptr<const std::vector<Resource>> resources;
-  std::vector<uint32_t> status;       // per resource: index into `statuses`
-  std::vector<std::string> statuses;  // distinct status objects, as JSON
+  // Per resource: its status object as JSON. Identical statuses computed by one compile are
+  // one string; a resource whose status did not change shares the previous version's.
+  std::vector<std::shared_ptr<const std::string>> status;
 };
 
 namespace internal {
@@ -175,14 +176,25 @@ std::shared_ptr<const ConfigDumpSource> Compilation::dumpSource() const {
   auto dump = std::make_shared<ConfigDumpSource>();
   dump->resources = resources_ptr_;
   dump->status.reserve(resources_.size());
-  std::unordered_map<std::string, uint32_t> index;
+  std::unordered_map<std::string_view, std::shared_ptr<const std::string>> fresh;
   for (size_t i = 0; i < resources_.size(); ++i) {
-    std::string json = statusJson(resources_[i], status_[i]);
-    auto [it, inserted] = index.emplace(std::move(json), static_cast<uint32_t>(index.size()));
-    if (inserted) dump->statuses.push_back(it->first);
-    dump->status.push_back(it->second);
+    const Resource& res = resources_[i];
+    DecodeSlot* slot = res.decoded.get();
+    if (slot != nullptr && slot->status != nullptr && slot->status->status == status_[i]) {
+      dump->status.push_back(slot->status->json);
+      continue;
+    }
+    std::string json = statusJson(res, status_[i]);
+    std::shared_ptr<const std::string> shared;
+    if (auto it = fresh.find(json); it != fresh.end()) {
+      shared = it->second;
+    } else {
+      shared = std::make_shared<const std::string>(std::move(json));
+      fresh.emplace(std::string_view(*shared), shared);  // the key views the string it maps to
+    }
+    dump->status.push_back(shared);
+    if (slot != nullptr) slot->status = std::make_shared<StatusCache>(StatusCache{status_[i], shared});
   }
-  dump->statuses.shrink_to_fit();
   return dump;
 }
 
@@ -232,7 +244,7 @@ std::string renderConfigDump(const Snapshot& snapshot) {
       appendJson(res.spec, &out);
     }
     out += ",\"status\":";
-    out += dump->statuses[dump->status[i]];
+    out += *dump->status[i];
     out += '}';
   }
   json ports = json::array();

@@ -73,9 +73,13 @@ void FileWatcher::onIo(uint32_t) {
   if (!changed) return;
   // Writes come in bursts (truncate, write, close): reload once, after the burst. A file
   // being written (modified, not closed yet) is waited for; a file closed after writing or
-  // renamed into place is complete: reload at the next timer tick.
-  uint32_t delay = writing_ ? kWritingMs : ends_write ? kCompleteMs : kDebounceMs;
-  loop_.timers().schedule(&timer_, delay);
+  // renamed into place is complete: reload now (events read in the same batch are coalesced).
+  if (ends_write && !writing_) {
+    timer_.cancel();
+    on_change_();
+    return;
+  }
+  loop_.timers().schedule(&timer_, writing_ ? kWritingMs : kDebounceMs);
 }
 
 void FileWatcher::onTimer(void* ctx) {

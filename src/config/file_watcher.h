@@ -2,8 +2,8 @@
 //
 // Watches the folder holding PATH (a file: its parent folder, filtered by name, so editors that
 // replace the file by rename are seen; a folder: every *.yaml/*.yml in it). Events are
-// coalesced, `on_change` runs once per burst: at the next timer tick (kCompleteMs) when the
-// burst ends with a file closed after writing or renamed into place; kWritingMs after the last
+// coalesced, `on_change` runs once per burst: at once when the events read together end with
+// a file closed after writing or renamed into place; kWritingMs after the last
 // event while a file was modified and not closed yet (so that a half-written file is not
 // read); kDebounceMs after the last event otherwise (create, delete, attributes).
 // Main thread only; never used on a worker.
@@ -18,7 +18,6 @@ namespace portico::config {
 
 class FileWatcher final : public net::IoHandler {
  public:
-  static constexpr uint32_t kCompleteMs = 1;
   static constexpr uint32_t kDebounceMs = 10;
   static constexpr uint32_t kWritingMs = 100;
 

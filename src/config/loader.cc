@@ -1,5 +1,8 @@
 #include "config/loader.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
@@ -243,20 +246,33 @@ std::shared_ptr<Loader::Chunk> parseChunk(const std::string& text, const std::st
   return chunk;
 }
 
-// Reads a whole file; on failure returns false with a message.
+// Reads a whole file; on failure returns false with a message. One buffer of the file's
+// size (a stream copy would grow and copy it several times: ~1 ms per MB).
 bool readFile(const std::string& path, std::string* out, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     *error = std::strerror(errno);
     return false;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    *error = "read error";
-    return false;
+  struct stat st;
+  size_t size = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
+  out->clear();
+  out->resize(size + 1);  // one byte more: the end of the file is seen without another call
+  size_t have = 0;
+  for (;;) {
+    if (have == out->size()) out->resize(out->size() * 2 + 4096);
+    ssize_t n = ::read(fd, out->data() + have, out->size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = "read error";
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
   }
-  *out = buf.str();
+  ::close(fd);
+  out->resize(have);
   return true;
 }
 
@@ -298,10 +314,38 @@ std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
 Loader::Loader() = default;
 Loader::~Loader() = default;
 
+namespace {
+
+// A fast 64-bit hash of a document's text (8 bytes per step).
+uint64_t textHash(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = (h ^ v) * 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t v = 0;
+    std::memcpy(&v, p, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+}  // namespace
+
 void Loader::loadFileText(std::string_view text, const std::string& file, LoadResult* result) {
-  ChunkMap* before = nullptr;
+  DocList* before = nullptr;
   if (auto it = previous_.find(file); it != previous_.end()) before = &it->second;
-  ChunkMap& now = current_[file];
+  DocList& now = current_[file];
   std::vector<std::pair<size_t, int>> starts = splitDocuments(text);
   if (starts.size() > kMaxDocumentsPerFile) {
     result->diagnostics.push_back(fileDiagnostic(file, "invalid YAML: too many documents",
@@ -310,6 +354,37 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
     return;
   }
   now.reserve(starts.size());
+  // The text of a previous document (moved to `now` once reused).
+  auto previousText = [&](const Doc& d) -> std::string_view {
+    return d.moved_to != UINT32_MAX ? std::string_view(now[d.moved_to].text)
+                                    : std::string_view(d.text);
+  };
+  // Previous documents by hash (open addressing, index + 1; 0 empty), built at the first
+  // document that is not where it was: an unchanged file needs no table.
+  std::vector<uint32_t> table;
+  size_t mask = 0;
+  auto findBefore = [&](std::string_view piece, uint64_t h) -> Doc* {
+    if (before == nullptr || before->empty()) return nullptr;
+    if (table.empty()) {
+      size_t size = 16;
+      while (size < before->size() * 2) size *= 2;
+      table.assign(size, 0);
+      mask = size - 1;
+      for (uint32_t j = 0; j < before->size(); ++j) {
+        size_t k = (*before)[j].hash & mask;
+        while (table[k] != 0) k = (k + 1) & mask;
+        table[k] = j + 1;
+      }
+    }
+    for (size_t k = h & mask; table[k] != 0; k = (k + 1) & mask) {
+      Doc& d = (*before)[table[k] - 1];
+      if (d.hash == h && previousText(d) == piece) return &d;
+    }
+    return nullptr;
+  };
+  // Documents parsed by this load, by hash: the same new text twice in one file parses once.
+  std::unordered_multimap<uint64_t, uint32_t> parsed_now;
+  size_t next_before = 0;  // where the next document was in the previous load, if unmoved
   size_t first_resource = result->resources.size();
   size_t first_diagnostic = result->diagnostics.size();
   result->resources.reserve(first_resource + starts.size());
@@ -317,32 +392,55 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
     size_t end = i + 1 < starts.size() ? starts[i + 1].first : text.size();
     std::string_view piece = text.substr(starts[i].first, end - starts[i].first);
     int offset = starts[i].second;
-    std::shared_ptr<const Chunk> chunk;
-    if (auto it = now.find(piece); it != now.end()) {
-      chunk = it->second;  // the same text twice in one file
-    } else if (before != nullptr && (it = before->find(piece)) != before->end()) {
-      chunk = it->second;
-      now.insert(before->extract(it));  // moves the entry: no copy of the text
+    uint64_t h = textHash(piece);
+    Doc* old = nullptr;
+    if (before != nullptr && next_before < before->size()) {
+      Doc& d = (*before)[next_before];
+      if (d.hash == h && d.moved_to == UINT32_MAX && d.text == piece) old = &d;
     }
-    if (chunk != nullptr) {
+    if (old == nullptr) old = findBefore(piece, h);
+    Doc doc;
+    doc.hash = h;
+    if (old != nullptr) {
+      doc.chunk = old->chunk;
+      if (old->moved_to == UINT32_MAX) {
+        doc.text = std::move(old->text);  // no copy of the text
+        old->moved_to = static_cast<uint32_t>(now.size());
+      } else {
+        doc.text = std::string(piece);  // the same text twice in one file
+      }
+      next_before = static_cast<size_t>(old - before->data()) + 1;
       ++reused_;
     } else {
-      std::string key(piece);
-      chunk = parseChunk(key, file);
-      now.emplace(std::move(key), chunk);
-      ++parsed_;
+      auto [lo, hi] = parsed_now.equal_range(h);
+      for (auto it = lo; it != hi; ++it) {
+        if (now[it->second].text == piece) {
+          doc.chunk = now[it->second].chunk;  // the same text twice in one file
+          break;
+        }
+      }
+      doc.text = std::string(piece);
+      if (doc.chunk != nullptr) {
+        ++reused_;
+      } else {
+        doc.chunk = parseChunk(doc.text, file);
+        parsed_now.emplace(h, static_cast<uint32_t>(now.size()));
+        ++parsed_;
+      }
     }
-    if (chunk->syntax_error) {
+    now.push_back(std::move(doc));
+    const Chunk& chunk = *now.back().chunk;
+    if (chunk.syntax_error) {
       // The whole file is unusable, as if yaml-cpp had read it in one piece.
       result->resources.resize(first_resource);
       result->diagnostics.resize(first_diagnostic);
-      result->diagnostics.push_back(placed(chunk->diagnostics.front(), file, offset));
+      result->diagnostics.push_back(placed(chunk.diagnostics.front(), file, offset));
       result->outcome = LoadOutcome::kSyntaxError;
       return;
     }
-    for (const Diagnostic& d : chunk->diagnostics)
+    for (const Diagnostic& d : chunk.diagnostics)
       result->diagnostics.push_back(placed(d, file, offset));
-    for (const Resource& r : chunk->resources) {
+    for (const Resource& r : chunk.resources) {
       result->resources.push_back(r);
       Resource& res = result->resources.back();
       res.file = file;

@@ -63,17 +63,20 @@ class Loader {
   struct Chunk;  // the outcome of parsing one document's text
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  // One document of a file as the last load saw it.
+  struct Doc {
+    std::string text;
+    uint64_t hash = 0;
+    std::shared_ptr<const Chunk> chunk;
+    uint32_t moved_to = UINT32_MAX;  // while loading: its index in the new list once reused
   };
-  using ChunkMap =
-      std::unordered_map<std::string, std::shared_ptr<const Chunk>, Hash, std::equal_to<>>;
+  using DocList = std::vector<Doc>;
   void loadFileText(std::string_view text, const std::string& file, LoadResult* result);
 
-  // By file: the last load's documents (entries move to current_ as they are reused).
-  std::unordered_map<std::string, ChunkMap> previous_;
-  std::unordered_map<std::string, ChunkMap> current_;  // being filled by this load
+  // By file: the last load's documents, in file order (texts move to current_ as they are
+  // reused).
+  std::unordered_map<std::string, DocList> previous_;
+  std::unordered_map<std::string, DocList> current_;  // being filled by this load
   size_t parsed_ = 0;
   size_t reused_ = 0;
 };

@@ -40,6 +40,7 @@ struct Condition {
   bool status = true;  // "True" / "False"
   std::string reason;
   std::string message;
+  bool operator==(const Condition&) const = default;
 };
 
 // ---- Gateway ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ namespace portico::config {
 inline constexpr int64_t kNoTimestamp = INT64_MAX;
 
 struct DecodedSpec;  // the compiler's decoded spec (compilation.h)
+struct StatusCache;  // the compiler's last status of the resource, with its JSON (compilation.h)
 
 // Holds the compiler's decoded spec of a resource once it has been computed, so that a later
 // compile of the same document (a reload that did not change it) reuses it. Shared by the
@@ -31,6 +32,8 @@ struct DecodeSlot {
   // The route stats id of "ns/name" in the StatsIds with instance() `stats_instance` (0: none).
   uint64_t stats_instance = 0;
   uint32_t route_stats_id = 0;
+  // The status the last compile gave the resource, and its /config_dump JSON.
+  std::shared_ptr<const StatusCache> status;
 };
 
 struct Resource {

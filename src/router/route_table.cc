@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "router/matchers.h"
@@ -18,29 +19,82 @@ bool wildcardCovers(std::string_view pattern, std::string_view host) {
 
 }  // namespace
 
+uint64_t FlatStringMap::hash(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = (h ^ v) * 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t v = 0;
+    std::memcpy(&v, p, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+void FlatStringMap::grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 8 : old.size() * 2, Slot{});
+  mask_ = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.value == kNone) continue;
+    uint64_t h = hash(std::string_view(keys_.data() + s.off, s.len));
+    size_t i = h & mask_;
+    while (slots_[i].value != kNone) i = (i + 1) & mask_;
+    slots_[i] = s;
+  }
+}
+
+uint32_t FlatStringMap::insert(std::string_view key, uint32_t value) {
+  if (uint32_t present = find(key); present != kNone) return present;
+  if ((size_ + 1) * 2 > slots_.size()) grow();
+  uint64_t h = hash(key);
+  size_t i = h & mask_;
+  while (slots_[i].value != kNone) i = (i + 1) & mask_;
+  Slot& s = slots_[i];
+  s.tag = static_cast<uint32_t>(h >> 32);
+  s.off = static_cast<uint32_t>(keys_.size());
+  s.len = static_cast<uint32_t>(key.size());
+  s.value = value;
+  keys_.append(key);
+  lengths_ |= uint64_t{1} << (key.size() < 63 ? key.size() : 63);
+  ++size_;
+  return value;
+}
+
 void HostIndex::add(std::string_view hostname, uint32_t value) {
   if (hostname.empty()) {
     if (any_ == kNone) any_ = value;
   } else if (hostname.starts_with("*.")) {
-    wildcard_.emplace(std::string(hostname.substr(1)), value);
+    wildcard_.insert(hostname.substr(1), value);
   } else {
-    exact_.emplace(std::string(hostname), value);
+    exact_.insert(hostname, value);
   }
 }
 
 uint32_t HostIndex::find(std::string_view host) const {
   if (!host.empty()) {
     if (!exact_.empty()) {
-      auto it = exact_.find(host);
-      if (it != exact_.end()) return it->second;
+      uint32_t v = exact_.find(host);
+      if (v != kNone) return v;
     }
     if (!wildcard_.empty()) {
       // Longest suffix first: the most specific wildcard. Position 0 is skipped so that the
       // wildcard label is never empty.
       for (size_t dot = host.find('.', 1); dot != std::string_view::npos;
            dot = host.find('.', dot + 1)) {
-        auto it = wildcard_.find(host.substr(dot));
-        if (it != wildcard_.end()) return it->second;
+        uint32_t v = wildcard_.find(host.substr(dot));
+        if (v != kNone) return v;
       }
     }
   }
@@ -182,6 +236,7 @@ RouteTable::Entry::Entry(const config::Rule* rule, uint32_t route, uint32_t rule
       match_index(match_index),
       hostname(hostname),
       match(match) {
+  path_only = match.method.empty() && match.headers.empty() && match.query_params.empty();
   if (match.path_type == PathType::kPathPrefix) {
     prefix = match.path;
     while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
@@ -308,16 +363,39 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       candidates.entries = std::move(list);
       if (candidates.entries.size() > kIndexThreshold) {
         auto index = std::make_unique<CandidateList::PathIndex>();
+        // (key id, position) pairs, then sorted by key id (positions stay ascending) and
+        // flattened into `lists`.
+        std::vector<std::pair<uint32_t, uint32_t>> keyed;
+        keyed.reserve(candidates.entries.size());
+        uint32_t keys = 0;
+        auto add = [&](FlatStringMap& map, std::string_view key, uint32_t pos) {
+          uint32_t id = map.insert(key, keys);
+          if (id == keys) ++keys;
+          keyed.emplace_back(id, pos);
+        };
         for (uint32_t pos = 0; pos < candidates.entries.size(); ++pos) {
           const Entry& e = l.entries[candidates.entries[pos]];
           if (e.match.path_type == PathType::kExact) {
-            index->exact[e.match.path].push_back(pos);
+            add(index->exact, e.match.path, pos);
           } else if (e.match.path_type == PathType::kRegularExpression) {
             index->unindexed.push_back(pos);
           } else {
-            index->prefix[e.prefix].push_back(pos);
+            add(index->prefix, e.prefix, pos);
           }
         }
+        std::sort(keyed.begin(), keyed.end());
+        std::vector<uint32_t> offsets(keys);
+        index->lists.reserve(keyed.size() * 2 + keys);
+        for (size_t k = 0; k < keyed.size(); ++k) {
+          if (k == 0 || keyed[k].first != keyed[k - 1].first)
+            offsets[keyed[k].first] = static_cast<uint32_t>(index->lists.size());
+          index->lists.push_back(keyed[k].second);
+          index->lists.push_back(candidates.entries[keyed[k].second]);
+          if (k + 1 == keyed.size() || keyed[k + 1].first != keyed[k].first)
+            index->lists.push_back(FlatStringMap::kNone);
+        }
+        index->exact.forEach([&](std::string_view, uint32_t& v) { v = offsets[v]; });
+        index->prefix.forEach([&](std::string_view, uint32_t& v) { v = offsets[v]; });
         candidates.index = std::move(index);
         candidates.indexed = true;
       }
@@ -360,11 +438,20 @@ const RouteTable::Entry* RouteTable::firstAccepting(const Listener& l, const Can
       }
     }
   };
-  auto consider = [&](const auto& map, std::string_view key) {
-    auto it = map.find(key);
-    if (it != map.end()) scan(it->second);
-  };
   const CandidateList::PathIndex& index = *list.index;
+  // Candidates found by key: their path matches the request's (the keys tried are the path
+  // and its segment prefixes), only the other conditions are left to check.
+  auto consider = [&](const FlatStringMap& map, std::string_view key) {
+    uint32_t at = map.find(key);
+    if (at == FlatStringMap::kNone) return;
+    for (const uint32_t* p = index.lists.data() + at; *p != FlatStringMap::kNone; p += 2) {
+      if (*p >= best) return;
+      if (l.entries[p[1]].acceptsWithPath(in)) {
+        best = *p;
+        return;
+      }
+    }
+  };
   scan(index.unindexed);
   consider(index.exact, in.path);
   // PathPrefix keys that can match: "" (for "/"), every prefix ending before a '/', the path.

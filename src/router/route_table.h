@@ -20,14 +20,17 @@
 // case-sensitive; the first occurrence is compared, raw: no percent- or '+'-decoding). A
 // header or query name repeated in one match counts once (the first entry).
 //
-// Lookup cost: one hash lookup per host suffix, then per candidate list either a linear scan
-// (short lists) or, for lists longer than kIndexThreshold, hash lookups of the request path
-// (exact) and of each of its segment prefixes, each giving the candidates with that key in
-// match order, plus a scan of the unindexed RegularExpression entries; the earliest accepting
-// candidate (by position) wins. Without regexes no step allocates.
+// Lookup cost: one hash lookup per host suffix (flat open-addressing tables; a suffix length
+// no key has costs a bit test), then per candidate list either a linear scan (short lists) or,
+// for lists longer than kIndexThreshold, hash lookups of the request path (exact) and of each
+// of its segment prefixes (again only for lengths some key has), each giving the candidates
+// with that key in match order (their path is known to match: only method, headers and query
+// are left to check), plus a scan of the unindexed RegularExpression entries; the earliest
+// accepting candidate (by position) wins. Without regexes no step allocates.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -95,6 +98,56 @@ struct ListenerSpec {
   std::vector<RouteSpec> routes;
 };
 
+// An open-addressing hash map from strings to uint32_t values, for lookups on the request
+// path: one flat slot array (16-byte slots holding a hash tag, the key's place in one key
+// arena and the value), linear probing, at most half full. Keys are copied into the arena.
+// It also records which key lengths are present, so that a lookup of a length no key has
+// costs one bit test.
+class FlatStringMap {
+ public:
+  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+  // Stores `value` (not kNone) under `key` unless the key is present. Returns the value stored.
+  uint32_t insert(std::string_view key, uint32_t value);
+  // kNone when absent.
+  uint32_t find(std::string_view key) const {
+    if (!hasLength(key.size())) return kNone;
+    uint64_t h = hash(key);
+    uint32_t tag = static_cast<uint32_t>(h >> 32);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.value == kNone) return kNone;
+      if (s.tag == tag && s.len == key.size() &&
+          (key.empty() || std::memcmp(keys_.data() + s.off, key.data(), key.size()) == 0))
+        return s.value;
+    }
+  }
+  // Whether some key has `n` bytes (lengths from 63 up share one bit).
+  bool hasLength(size_t n) const { return (lengths_ >> (n < 63 ? n : 63)) & 1; }
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  // Calls f(key, value&) for every entry.
+  template <typename F>
+  void forEach(F&& f) {
+    for (Slot& s : slots_)
+      if (s.value != kNone) f(std::string_view(keys_.data() + s.off, s.len), s.value);
+  }
+  static uint64_t hash(std::string_view s);
+
+ private:
+  struct Slot {
+    uint32_t tag = 0;
+    uint32_t off = 0;
+    uint32_t len = 0;
+    uint32_t value = kNone;
+  };
+  void grow();
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+  uint64_t lengths_ = 0;
+  std::string keys_;
+};
+
 // Maps a request host to a value registered under the most specific matching hostname:
 // exact, then the longest wildcard, then the catch-all "".
 class HostIndex {
@@ -105,16 +158,9 @@ class HostIndex {
   // REQUIRES: `host` normalized (normalizeHost). kNone when nothing matches.
   uint32_t find(std::string_view host) const;
 
- public:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-
  private:
-  using Map = std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>>;
-  Map exact_;
-  Map wildcard_;  // keyed by the suffix with its leading dot: ".example.com"
+  FlatStringMap exact_;
+  FlatStringMap wildcard_;  // keyed by the suffix with its leading dot: ".example.com"
   uint32_t any_ = kNone;
 };
 
@@ -137,6 +183,10 @@ class RouteTable {
     std::string_view hostname;  // route hostname group ("" = none)
     const MatchSpec& match;     // headers/query_params deduplicated by name, regexes compiled
     std::string_view prefix;    // PathPrefix value without trailing '/' ("" for "/")
+    bool path_only = false;     // no method, header or query param condition
+
+    // accepts() for a request whose path is known to match (found by the path index).
+    bool acceptsWithPath(const RouteInput& in) const { return path_only || check(in, nullptr); }
 
     // Whether this match accepts the request. Allocation-free (RE2 aside).
     bool accepts(const RouteInput& in) const { return check(in, nullptr); }
@@ -155,8 +205,11 @@ class RouteTable {
     // paths of the listener's spec.
     struct PathIndex {
       std::vector<uint32_t> unindexed;  // positions of RegularExpression entries (ascending)
-      std::unordered_map<std::string_view, std::vector<uint32_t>, HostIndex::Hash> exact;
-      std::unordered_map<std::string_view, std::vector<uint32_t>, HostIndex::Hash> prefix;
+      // Exact value / PathPrefix value -> offset in `lists` of that key's candidates: pairs
+      // (position in `entries`, entry index), positions ascending, ended by kNone.
+      FlatStringMap exact;
+      FlatStringMap prefix;
+      std::vector<uint32_t> lists;
     };
     bool indexed = false;                    // index != nullptr
     std::unique_ptr<const PathIndex> index;  // null: the list is scanned
