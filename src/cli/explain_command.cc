@@ -59,20 +59,20 @@ std::string mirrorText(const config::Mirror& m) {
 // The filters of a rule, in the order they apply, one line each.
 std::vector<std::string> ruleFilters(const config::Rule& rule) {
   std::vector<std::string> out;
-  if (!rule.filter_error.empty()) out.push_back("ExtensionRef not resolved: answers 500");
-  if (rule.direct_response) {
-    const config::DirectResponse& dr = *rule.direct_response;
+  if (!rule.filterError().empty()) out.push_back("ExtensionRef not resolved: answers 500");
+  if (const config::DirectResponse* direct = rule.directResponse()) {
+    const config::DirectResponse& dr = *direct;
     out.push_back("direct response " + std::to_string(dr.status_code) + " " + dr.content_type +
                   " (" + std::to_string(dr.body.size()) + " bytes)");
   }
-  if (rule.redirect)
-    out.push_back("RequestRedirect: answers " + std::to_string(rule.redirect->status_code));
-  if (rule.request_headers)
-    out.push_back(modifierText("RequestHeaderModifier", *rule.request_headers));
-  if (rule.url_rewrite) out.push_back(rewriteText(*rule.url_rewrite));
-  if (rule.response_headers)
-    out.push_back(modifierText("ResponseHeaderModifier", *rule.response_headers));
-  for (const config::Mirror& m : rule.mirrors) out.push_back(mirrorText(m));
+  if (rule.redirect())
+    out.push_back("RequestRedirect: answers " + std::to_string(rule.redirect()->status_code));
+  if (rule.requestHeaders())
+    out.push_back(modifierText("RequestHeaderModifier", *rule.requestHeaders()));
+  if (rule.urlRewrite()) out.push_back(rewriteText(*rule.urlRewrite()));
+  if (rule.responseHeaders())
+    out.push_back(modifierText("ResponseHeaderModifier", *rule.responseHeaders()));
+  for (const config::Mirror& m : rule.mirrors()) out.push_back(mirrorText(m));
   return out;
 }
 
@@ -80,21 +80,21 @@ std::vector<std::string> ruleFilters(const config::Rule& rule) {
 std::vector<std::string> backendFilters(const config::Rule& rule,
                                         const config::WeightedBackend& wb) {
   std::vector<std::string> out;
-  if (!wb.has_own_filters) return out;
-  if (wb.own_request_headers)
-    out.push_back(modifierText("RequestHeaderModifier", *wb.own_request_headers));
-  if (wb.own_url_rewrite) out.push_back(rewriteText(*wb.own_url_rewrite));
-  if (wb.own_response_headers)
-    out.push_back(modifierText("ResponseHeaderModifier", *wb.own_response_headers));
-  for (size_t i = rule.mirrors.size(); i < wb.mirrors.size(); ++i)
-    out.push_back(mirrorText(wb.mirrors[i]));
+  if (!wb.hasOwnFilters()) return out;
+  if (wb.ownRequestHeaders())
+    out.push_back(modifierText("RequestHeaderModifier", *wb.ownRequestHeaders()));
+  if (wb.ownUrlRewrite()) out.push_back(rewriteText(*wb.ownUrlRewrite()));
+  if (wb.ownResponseHeaders())
+    out.push_back(modifierText("ResponseHeaderModifier", *wb.ownResponseHeaders()));
+  for (size_t i = rule.mirrors().size(); i < wb.mirrors().size(); ++i)
+    out.push_back(mirrorText(wb.mirrors()[i]));
   return out;
 }
 
 std::string backendsText(const config::Rule& rule) {
   std::string out;
   for (const std::string& f : ruleFilters(rule)) out += "  filter " + f + "\n";
-  for (const std::string& p : rule.policy_sources) out += "  policy " + p + "\n";
+  for (const std::string& p : rule.policySources()) out += "  policy " + p + "\n";
   for (const auto& wb : rule.backends) {
     out += "  backend ";
     out += wb.backend ? wb.backend->ns + "/" + wb.backend->name : "<unresolved: answers 500>";
@@ -110,7 +110,7 @@ std::string backendsText(const config::Rule& rule) {
     }
     out += '\n';
   }
-  if (rule.redirect == nullptr && rule.direct_response == nullptr && rule.total_weight == 0) {
+  if (rule.redirect() == nullptr && rule.directResponse() == nullptr && rule.total_weight == 0) {
     out += "  every backendRef has weight 0: answers 500\n";
   }
   return out;
@@ -169,7 +169,7 @@ std::string explainRequest(const config::Snapshot& snapshot, const ExplainReques
       j["port"] = port.bind.toString();
       j["backends"] = e.rule ? backendsJson(*e.rule) : nlohmann::json::array();
       j["filters"] = e.rule ? nlohmann::json(ruleFilters(*e.rule)) : nlohmann::json::array();
-      j["policies"] = e.rule ? nlohmann::json(e.rule->policy_sources) : nlohmann::json::array();
+      j["policies"] = e.rule ? nlohmann::json(e.rule->policySources()) : nlohmann::json::array();
       j["gateway_policies"] = port.settings.policy_sources;
       out_json.push_back(j);
     } else {

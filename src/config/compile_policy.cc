@@ -282,19 +282,20 @@ void Compilation::applyRoutePolicies() {
           }
         }
         if (chosen) {
-          rule.policy_sources.push_back(std::string(name) + " " + describe(*chosen->value) +
-                                        " from " + chosen->source);
+          rule.editExtras().policy_sources.push_back(std::string(name) + " " +
+                                                    describe(*chosen->value) + " from " +
+                                                    chosen->source);
         }
         return chosen;
       };
       if (const auto* v = pick(l.request, rule.request_timeout_ms != 0, "request timeout"))
         rule.request_timeout_ms = ms(*v->value);
       if (const auto* v = pick(l.connect, false, "connect timeout"))
-        rule.connect_timeout_ms = ms(*v->value);
+        rule.editExtras().connect_timeout_ms = ms(*v->value);
       if (const auto* v = pick(l.idle, false, "upstream idle timeout"))
-        rule.upstream_idle_ms = ms(*v->value);
+        rule.editExtras().upstream_idle_ms = ms(*v->value);
       if (const auto* v = pick(l.retry, false, "retry"))
-        rule.retry = std::make_shared<RetryPolicy>(*v->value);
+        rule.editExtras().retry = std::make_shared<RetryPolicy>(*v->value);
     }
   }
 }

@@ -242,23 +242,19 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
     rule->backend_request_timeout_ms = timeoutMs(rm.backend_request_timeout_ms);
     const FiltersModel& f = rm.filters;
     if (f.request_headers && !f.request_headers->empty())
-      rule->request_headers = std::make_unique<HeaderModifier>(*f.request_headers);
+      rule->editExtras().request_headers = std::make_unique<HeaderModifier>(*f.request_headers);
     if (f.response_headers && !f.response_headers->empty())
-      rule->response_headers = std::make_unique<HeaderModifier>(*f.response_headers);
-    if (f.redirect) rule->redirect = std::make_unique<Redirect>(*f.redirect);
+      rule->editExtras().response_headers = std::make_unique<HeaderModifier>(*f.response_headers);
+    if (f.redirect) rule->editExtras().redirect = std::make_unique<Redirect>(*f.redirect);
     if (f.url_rewrite && (!f.url_rewrite->hostname.empty() ||
                           f.url_rewrite->path.kind != PathModifierKind::kNone)) {
-      rule->url_rewrite = std::make_unique<UrlRewrite>(*f.url_rewrite);
-    }
-    if (rm.matches.size() == 1 && rm.matches[0].path_kind == PathKind::kPathPrefix) {
-      std::string_view prefix = rm.matches[0].path;
-      while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
-      rule->rewrite_prefix = std::string(prefix);
+      rule->editExtras().url_rewrite = std::make_unique<UrlRewrite>(*f.url_rewrite);
     }
     auto note = [&](const std::string& reason, const std::string& message) {
       if (resolved.status) resolved = {"ResolvedRefs", false, reason, message};
     };
-    rule->mirrors = resolveMirrors(f.mirrors, r, note);
+    if (std::vector<Mirror> mirrors = resolveMirrors(f.mirrors, r, note); !mirrors.empty())
+      rule->editExtras().mirrors = std::move(mirrors);
     rule->backends.reserve(rm.backend_refs.size());
     for (const ExtensionRefModel& ext : f.extension_refs) {
       std::string message;
@@ -275,14 +271,16 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
         note("NotFound", message);
       } else if (const RouteFilterModel& model = route_filters_[it->second];
                  model.direct_response) {
-        rule->direct_response = std::make_unique<DirectResponse>(*model.direct_response);
+        rule->editExtras().direct_response =
+            std::make_unique<DirectResponse>(*model.direct_response);
       }
       if (!message.empty()) {
         r.warning(ext.where.mark, ext.where.path,
                   "ResolvedRefs=False: " + message + "; matching requests answer 500");
-        rule->filter_error = "filter reference not resolved\n";
+        rule->editExtras().filter_error = "filter reference not resolved\n";
       }
     }
+    bool backend_rewrite = false;
     for (const BackendRefModel& ref : rm.backend_refs) {
       std::string reason, message;
       const Backend* backend = resolveBackendRef(ref, r, &reason, &message);
@@ -291,30 +289,43 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
       wb.backend = backend;
       wb.weight = ref.weight;
       const FiltersModel& bf = ref.filters;
-      wb.has_own_filters = bf.request_headers || bf.response_headers || bf.url_rewrite ||
-                           !bf.mirrors.empty();
-      wb.request_headers = rule->request_headers.get();
+      auto filters = std::make_unique<BackendFilters>();
+      filters->has_own_filters = bf.request_headers || bf.response_headers || bf.url_rewrite ||
+                                 !bf.mirrors.empty();
+      filters->request_headers = rule->requestHeaders();
       if (bf.request_headers && !bf.request_headers->empty()) {
-        wb.own_request_headers = std::make_unique<HeaderModifier>(
-            composeModifiers(rule->request_headers.get(), &*bf.request_headers));
-        wb.request_headers = wb.own_request_headers.get();
+        filters->own_request_headers = std::make_unique<HeaderModifier>(
+            composeModifiers(rule->requestHeaders(), &*bf.request_headers));
+        filters->request_headers = filters->own_request_headers.get();
       }
-      wb.response_headers = rule->response_headers.get();
+      filters->response_headers = rule->responseHeaders();
       if (bf.response_headers && !bf.response_headers->empty()) {
-        wb.own_response_headers = std::make_unique<HeaderModifier>(
-            composeModifiers(rule->response_headers.get(), &*bf.response_headers));
-        wb.response_headers = wb.own_response_headers.get();
+        filters->own_response_headers = std::make_unique<HeaderModifier>(
+            composeModifiers(rule->responseHeaders(), &*bf.response_headers));
+        filters->response_headers = filters->own_response_headers.get();
       }
-      wb.url_rewrite = rule->url_rewrite.get();
+      filters->url_rewrite = rule->urlRewrite();
       if (bf.url_rewrite && (!bf.url_rewrite->hostname.empty() ||
                              bf.url_rewrite->path.kind != PathModifierKind::kNone)) {
-        wb.own_url_rewrite = std::make_unique<UrlRewrite>(*bf.url_rewrite);
-        wb.url_rewrite = wb.own_url_rewrite.get();
+        filters->own_url_rewrite = std::make_unique<UrlRewrite>(*bf.url_rewrite);
+        filters->url_rewrite = filters->own_url_rewrite.get();
+        backend_rewrite = true;
       }
-      wb.mirrors = rule->mirrors;
-      for (const Mirror& m : resolveMirrors(bf.mirrors, r, note)) wb.mirrors.push_back(m);
+      filters->mirrors = rule->mirrors();
+      for (const Mirror& m : resolveMirrors(bf.mirrors, r, note)) filters->mirrors.push_back(m);
+      if (filters->has_own_filters || filters->request_headers || filters->response_headers ||
+          filters->url_rewrite || !filters->mirrors.empty()) {
+        wb.filters = std::move(filters);
+      }
       rule->backends.push_back(std::move(wb));
       rule->total_weight += ref.weight;
+    }
+    // The prefix ReplacePrefixMatch replaces: only a redirect or a rewrite reads it.
+    if ((rule->redirect() || rule->urlRewrite() || backend_rewrite) && rm.matches.size() == 1 &&
+        rm.matches[0].path_kind == PathKind::kPathPrefix) {
+      std::string_view prefix = rm.matches[0].path;
+      while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
+      rule->editExtras().rewrite_prefix = std::string(prefix);
     }
     if (f.redirect || !f.extension_refs.empty()) {
       // Answered locally: no backends needed.

@@ -178,25 +178,25 @@ spec:
   EXPECT_TRUE(d.empty()) << joined(d);
   const Rule* api = ruleFor("x", "/api/a");
   ASSERT_NE(api, nullptr);
-  ASSERT_NE(api->request_headers, nullptr);
-  EXPECT_EQ(api->request_headers->set[0].name, "x-env");
-  EXPECT_EQ(api->request_headers->set[0].value, "prod");
-  EXPECT_EQ(api->request_headers->add[0].name, "x-tag");
-  EXPECT_EQ(api->request_headers->remove[0], "x-debug");
-  ASSERT_NE(api->response_headers, nullptr);
-  EXPECT_EQ(api->response_headers->remove[0], "server");
-  ASSERT_NE(api->url_rewrite, nullptr);
-  EXPECT_EQ(api->url_rewrite->hostname, "internal.svc");
-  EXPECT_EQ(api->url_rewrite->path.kind, PathModifierKind::kReplacePrefixMatch);
-  EXPECT_EQ(api->rewrite_prefix, "/api");
-  EXPECT_EQ(api->redirect, nullptr);
+  ASSERT_NE(api->requestHeaders(), nullptr);
+  EXPECT_EQ(api->requestHeaders()->set[0].name, "x-env");
+  EXPECT_EQ(api->requestHeaders()->set[0].value, "prod");
+  EXPECT_EQ(api->requestHeaders()->add[0].name, "x-tag");
+  EXPECT_EQ(api->requestHeaders()->remove[0], "x-debug");
+  ASSERT_NE(api->responseHeaders(), nullptr);
+  EXPECT_EQ(api->responseHeaders()->remove[0], "server");
+  ASSERT_NE(api->urlRewrite(), nullptr);
+  EXPECT_EQ(api->urlRewrite()->hostname, "internal.svc");
+  EXPECT_EQ(api->urlRewrite()->path.kind, PathModifierKind::kReplacePrefixMatch);
+  EXPECT_EQ(api->rewritePrefix(), "/api");
+  EXPECT_EQ(api->redirect(), nullptr);
   const Rule* old = ruleFor("x", "/old");
   ASSERT_NE(old, nullptr);
-  ASSERT_NE(old->redirect, nullptr);
-  EXPECT_EQ(old->redirect->scheme, "https");
-  EXPECT_EQ(old->redirect->status_code, 301);
-  EXPECT_EQ(old->redirect->path.value, "/new");
-  EXPECT_EQ(old->request_headers, nullptr);
+  ASSERT_NE(old->redirect(), nullptr);
+  EXPECT_EQ(old->redirect()->scheme, "https");
+  EXPECT_EQ(old->redirect()->status_code, 301);
+  EXPECT_EQ(old->redirect()->path.value, "/new");
+  EXPECT_EQ(old->requestHeaders(), nullptr);
 }
 
 TEST_F(CompilerTest, InvalidFiltersRejectTheRoute) {

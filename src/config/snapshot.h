@@ -64,10 +64,9 @@ struct Mirror {
   uint32_t per_million = 1'000'000;  // share of the requests mirrored
 };
 
-// A backendRef of a rule after resolution. backend == nullptr: unresolved (answers 500).
-struct WeightedBackend {
-  const Backend* backend = nullptr;
-  uint32_t weight = 1;
+// The filters of a backendRef (its own, composed with the rule's), when the rule or the
+// backendRef has any: WeightedBackend keeps them behind one pointer (most have none).
+struct BackendFilters {
   // The filters of a request sent to this backend: the rule's, then the backendRef's. They
   // point into the Rule or into the own_* fields below; null when there are none.
   const HeaderModifier* request_headers = nullptr;
@@ -80,18 +79,41 @@ struct WeightedBackend {
   std::unique_ptr<const UrlRewrite> own_url_rewrite;           // the backendRef's
 };
 
-// One HTTPRoute rule as the proxy sees it after a match.
-struct Rule {
-  std::string route_ns;
-  std::string route_name;
-  uint32_t rule_index = 0;
-  std::vector<WeightedBackend> backends;  // weight-0 entries kept for explain; never chosen
-  uint64_t total_weight = 0;              // sum of weights; 0 => 500
-  uint32_t route_stats_id = 0;            // per route (ns/name), stable across reloads
-  uint32_t request_timeout_ms = 0;        // 0: the Gateway default
-  // timeouts.backendRequest: one upstream attempt, request sent to response head; 0: unset
-  // (only request_timeout applies).
-  uint32_t backend_request_timeout_ms = 0;
+inline const std::vector<Mirror> kNoMirrors;
+inline const std::vector<std::string> kNoStrings;
+inline const std::string kNoString;
+
+// A backendRef of a rule after resolution. backend == nullptr: unresolved (answers 500).
+struct WeightedBackend {
+  const Backend* backend = nullptr;
+  uint32_t weight = 1;
+  std::unique_ptr<const BackendFilters> filters;  // null: no filter, no mirror
+
+  // The effective filters of a request sent to this backend; null when there are none.
+  const HeaderModifier* requestHeaders() const {
+    return filters ? filters->request_headers : nullptr;
+  }
+  const HeaderModifier* responseHeaders() const {
+    return filters ? filters->response_headers : nullptr;
+  }
+  const UrlRewrite* urlRewrite() const { return filters ? filters->url_rewrite : nullptr; }
+  const std::vector<Mirror>& mirrors() const { return filters ? filters->mirrors : kNoMirrors; }
+  // The backendRef's own filters (explain).
+  bool hasOwnFilters() const { return filters && filters->has_own_filters; }
+  const HeaderModifier* ownRequestHeaders() const {
+    return filters ? filters->own_request_headers.get() : nullptr;
+  }
+  const HeaderModifier* ownResponseHeaders() const {
+    return filters ? filters->own_response_headers.get() : nullptr;
+  }
+  const UrlRewrite* ownUrlRewrite() const {
+    return filters ? filters->own_url_rewrite.get() : nullptr;
+  }
+};
+
+// The settings of a rule that most rules do not have: filters, mirrors, policies. A Rule
+// holds them behind one pointer, null when it has none of them.
+struct RuleExtras {
   // The rule's own filters (per backend, WeightedBackend holds the effective ones); null when
   // the rule has none of that type.
   std::unique_ptr<const HeaderModifier> request_headers;
@@ -110,8 +132,53 @@ struct Rule {
   // (Gateway API: such a filter must not be skipped).
   std::string filter_error;
   // The rule's single PathPrefix value without trailing '/' ("" for "/"), for
-  // ReplacePrefixMatch (which requires exactly one PathPrefix match).
+  // ReplacePrefixMatch (which requires exactly one PathPrefix match). Set only when the rule
+  // has a redirect or a URL rewrite (its own or a backendRef's): nothing else reads it.
   std::string rewrite_prefix;
+};
+
+// One HTTPRoute rule as the proxy sees it after a match.
+struct Rule {
+  std::string route_ns;
+  std::string route_name;
+  uint32_t rule_index = 0;
+  uint32_t route_stats_id = 0;            // per route (ns/name), stable across reloads
+  std::vector<WeightedBackend> backends;  // weight-0 entries kept for explain; never chosen
+  uint64_t total_weight = 0;              // sum of weights; 0 => 500
+  uint32_t request_timeout_ms = 0;        // 0: the Gateway default
+  // timeouts.backendRequest: one upstream attempt, request sent to response head; 0: unset
+  // (only request_timeout applies).
+  uint32_t backend_request_timeout_ms = 0;
+  // Filters, mirrors, policy settings: null when the rule has none (use the accessors).
+  std::unique_ptr<RuleExtras> extras;
+
+  // The extras, created when absent (compile time only).
+  RuleExtras& editExtras() {
+    if (!extras) extras = std::make_unique<RuleExtras>();
+    return *extras;
+  }
+  const HeaderModifier* requestHeaders() const {
+    return extras ? extras->request_headers.get() : nullptr;
+  }
+  const HeaderModifier* responseHeaders() const {
+    return extras ? extras->response_headers.get() : nullptr;
+  }
+  const Redirect* redirect() const { return extras ? extras->redirect.get() : nullptr; }
+  const UrlRewrite* urlRewrite() const { return extras ? extras->url_rewrite.get() : nullptr; }
+  const DirectResponse* directResponse() const {
+    return extras ? extras->direct_response.get() : nullptr;
+  }
+  const std::vector<Mirror>& mirrors() const { return extras ? extras->mirrors : kNoMirrors; }
+  uint32_t connectTimeoutMs() const { return extras ? extras->connect_timeout_ms : 0; }
+  uint32_t upstreamIdleMs() const { return extras ? extras->upstream_idle_ms : 0; }
+  const RetryPolicy* retry() const { return extras ? extras->retry.get() : nullptr; }
+  const std::vector<std::string>& policySources() const {
+    return extras ? extras->policy_sources : kNoStrings;
+  }
+  const std::string& filterError() const { return extras ? extras->filter_error : kNoString; }
+  const std::string& rewritePrefix() const {
+    return extras ? extras->rewrite_prefix : kNoString;
+  }
 };
 
 // Client-side and upstream settings of the listeners on one port.

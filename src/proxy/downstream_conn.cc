@@ -289,23 +289,23 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   rule_ = d.rule;
   stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
   rs.requests.inc();
-  if (!rule_->filter_error.empty()) return reject(500, rule_->filter_error);
-  if (const config::DirectResponse* dr = rule_->direct_response.get()) {
+  if (!rule_->filterError().empty()) return reject(500, rule_->filterError());
+  if (const config::DirectResponse* dr = rule_->directResponse()) {
     in_.consume(head_len);
     respondLocal(dr->status_code, dr->body, !req_bodyless_, {}, dr->content_type,
                  /*overridable=*/false);
     return phase_ == Phase::kHead;
   }
-  if (rule_->redirect != nullptr) {
+  if (rule_->redirect() != nullptr) {
     // RequestRedirect: answered here. The Location is built before the head is consumed (the
     // views point into in_).
     scratch_.clear();
     scratch_.append("location: ");
-    appendRedirectLocation(*rule_->redirect, authority, local_port_, in.path, in.query,
-                           rule_->rewrite_prefix, scratch_);
+    appendRedirectLocation(*rule_->redirect(), authority, local_port_, in.path, in.query,
+                           rule_->rewritePrefix(), scratch_);
     scratch_.append("\r\n");
     in_.consume(head_len);
-    respondLocal(rule_->redirect->status_code, "", !req_bodyless_, scratch_.view());
+    respondLocal(rule_->redirect()->status_code, "", !req_bodyless_, scratch_.view());
     scratch_.clear();
     scratch_.release();
     return phase_ == Phase::kHead;
@@ -337,7 +337,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   deadline_ms_ =
       request_ms >= config::kTimeoutDisabledMs ? 0 : worker_.loop().nowMs() + request_ms;
   retry_ = ps.overrides.retry ? ps.overrides.retry.get()
-           : rule_->retry     ? rule_->retry.get()
+           : rule_->retry()   ? rule_->retry()
                               : ps.retry.get();
   if (retry_ != nullptr && retry_->num_retries == 0) retry_ = nullptr;
   counted_active_ = true;
@@ -347,11 +347,11 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   req_head_.clear();
   std::string_view up_target = target;
   std::string_view up_authority = absolute ? authority : std::string_view();
-  if (const config::UrlRewrite* rw = wb->url_rewrite) {
+  if (const config::UrlRewrite* rw = wb->urlRewrite()) {
     if (!rw->hostname.empty()) up_authority = rw->hostname;
     if (rw->path.kind != config::PathModifierKind::kNone) {
       scratch_.clear();
-      appendModifiedPath(rw->path, in.path, rule_->rewrite_prefix, scratch_);
+      appendModifiedPath(rw->path, in.path, rule_->rewritePrefix(), scratch_);
       if (q != std::string_view::npos) scratch_.append(target.substr(q));
       up_target = scratch_.view();
     }
@@ -361,7 +361,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     scratch_.clear();
     scratch_.release();
   }
-  for (const config::Mirror& m : wb->mirrors) {
+  for (const config::Mirror& m : wb->mirrors()) {
     if (extras().mirror_count == kMaxMirrors) break;
     if (m.per_million < 1'000'000 && worker_.random() % 1'000'000 >= m.per_million) continue;
     MirrorRequest* mr = MirrorRequest::start(worker_, *m.backend, req_head_.view(),
@@ -395,7 +395,7 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
   out.append(target);
   out.append(" HTTP/1.1\r\n");
   bool has_host = false;
-  const config::HeaderModifier* mod = target_->request_headers;
+  const config::HeaderModifier* mod = target_->requestHeaders();
   std::string_view xff_first;
   bool xff_many = false;
   for (uint32_t i = 0; i < head.header_count; ++i) {

@@ -115,7 +115,7 @@ void DownstreamConn::releaseBreakerUnits() {
 bool DownstreamConn::connectUpstream() {
   const config::Port* port = findPort();
   uint32_t connect_ms = port ? port->settings.connect_timeout_ms : 2'000;
-  if (rule_ != nullptr && rule_->connect_timeout_ms != 0) connect_ms = rule_->connect_timeout_ms;
+  if (rule_ != nullptr && rule_->connectTimeoutMs() != 0) connect_ms = rule_->connectTimeoutMs();
   if (port && port->settings.overrides.connect_timeout_ms != 0)
     connect_ms = port->settings.overrides.connect_timeout_ms;
   uint32_t request_ms = responseTimeoutMs();
@@ -341,7 +341,7 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
   out_.append(" ");
   out_.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason);
   out_.append("\r\n");
-  const config::HeaderModifier* mod = target_->response_headers;
+  const config::HeaderModifier* mod = target_->responseHeaders();
   for (uint32_t i = 0; i < head.header_count; ++i) {
     const http1::Header& h = head.headers[i];
     if (h.tag == HeaderTag::kContentLength && bodiless) {
@@ -415,7 +415,7 @@ void DownstreamConn::releaseUpstream(bool reusable) {
     const config::Port* port = findPort();
     uint32_t idle = 0;
     if (port != nullptr) idle = port->settings.overrides.upstream_idle_ms;
-    if (idle == 0 && rule_ != nullptr) idle = rule_->upstream_idle_ms;
+    if (idle == 0 && rule_ != nullptr) idle = rule_->upstreamIdleMs();
     if (idle == 0 && port != nullptr) idle = port->settings.upstream_idle_ms;
     if (idle == 0 && backend_ != nullptr) idle = backend_->pool.idle_timeout_ms;
     c->idle_timeout_ms = idle;  // 0: the pool's default
