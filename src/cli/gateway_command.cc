@@ -15,12 +15,11 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "admin/admin_server.h"
 #include "cli/explain_command.h"
@@ -29,13 +28,13 @@
 #include "config/loader.h"
 #include "config/stats_ids.h"
 #include "config/syntax.h"
-#include "net/socket.h"
 #include "net/dns_resolver.h"
+#include "net/socket.h"
 #include "proxy/worker.h"
+#include "stats/prometheus.h"
 #include "upstream/health_checker.h"
 #include "upstream/outlier_detector.h"
 #include "upstream/shared_state.h"
-#include "stats/prometheus.h"
 
 namespace portico::cli {
 
@@ -46,7 +45,7 @@ struct Options {
   std::string admin = "127.0.0.1:9901";
   uint32_t workers = 0;
   uint32_t drain_timeout_ms = 30'000;
-  std::string zone;  // this gateway's zone, for zone-aware load balancing
+  std::string zone;                      // this gateway's zone, for zone-aware load balancing
   std::vector<std::string> dns_servers;  // "ip:port"; empty: /etc/resolv.conf
 };
 
@@ -354,13 +353,14 @@ class Gateway {
       nlohmann::json eps = nlohmann::json::array();
       for (const auto& e : b->endpoints) {
         uint8_t flags = shared_.health.flags(e.health_id);
-        nlohmann::json ep = {{"address", e.authority},
-                             {"weight", e.weight},
-                             {"priority", e.priority},
-                             {"zone", e.zone},
-                             {"healthy", flags == 0},
-                             {"active_unhealthy", (flags & upstream::HealthTable::kActiveUnhealthy) != 0},
-                             {"ejected", (flags & upstream::HealthTable::kEjected) != 0}};
+        nlohmann::json ep = {
+            {"address", e.authority},
+            {"weight", e.weight},
+            {"priority", e.priority},
+            {"zone", e.zone},
+            {"healthy", flags == 0},
+            {"active_unhealthy", (flags & upstream::HealthTable::kActiveUnhealthy) != 0},
+            {"ejected", (flags & upstream::HealthTable::kEjected) != 0}};
         if (!e.hostname.empty()) ep["hostname"] = e.hostname;
         if (const auto* o = outliers_.state(e.health_id)) ep["ejections"] = o->ejections;
         if (auto it = checks.find(e.health_id); it != checks.end()) {

@@ -34,7 +34,7 @@ struct ActiveHealthSettings {
 };
 
 struct PassiveHealthSettings {
-  uint32_t consecutive_5xx = 5;            // 0 disables
+  uint32_t consecutive_5xx = 5;             // 0 disables
   uint32_t consecutive_gateway_errors = 0;  // 502/503/504 and connect/reset failures; 0 off
   uint32_t base_ejection_ms = 30'000;
   uint32_t max_ejection_percent = 10;

@@ -155,8 +155,8 @@ class Compilation {
   void applyPolicies();
   void applyRoutePolicies();  // after attachRoutes(): policies targeting routes and rules
   // Records a target that does not exist: status TargetNotFound and a warning.
-  void targetNotFound(uint32_t policy_resource, const PolicyTargetModel& target,
-                      AncestorStatus as, Reporter& r);
+  void targetNotFound(uint32_t policy_resource, const PolicyTargetModel& target, AncestorStatus as,
+                      Reporter& r);
 
   // config_dump.cc
   std::shared_ptr<const ConfigDumpSource> dumpSource() const;

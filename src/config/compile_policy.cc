@@ -84,16 +84,14 @@ void Compilation::applyPolicies() {
         const RouteSettingsModel& d = m.defaults;
         apply(d.connect_ms, dur(d.connect_ms), &s.connect_timeout_ms, port, policy_id, r);
         apply(d.request_ms, dur(d.request_ms), &s.request_timeout_ms, port, policy_id, r);
-        apply(d.upstream_idle_ms, dur(d.upstream_idle_ms), &s.upstream_idle_ms, port, policy_id,
-              r);
+        apply(d.upstream_idle_ms, dur(d.upstream_idle_ms), &s.upstream_idle_ms, port, policy_id, r);
         const RouteSettingsModel& o = m.overrides;
-        apply(o.connect_ms, dur(o.connect_ms), &s.overrides.connect_timeout_ms, port, policy_id,
-              r);
-        apply(o.request_ms, dur(o.request_ms), &s.overrides.request_timeout_ms, port, policy_id,
-              r);
+        apply(o.connect_ms, dur(o.connect_ms), &s.overrides.connect_timeout_ms, port, policy_id, r);
+        apply(o.request_ms, dur(o.request_ms), &s.overrides.request_timeout_ms, port, policy_id, r);
         apply(o.upstream_idle_ms, dur(o.upstream_idle_ms), &s.overrides.upstream_idle_ms, port,
               policy_id, r);
-        for (auto [setting, field] : {std::pair{&d.retry, &s.retry}, {&o.retry, &s.overrides.retry}}) {
+        for (auto [setting, field] :
+             {std::pair{&d.retry, &s.retry}, {&o.retry, &s.overrides.retry}}) {
           if (!setting->value) continue;
           auto [it, inserted] = port.set_by.emplace(setting->where.path, policy_id);
           if (inserted) {
@@ -177,9 +175,9 @@ void offer(const Setting<T>& setting, V value, const std::string& source, Layere
   if (!setting.value) return;
   if (slot->value) {
     if (slot->source != source) {
-      r.warning(setting.where.mark, setting.where.path,
-                "Conflicted: already set for this target by the older " + slot->source +
-                    "; ignored");
+      r.warning(
+          setting.where.mark, setting.where.path,
+          "Conflicted: already set for this target by the older " + slot->source + "; ignored");
     }
     return;
   }
@@ -237,9 +235,8 @@ void Compilation::applyRoutePolicies() {
         Level def = rule_level ? kRuleDefault : kRouteDefault;
         Level ovr = rule_level ? kRuleOverride : kRouteOverride;
         std::string what = rule_level ? " (rule " + target.section + " " : " (HTTPRoute ";
-        for (auto [settings, level, kind] :
-             {std::tuple{&policy.model.defaults, def, "default)"},
-              {&policy.model.overrides, ovr, "override)"}}) {
+        for (auto [settings, level, kind] : {std::tuple{&policy.model.defaults, def, "default)"},
+                                             {&policy.model.overrides, ovr, "override)"}}) {
           std::string source = policy_id + what + kind;
           offer(settings->request_ms, settings->request_ms.value.value_or(0), source,
                 &l.request[level], r);
@@ -282,9 +279,8 @@ void Compilation::applyRoutePolicies() {
           }
         }
         if (chosen) {
-          rule.editExtras().policy_sources.push_back(std::string(name) + " " +
-                                                    describe(*chosen->value) + " from " +
-                                                    chosen->source);
+          rule.editExtras().policy_sources.push_back(
+              std::string(name) + " " + describe(*chosen->value) + " from " + chosen->source);
         }
         return chosen;
       };

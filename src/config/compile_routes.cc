@@ -129,7 +129,8 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
     std::vector<net::Address> addresses;
     if (e.dns) {
       for (const std::string& ip : dns_.addresses(e.address))
-        if (std::optional<net::Address> a = net::Address::parseIp(ip, port)) addresses.push_back(*a);
+        if (std::optional<net::Address> a = net::Address::parseIp(ip, port))
+          addresses.push_back(*a);
     } else if (std::optional<net::Address> a = net::Address::parseIp(e.address, port)) {
       addresses.push_back(*a);
     }
@@ -166,9 +167,9 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Report
     *failure_message = "backendRef kind " + (ref.group.empty() ? "" : ref.group + "/") + ref.kind +
                        " is not supported (use a portico.dev Backend, or a Service reference "
                        "that names a Backend)";
-    r.warning(ref.where.mark, ref.where.path,
-              "ResolvedRefs=False/InvalidKind: " + *failure_message + "; " +
-                  std::string(consequence));
+    r.warning(
+        ref.where.mark, ref.where.path,
+        "ResolvedRefs=False/InvalidKind: " + *failure_message + "; " + std::string(consequence));
     return nullptr;
   }
   auto it = backend_by_name_.find({ref.ns, ref.name});
@@ -246,8 +247,8 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
     if (f.response_headers && !f.response_headers->empty())
       rule->editExtras().response_headers = std::make_unique<HeaderModifier>(*f.response_headers);
     if (f.redirect) rule->editExtras().redirect = std::make_unique<Redirect>(*f.redirect);
-    if (f.url_rewrite && (!f.url_rewrite->hostname.empty() ||
-                          f.url_rewrite->path.kind != PathModifierKind::kNone)) {
+    if (f.url_rewrite &&
+        (!f.url_rewrite->hostname.empty() || f.url_rewrite->path.kind != PathModifierKind::kNone)) {
       rule->editExtras().url_rewrite = std::make_unique<UrlRewrite>(*f.url_rewrite);
     }
     auto note = [&](const std::string& reason, const std::string& message) {
@@ -264,10 +265,10 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
                   " is not supported (use a portico.dev HTTPRouteFilter)";
         note("InvalidKind", message);
       } else if (it == route_filter_by_name_.end()) {
-        message = "HTTPRouteFilter " + res.ns + '/' + ext.name +
-                  (rejected_.count({"HTTPRouteFilter", res.ns, ext.name})
-                       ? " is invalid (see its errors)"
-                       : " not found");
+        message =
+            "HTTPRouteFilter " + res.ns + '/' + ext.name +
+            (rejected_.count({"HTTPRouteFilter", res.ns, ext.name}) ? " is invalid (see its errors)"
+                                                                    : " not found");
         note("NotFound", message);
       } else if (const RouteFilterModel& model = route_filters_[it->second];
                  model.direct_response) {
@@ -290,8 +291,8 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
       wb.weight = ref.weight;
       const FiltersModel& bf = ref.filters;
       auto filters = std::make_unique<BackendFilters>();
-      filters->has_own_filters = bf.request_headers || bf.response_headers || bf.url_rewrite ||
-                                 !bf.mirrors.empty();
+      filters->has_own_filters =
+          bf.request_headers || bf.response_headers || bf.url_rewrite || !bf.mirrors.empty();
       filters->request_headers = rule->requestHeaders();
       if (bf.request_headers && !bf.request_headers->empty()) {
         filters->own_request_headers = std::make_unique<HeaderModifier>(

@@ -49,7 +49,7 @@ KindClass classify(const Resource& res, std::string* problem, std::string* field
   } else if (group == kPorticoGroup) {
     if (res.kind == "Backend" || res.kind == "TrafficPolicy" || res.kind == "HTTPRouteFilter") {
       if (version == "v1alpha1") {
-        return res.kind == "Backend"           ? KindClass::kBackend
+        return res.kind == "Backend"         ? KindClass::kBackend
                : res.kind == "TrafficPolicy" ? KindClass::kTrafficPolicy
                                              : KindClass::kRouteFilter;
       }
@@ -167,8 +167,8 @@ void Compilation::decodeAll() {
   const size_t seen_mask = seen.size() - 1;
   auto identity = [](const Resource& r) {
     size_t h = std::hash<std::string_view>{}(r.group());
-    for (std::string_view part : {std::string_view(r.kind), std::string_view(r.ns),
-                                  std::string_view(r.name)})
+    for (std::string_view part :
+         {std::string_view(r.kind), std::string_view(r.ns), std::string_view(r.name)})
       h = (h ^ std::hash<std::string_view>{}(part)) * 0x9E3779B97F4A7C15ull;
     return h ^ (h >> 29);
   };
@@ -257,8 +257,7 @@ void Compilation::decodeAll() {
         break;
       case KindClass::kRouteFilter:
         if (spec.route_filter) {
-          route_filter_by_name_[{res.ns, res.name}] =
-              static_cast<uint32_t>(route_filters_.size());
+          route_filter_by_name_[{res.ns, res.name}] = static_cast<uint32_t>(route_filters_.size());
           route_filters_.push_back(*spec.route_filter);
           status_[i].conditions.push_back(Condition{"Accepted", true, "Accepted", ""});
           ok = true;

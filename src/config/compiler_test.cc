@@ -288,18 +288,20 @@ metadata:
 spec:
   listeners: [{name: http, port: 9999, protocol: HTTP}]
 )");
-  EXPECT_EQ(d, (std::vector<std::string>{
-                   "F:9:7: warning: GatewayClass default/portico: kind: kind GatewayClass is not "
-                   "supported yet; ignored",
-                   "F:14:7: error: Service default/s: kind: Unsupported value: kind Service of "
-                   "apiVersion \"v1\": supported kinds are Gateway and HTTPRoute "
-                   "(gateway.networking.k8s.io/v1), Backend, TrafficPolicy and HTTPRouteFilter "
-                   "(portico.dev/v1alpha1)",
-                   "F:17:13: error: Backend default/b: apiVersion: Unsupported value: \"portico.dev/v1\": "
-                   "Backend is served as portico.dev/v1alpha1",
-                   "F:24:9: error: Gateway default/gw: metadata.name: Duplicate value: Gateway "
-                   "default/gw is already defined at " +
-                       file_ + ":1; this definition is ignored"}))
+  EXPECT_EQ(
+      d,
+      (std::vector<std::string>{
+          "F:9:7: warning: GatewayClass default/portico: kind: kind GatewayClass is not "
+          "supported yet; ignored",
+          "F:14:7: error: Service default/s: kind: Unsupported value: kind Service of "
+          "apiVersion \"v1\": supported kinds are Gateway and HTTPRoute "
+          "(gateway.networking.k8s.io/v1), Backend, TrafficPolicy and HTTPRouteFilter "
+          "(portico.dev/v1alpha1)",
+          "F:17:13: error: Backend default/b: apiVersion: Unsupported value: \"portico.dev/v1\": "
+          "Backend is served as portico.dev/v1alpha1",
+          "F:24:9: error: Gateway default/gw: metadata.name: Duplicate value: Gateway "
+          "default/gw is already defined at " +
+              file_ + ":1; this definition is ignored"}))
       << joined(d);
   EXPECT_EQ(snap().ports.size(), 1u);
   EXPECT_EQ(snap().ports[0].port, 8080);

@@ -1,7 +1,8 @@
 // The admin /config_dump: every resource with its spec and Gateway API status, and the
 // compiled ports. compile() keeps only what the dump needs that the snapshot does not already
 // have (Snapshot::dump: the resources, shared with the loader, and each one's status as JSON,
-// identical statuses stored once, an unchanged status shared with the previous version); renderConfigDump() writes the JSON when it is asked for.
+// identical statuses stored once, an unchanged status shared with the previous version);
+// renderConfigDump() writes the JSON when it is asked for.
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -193,7 +194,8 @@ std::shared_ptr<const ConfigDumpSource> Compilation::dumpSource() const {
       fresh.emplace(std::string_view(*shared), shared);  // the key views the string it maps to
     }
     dump->status.push_back(shared);
-    if (slot != nullptr) slot->status = std::make_shared<StatusCache>(StatusCache{status_[i], shared});
+    if (slot != nullptr)
+      slot->status = std::make_shared<StatusCache>(StatusCache{status_[i], shared});
   }
   return dump;
 }

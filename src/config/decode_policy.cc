@@ -107,9 +107,9 @@ void decodeResponseOverrides(Reporter& r, const YAML::Node& node, const std::str
                 range.finish();
                 c.ignore("value");
               } else {
-                r.error(c.markOf("type"), c.childPath("type"),
-                        "Unsupported value: \"" + type +
-                            "\": supported values: \"Value\", \"Range\"");
+                r.error(
+                    c.markOf("type"), c.childPath("type"),
+                    "Unsupported value: \"" + type + "\": supported values: \"Value\", \"Range\"");
               }
               c.finish();
             });
@@ -140,8 +140,10 @@ void decodeLoadBalancer(Reporter& r, const YAML::Node& node, const std::string& 
                         LoadBalancerSettings* lb) {
   MapReader m(r, node, path);
   static constexpr std::pair<std::string_view, LbKind> kTypes[] = {
-      {"RoundRobin", LbKind::kRoundRobin}, {"LeastRequest", LbKind::kLeastRequest},
-      {"Random", LbKind::kRandom},         {"RingHash", LbKind::kRingHash},
+      {"RoundRobin", LbKind::kRoundRobin},
+      {"LeastRequest", LbKind::kLeastRequest},
+      {"Random", LbKind::kRandom},
+      {"RingHash", LbKind::kRingHash},
       {"Maglev", LbKind::kMaglev}};
   if (std::optional<std::string> type = m.string("type")) {
     bool found = false;
@@ -167,7 +169,8 @@ void decodeLoadBalancer(Reporter& r, const YAML::Node& node, const std::string& 
     if (std::optional<std::string> v = hm.string("header")) {
       lb->hash_on = HashOn::kHeader;
       lb->hash_name = *v;
-      for (char& c : lb->hash_name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (char& c : lb->hash_name)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       ++set;
     }
     if (std::optional<std::string> v = hm.string("cookie")) {
@@ -210,7 +213,7 @@ void decodeLoadBalancer(Reporter& r, const YAML::Node& node, const std::string& 
 }
 
 ActiveHealthSettings decodeActiveHealth(Reporter& r, const YAML::Node& node,
-                                     const std::string& path) {
+                                        const std::string& path) {
   ActiveHealthSettings a;
   MapReader m(r, node, path);
   std::string type = m.string("type", Need::kRequired).value_or("HTTP");
@@ -251,7 +254,7 @@ ActiveHealthSettings decodeActiveHealth(Reporter& r, const YAML::Node& node,
 }
 
 PassiveHealthSettings decodePassiveHealth(Reporter& r, const YAML::Node& node,
-                                       const std::string& path) {
+                                          const std::string& path) {
   PassiveHealthSettings p;
   MapReader m(r, node, path);
   if (std::optional<int64_t> v = m.integer("consecutive5XxErrors", 0, 1000))

@@ -1,10 +1,10 @@
 // Decoding of HTTPRoute (gateway.networking.k8s.io/v1) specs.
 //
 // Every field of HTTPRoute v1 is parsed. Fields whose runtime is not implemented yet (the
-// CORS and ExternalAuth filters, retries, session persistence) are validated and then reported as errors "... is not
-// implemented yet", which rejects the route: serving it without them would route traffic the
-// user excluded. Regular expressions (RE2) are compiled here, once; an invalid one is an error
-// at its field.
+// CORS and ExternalAuth filters, retries, session persistence) are validated and then reported as
+// errors "... is not implemented yet", which rejects the route: serving it without them would route
+// traffic the user excluded. Regular expressions (RE2) are compiled here, once; an invalid one is
+// an error at its field.
 #include <strings.h>
 
 #include <algorithm>
@@ -354,8 +354,8 @@ UrlRewrite decodeUrlRewrite(Reporter& r, const YAML::Node& node, const std::stri
 // Filter types whose runtime is implemented; RequestRedirect and ExtensionRef (a direct
 // response) only on rules, the others on rules and backendRefs.
 bool filterImplemented(std::string_view type, bool on_backend_ref) {
-  if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier" ||
-      type == "URLRewrite" || type == "RequestMirror") {
+  if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier" || type == "URLRewrite" ||
+      type == "RequestMirror") {
     return true;
   }
   return !on_backend_ref && (type == "RequestRedirect" || type == "ExtensionRef");
@@ -393,8 +393,7 @@ MirrorModel decodeMirror(Reporter& r, const YAML::Node& node, const std::string&
   return mirror;
 }
 
-ExtensionRefModel decodeExtensionRef(Reporter& r, const YAML::Node& node,
-                                     const std::string& path) {
+ExtensionRefModel decodeExtensionRef(Reporter& r, const YAML::Node& node, const std::string& path) {
   ExtensionRefModel ext;
   ext.where = Where{markOf(node), path};
   MapReader m(r, node, path);
@@ -531,8 +530,8 @@ void checkRuleFilters(Reporter& r, const RuleModel& rule, const std::string& fil
 }
 
 // group, kind, name, namespace, port of a backendRef (and, when `full`, weight and filters).
-BackendRefModel decodeBackendRefFields(Reporter& r, const YAML::Node& node,
-                                       const std::string& path, const Resource& res, bool full) {
+BackendRefModel decodeBackendRefFields(Reporter& r, const YAML::Node& node, const std::string& path,
+                                       const Resource& res, bool full) {
   BackendRefModel b;
   b.where = Where{markOf(node), path};
   b.ns = res.ns;

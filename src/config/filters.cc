@@ -9,9 +9,9 @@ namespace {
 // What a modifier chain does to one header name.
 struct NameEffect {
   std::string name;
-  bool remove = false;               // the original fields are dropped (no set value)
-  std::optional<std::string> set;    // the fields are replaced by this value
-  std::optional<std::string> add;    // then ",value" is appended (or the field added)
+  bool remove = false;             // the original fields are dropped (no set value)
+  std::optional<std::string> set;  // the fields are replaced by this value
+  std::optional<std::string> add;  // then ",value" is appended (or the field added)
 };
 
 const HeaderValue* findValue(const std::vector<HeaderValue>& list, const std::string& name) {

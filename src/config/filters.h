@@ -1,6 +1,6 @@
 // HTTPRoute rule filters in the compact form the proxy applies them: header modifier lists
-// with lowercase names, the redirect / URL rewrite settings, direct responses. Shared by the decoder's model
-// (config/model.h) and the compiled config::Rule (config/snapshot.h).
+// with lowercase names, the redirect / URL rewrite settings, direct responses. Shared by the
+// decoder's model (config/model.h) and the compiled config::Rule (config/snapshot.h).
 #pragma once
 
 #include <cstdint>

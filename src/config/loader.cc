@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/hash.h"
+
 namespace portico::config {
 namespace {
 
@@ -80,7 +82,7 @@ std::optional<YAML::Mark> unterminatedQuote(std::string_view text) {
   size_t indent = 0;
   int block_indent = -1;  // indentation of the line that opened a block scalar; -1: none
   bool at_line_start = true;
-  char prev = '\n';         // last significant character before the current one
+  char prev = '\n';  // last significant character before the current one
   bool space_before = true;
   size_t content_end = 0;  // end of the line's content (before a comment)
   bool in_comment = false;
@@ -137,9 +139,9 @@ std::optional<YAML::Mark> unterminatedQuote(std::string_view text) {
       ++i;
       continue;
     }
-    bool opens = (c == '"' || c == '\'') &&
-                 (prev == '\n' || prev == '[' || prev == '{' || prev == ',' ||
-                  ((prev == ':' || prev == '-' || prev == '?') && space_before));
+    bool opens =
+        (c == '"' || c == '\'') && (prev == '\n' || prev == '[' || prev == '{' || prev == ',' ||
+                                    ((prev == ':' || prev == '-' || prev == '?') && space_before));
     if (opens) {
       YAML::Mark start;
       start.line = line;
@@ -316,29 +318,8 @@ Loader::~Loader() = default;
 
 namespace {
 
-// A fast 64-bit hash of a document's text (8 bytes per step).
-uint64_t textHash(std::string_view s) {
-  const char* p = s.data();
-  size_t n = s.size();
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
-  while (n >= 8) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    h = (h ^ v) * 0xff51afd7ed558ccdull;
-    h ^= h >> 29;
-    p += 8;
-    n -= 8;
-  }
-  if (n > 0) {
-    uint64_t v = 0;
-    std::memcpy(&v, p, n);
-    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
-}
+// A fast 64-bit hash of a document's text.
+uint64_t textHash(std::string_view s) { return fastHash(s); }
 
 }  // namespace
 

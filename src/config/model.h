@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "config/filters.h"
 #include "config/backend_settings.h"
+#include "config/filters.h"
 #include "config/policy.h"
 #include "config/resource.h"
 #include "config/yaml_reader.h"
@@ -155,12 +155,12 @@ struct HttpRouteModel {
 
 struct EndpointModel {
   Where where;
-  std::string address;   // IP literal, or a DNS name when `dns`
-  bool dns = false;      // resolved asynchronously; every address it resolves to is an endpoint
-  uint16_t port = 0;     // 0 = take the backendRef's port
-  uint32_t weight = 1;   // 1-128
-  uint32_t priority = 0; // 0 = highest; lower priorities take traffic when higher ones fail
-  std::string region;    // locality
+  std::string address;    // IP literal, or a DNS name when `dns`
+  bool dns = false;       // resolved asynchronously; every address it resolves to is an endpoint
+  uint16_t port = 0;      // 0 = take the backendRef's port
+  uint32_t weight = 1;    // 1-128
+  uint32_t priority = 0;  // 0 = highest; lower priorities take traffic when higher ones fail
+  std::string region;     // locality
   std::string zone;
 };
 

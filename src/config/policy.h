@@ -11,11 +11,11 @@ namespace portico::config {
 struct RetryPolicy {
   uint32_t num_retries = 2;  // retries after the first attempt; 0 disables
   // retryOn.triggers
-  bool on_5xx = false;              // any 5xx response, reset, connect failure, timeout
-  bool on_gateway_error = false;    // 502/503/504 responses, reset, connect failure, timeout
-  bool on_reset = false;            // the connection failed before a response head
-  bool on_connect_failure = false;  // connect refused or timed out
-  bool on_retriable_4xx = false;    // 409
+  bool on_5xx = false;                 // any 5xx response, reset, connect failure, timeout
+  bool on_gateway_error = false;       // 502/503/504 responses, reset, connect failure, timeout
+  bool on_reset = false;               // the connection failed before a response head
+  bool on_connect_failure = false;     // connect refused or timed out
+  bool on_retriable_4xx = false;       // 409
   std::vector<uint16_t> status_codes;  // retryOn.httpStatusCodes
   uint32_t per_try_timeout_ms = 0;     // perRetry.timeout; 0: only the request timeout
   uint32_t base_interval_ms = 25;      // perRetry.backOff.baseInterval

@@ -34,7 +34,7 @@ inline constexpr uint32_t kTimeoutDisabledMs = UINT32_MAX;
 // keep their keep-alive connections to it.
 struct Endpoint {
   net::Address address;
-  std::string authority;  // "ip:port", for logs and stats
+  std::string authority;   // "ip:port", for logs and stats
   uint32_t pool_id = 0;    // the address: upstream connections are pooled by it
   uint32_t health_id = 0;  // the address in this backend: its health and outlier state
   uint32_t weight = 1;
@@ -72,7 +72,7 @@ struct BackendFilters {
   const HeaderModifier* request_headers = nullptr;
   const HeaderModifier* response_headers = nullptr;
   const UrlRewrite* url_rewrite = nullptr;
-  std::vector<Mirror> mirrors;  // the rule's, then the backendRef's
+  std::vector<Mirror> mirrors;   // the rule's, then the backendRef's
   bool has_own_filters = false;  // the backendRef has filters (for explain)
   std::unique_ptr<const HeaderModifier> own_request_headers;   // composed rule + backendRef
   std::unique_ptr<const HeaderModifier> own_response_headers;  // composed rule + backendRef
@@ -176,9 +176,7 @@ struct Rule {
     return extras ? extras->policy_sources : kNoStrings;
   }
   const std::string& filterError() const { return extras ? extras->filter_error : kNoString; }
-  const std::string& rewritePrefix() const {
-    return extras ? extras->rewrite_prefix : kNoString;
-  }
+  const std::string& rewritePrefix() const { return extras ? extras->rewrite_prefix : kNoString; }
 };
 
 // Client-side and upstream settings of the listeners on one port.
@@ -193,7 +191,7 @@ struct PortSettings {
   std::vector<ResponseOverride> response_overrides;
   // Route defaults from policies targeting the Gateway (a rule's own settings win).
   std::shared_ptr<const RetryPolicy> retry;
-  uint32_t upstream_idle_ms = 0;  // 0: the pool's default
+  uint32_t upstream_idle_ms = 0;            // 0: the pool's default
   std::vector<std::string> policy_sources;  // "spec.retry: TrafficPolicy ns/name", for explain
   // Overrides from policies targeting the Gateway: they win over every route setting.
   struct Overrides {

@@ -286,8 +286,9 @@ std::optional<std::string> readString(Reporter& r, const YAML::Node& node,
   }
   if (const char* type = plainScalarType(node)) {
     r.error(markOf(node), path,
-            invalidValue(node.Scalar(), std::string("must be a string, not ") + type +
-                                            " (quote it: \"" + node.Scalar() + "\")",
+            invalidValue(node.Scalar(),
+                         std::string("must be a string, not ") + type + " (quote it: \"" +
+                             node.Scalar() + "\")",
                          /*quote=*/false));
     return std::nullopt;
   }

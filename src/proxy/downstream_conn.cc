@@ -16,9 +16,9 @@
 #include "proxy/mirror.h"
 #include "proxy/rewrite.h"
 #include "proxy/worker.h"
-#include "upstream/load_balancer.h"
 #include "router/route_table.h"
 #include "router/router.h"
+#include "upstream/load_balancer.h"
 
 namespace portico::proxy {
 
@@ -334,8 +334,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   uint32_t request_ms = ps.overrides.request_timeout_ms != 0 ? ps.overrides.request_timeout_ms
                         : rule_->request_timeout_ms != 0     ? rule_->request_timeout_ms
                                                              : ps.request_timeout_ms;
-  deadline_ms_ =
-      request_ms >= config::kTimeoutDisabledMs ? 0 : worker_.loop().nowMs() + request_ms;
+  deadline_ms_ = request_ms >= config::kTimeoutDisabledMs ? 0 : worker_.loop().nowMs() + request_ms;
   retry_ = ps.overrides.retry ? ps.overrides.retry.get()
            : rule_->retry()   ? rule_->retry()
                               : ps.retry.get();
@@ -364,8 +363,8 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   for (const config::Mirror& m : wb->mirrors()) {
     if (extras().mirror_count == kMaxMirrors) break;
     if (m.per_million < 1'000'000 && worker_.random() % 1'000'000 >= m.per_million) continue;
-    MirrorRequest* mr = MirrorRequest::start(worker_, *m.backend, req_head_.view(),
-                                             !req_bodyless_, req_is_head_, responseTimeoutMs());
+    MirrorRequest* mr = MirrorRequest::start(worker_, *m.backend, req_head_.view(), !req_bodyless_,
+                                             req_is_head_, responseTimeoutMs());
     if (mr != nullptr) extras_->mirrors[extras_->mirror_count++] = mr;
   }
   req_chunked_out_ = head.info.body == http1::BodyKind::kChunked;

@@ -155,18 +155,18 @@ class DownstreamConn final : public net::IoHandler,
   const config::Endpoint* endpoint_ = nullptr;
   upstream::UpstreamConn* up_ = nullptr;
   uint64_t start_us_ = 0;
-  uint64_t deadline_ms_ = 0;  // request timeout, on the loop's clock; 0: none
+  uint64_t deadline_ms_ = 0;                    // request timeout, on the loop's clock; 0: none
   const config::RetryPolicy* retry_ = nullptr;  // effective retry policy; null: no retries
   const config::Endpoint* prev_endpoint_ = nullptr;  // of the failed attempt
-  uint64_t lb_hash_ = 0;           // request key for RingHash / Maglev
-  int lb_index_ = -1;              // endpoint index counted in the LB's active requests
-  uint8_t attempts_ = 0;           // retries made
-  bool cb_request_ = false;        // holds a unit of the backend's parallel requests
-  bool cb_retry_ = false;          // holds a unit of the backend's parallel retries
-  bool cb_pending_ = false;        // holds a unit of the backend's pending requests
-  bool body_replayable_ = true;    // extras_->body_copy holds every body byte sent so far
-  bool counted_active_ = false;    // counted in Worker::active_requests
-  bool counted_retry_ = false;     // counted in Worker::active_retries
+  uint64_t lb_hash_ = 0;                             // request key for RingHash / Maglev
+  int lb_index_ = -1;                        // endpoint index counted in the LB's active requests
+  uint8_t attempts_ = 0;                     // retries made
+  bool cb_request_ = false;                  // holds a unit of the backend's parallel requests
+  bool cb_retry_ = false;                    // holds a unit of the backend's parallel retries
+  bool cb_pending_ = false;                  // holds a unit of the backend's pending requests
+  bool body_replayable_ = true;              // extras_->body_copy holds every body byte sent so far
+  bool counted_active_ = false;              // counted in Worker::active_requests
+  bool counted_retry_ = false;               // counted in Worker::active_retries
   static constexpr uint8_t kMaxMirrors = 8;  // RequestMirror copies per request
   // State only requests with mirrors or retries need: allocated by the first such request of
   // the connection and kept (idle connections stay small; no allocation per request).

@@ -16,8 +16,7 @@ std::string_view reasonPhrase(int status);
 // announces `content_length`), Content-Type unless empty, `Connection: close` when `close`,
 // and `extra_headers` (complete "name: value\r\n" lines, like a Location) when not empty.
 void appendLocalResponse(Buffer& out, int status, std::string_view body, size_t content_length,
-                         bool close, std::string_view extra_headers,
-                         std::string_view content_type);
+                         bool close, std::string_view extra_headers, std::string_view content_type);
 // The same with a text/plain body.
 inline void appendLocalResponse(Buffer& out, int status, std::string_view body, bool close) {
   appendLocalResponse(out, status, body, body.size(), close, {}, "text/plain");

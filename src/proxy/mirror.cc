@@ -184,8 +184,6 @@ void MirrorRequest::maybeFree() {
   worker_.loop().deferDelete(this);
 }
 
-void MirrorRequest::onTimer(void* ctx) {
-  static_cast<MirrorRequest*>(ctx)->finish(false, false);
-}
+void MirrorRequest::onTimer(void* ctx) { static_cast<MirrorRequest*>(ctx)->finish(false, false); }
 
 }  // namespace portico::proxy

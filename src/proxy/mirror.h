@@ -30,9 +30,8 @@ class MirrorRequest final : public upstream::UpstreamOwner, public net::Deferred
   // Starts a copy of a request to `backend`. `head` is the serialized upstream head. When
   // `has_body` is false the request is complete and the caller keeps no pointer (nullptr is
   // returned); otherwise body bytes follow through feed() and the caller must call end().
-  static MirrorRequest* start(Worker& worker, const config::Backend& backend,
-                              std::string_view head, bool has_body, bool is_head,
-                              uint32_t timeout_ms);
+  static MirrorRequest* start(Worker& worker, const config::Backend& backend, std::string_view head,
+                              bool has_body, bool is_head, uint32_t timeout_ms);
 
   // Body bytes, framed as sent upstream.
   void feed(std::string_view framed);
@@ -64,9 +63,9 @@ class MirrorRequest final : public upstream::UpstreamOwner, public net::Deferred
   http1::BodyDecoder resp_body_;
   uint32_t backend_stats_id_;
   bool is_head_;
-  bool body_ended_ = true;   // no more feed() calls
+  bool body_ended_ = true;  // no more feed() calls
   bool body_complete_ = true;
-  bool finished_ = false;    // the upstream exchange is over
+  bool finished_ = false;  // the upstream exchange is over
   bool resp_head_done_ = false;
   bool up_keep_alive_ = false;
   bool freed_ = false;

@@ -92,8 +92,8 @@ void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot, std
   }
   auto* local = new LocalSnapshot{std::move(snapshot), 1, {}};
   for (const auto& b : local->snapshot->backends) {
-    local->lb.push_back(b->balancer ? std::make_unique<upstream::LbWorkerState>(*b->balancer, index_)
-                                    : nullptr);
+    local->lb.push_back(
+        b->balancer ? std::make_unique<upstream::LbWorkerState>(*b->balancer, index_) : nullptr);
   }
   LocalSnapshot* old = current_;
   current_ = local;

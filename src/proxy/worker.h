@@ -115,7 +115,7 @@ class Worker {
   std::vector<uint32_t> round_robin_;
   std::vector<uint16_t> consecutive_5xx_;  // by pool id, for outlier detection
   std::vector<uint16_t> consecutive_gateway_;
-  DownstreamConn* conns_ = nullptr;  // intrusive list of live downstream connections
+  DownstreamConn* conns_ = nullptr;   // intrusive list of live downstream connections
   MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
   bool draining_ = false;
   net::Timer drain_timer_;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 
+#include "common/hash.h"
 #include "router/matchers.h"
 
 namespace portico::router {
@@ -19,28 +20,7 @@ bool wildcardCovers(std::string_view pattern, std::string_view host) {
 
 }  // namespace
 
-uint64_t FlatStringMap::hash(std::string_view s) {
-  const char* p = s.data();
-  size_t n = s.size();
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
-  while (n >= 8) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    h = (h ^ v) * 0xff51afd7ed558ccdull;
-    h ^= h >> 29;
-    p += 8;
-    n -= 8;
-  }
-  if (n > 0) {
-    uint64_t v = 0;
-    std::memcpy(&v, p, n);
-    h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
-}
+uint64_t FlatStringMap::hash(std::string_view s) { return fastHash(s); }
 
 void FlatStringMap::grow() {
   std::vector<Slot> old = std::move(slots_);

@@ -33,7 +33,8 @@ void OutlierDetector::report(uint32_t pool_id, const config::Backend& backend) {
   Entry& e = *slot;
   ++e.state.ejections;
   ++ejections_total_;
-  uint64_t ms = std::min<uint64_t>(uint64_t{p.base_ejection_ms} * e.state.ejections, kMaxEjectionMs);
+  uint64_t ms =
+      std::min<uint64_t>(uint64_t{p.base_ejection_ms} * e.state.ejections, kMaxEjectionMs);
   e.state.ejected_until_ms = loop_.nowMs() + ms;
   health_.set(pool_id, HealthTable::kEjected, true);
   loop_.timers().schedule(&e.timer, static_cast<uint32_t>(ms));

@@ -31,8 +31,8 @@ class OutlierDetector {
   void report(uint32_t pool_id, const config::Backend& backend);
 
   struct EndpointState {
-    uint32_t ejections = 0;        // times ejected so far
-    uint64_t ejected_until_ms = 0; // loop clock; 0 = not ejected
+    uint32_t ejections = 0;         // times ejected so far
+    uint64_t ejected_until_ms = 0;  // loop clock; 0 = not ejected
   };
   // For admin /backends; nullptr when the endpoint was never ejected.
   const EndpointState* state(uint32_t pool_id) const;
