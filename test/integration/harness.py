@@ -236,6 +236,15 @@ class ThreadedServer:
         self.sock.close()
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """Base for HttpPeer handlers: HTTP/1.1 keep-alive, no access log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+
 class HttpPeer:
     """A Python http.server peer (upstream, mirror target, health-check target) on a thread.
     Connections the gateway resets on purpose (dropped retries, mirrors) are expected, so

@@ -3,7 +3,6 @@ python3-dnslib): names resolve off the workers, every address is an endpoint, an
 re-resolved by TTL and traffic follows them; a failing resolver keeps the last answer."""
 
 import http.client
-import http.server
 import json
 import textwrap
 import threading
@@ -11,7 +10,7 @@ import time
 import unittest
 
 from dns_server import DnsServer
-from harness import GatewayTestCase, HttpPeer, free_port
+from harness import GatewayTestCase, HttpPeer, QuietHandler, free_port
 
 
 class NamedServer:
@@ -20,12 +19,7 @@ class NamedServer:
     def __init__(self, ip, port, name):
         body = name.encode()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))

@@ -4,7 +4,6 @@ Retry-After, body replay, non-idempotent methods, the retry budget) and timeouts
 are `portico echo` and Python http.server peers started by the tests."""
 
 import http.client
-import http.server
 import json
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, GatewayTestCase, HttpPeer, free_port
+from harness import BIN, GatewayTestCase, HttpPeer, QuietHandler, free_port
 
 
 class FlakyServer:
@@ -26,12 +25,7 @@ class FlakyServer:
         lock = threading.Lock()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def handle_any(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with lock:

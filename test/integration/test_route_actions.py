@@ -4,7 +4,6 @@ per-Gateway responseOverride (404 page) through the real gateway, with real HTTP
 
 import hashlib
 import http.client
-import http.server
 import json
 import queue
 import textwrap
@@ -12,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import GatewayTestCase, HttpPeer, free_port
+from harness import GatewayTestCase, HttpPeer, QuietHandler, free_port
 
 
 class Recorder:
@@ -22,12 +21,7 @@ class Recorder:
         self.requests = queue.Queue()
         recorder = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def handle_one(self):
                 body = b""
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -7,7 +7,6 @@ started by the tests; the gateway's admin /backends JSON is checked as we go."""
 
 import collections
 import http.client
-import http.server
 import json
 import os
 import socket
@@ -16,7 +15,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, GatewayTestCase, HttpPeer, free_port
+from harness import BIN, GatewayTestCase, HttpPeer, QuietHandler, free_port
 
 
 class Upstream:
@@ -37,12 +36,8 @@ class Upstream:
         lock = threading.Lock()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(QuietHandler):
             disable_nagle_algorithm = True  # head and body are two writes
-
-            def log_message(self, *args):
-                pass
 
             def handle_any(self):
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
