@@ -54,6 +54,7 @@ struct Backend {
   std::optional<PassiveHealthSettings> passive_health;
   CircuitBreakerSettings circuit_breaker;
   ConnectionPoolSettings pool;
+  BackendProtocol protocol = BackendProtocol::kHttp1;  // spec.protocol (grpc implies HTTP/2)
   // Endpoint choice; endpoints[] is in the balancer's order (its pick() indexes it).
   std::shared_ptr<const upstream::LoadBalancer> balancer;
 };
