@@ -270,7 +270,13 @@ std::string renderConfigDump(const Snapshot& snapshot) {
                      {"listeners", listeners},
                      {"settings", settingsJson(port.settings)}});
   }
-  out += "\n],\"ports\":" + ports.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n";
+  json backends = json::array();
+  for (const auto& b : snapshot.backends) {
+    backends.push_back(
+        {{"name", b->ns + '/' + b->name}, {"protocol", backendProtocolName(b->protocol)}});
+  }
+  out += "\n],\"backends\":" + backends.dump(-1, ' ', false, json::error_handler_t::replace);
+  out += ",\"ports\":" + ports.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n";
   return out;
 }
 

@@ -389,6 +389,13 @@ spec:
   EXPECT_EQ(protocols["h2"], BackendProtocol::kHttp2);
   EXPECT_EQ(protocols["plain"], BackendProtocol::kHttp1);
   EXPECT_STREQ(backendProtocolName(BackendProtocol::kGrpc), "grpc");
+  // /config_dump lists the compiled backends with their protocol.
+  nlohmann::json dump = nlohmann::json::parse(renderConfigDump(snap()));
+  std::map<std::string, std::string> dumped;
+  for (const nlohmann::json& b : dump["backends"]) dumped[b["name"]] = b["protocol"];
+  EXPECT_EQ(dumped,
+            (std::map<std::string, std::string>{
+                {"default/g", "grpc"}, {"default/h2", "http2"}, {"default/plain", "http1"}}));
 }
 
 }  // namespace
