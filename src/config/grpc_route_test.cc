@@ -173,6 +173,33 @@ spec:
   EXPECT_EQ(call("/index.html"), "default/web#1");
 }
 
+// More candidates than RouteTable::kIndexThreshold: the path index must keep the order.
+TEST_F(GrpcRouteTest, PrecedenceWithThePathIndex) {
+  std::string rules =
+      "  rules:\n  - matches: [{method: {method: M0}}]\n"
+      "    backendRefs: [{name: api, port: 80}]\n"
+      "  - matches: [{method: {service: s.T}, headers: [{name: a, value: \"1\"}]}]\n"
+      "    backendRefs: [{name: api, port: 80}]\n"
+      "  - matches:\n";
+  for (int i = 0; i < 20; ++i)
+    rules += "    - method: {service: s.T, method: M" + std::to_string(i) + "}\n";
+  rules +=
+      "    backendRefs: [{name: api, port: 80}]\n"
+      "  - matches: [{method: {type: RegularExpression, service: \"s.*\"}}]\n"
+      "    backendRefs: [{name: api, port: 80}]\n";
+  std::vector<std::string> d =
+      compileText(std::string(kGateway) + std::string(kBackends) + std::string(kRouteHead) + rules);
+  EXPECT_EQ(d, std::vector<std::string>{}) << joined(d);
+  ASSERT_TRUE(port(8080)->routes->listeners()[0].candidates[0].indexed);
+  EXPECT_EQ(call("/s.T/M7", {{"a", "1"}}), "default/g#2");  // most method characters
+  EXPECT_EQ(call("/s.T/X", {{"a", "1"}}), "default/g#1");   // then the header match
+  EXPECT_EQ(call("/s.T/X"), "default/g#3");                 // "s.*": 3 characters like s.T
+  EXPECT_EQ(call("/s.T/M0"), "default/g#2");
+  EXPECT_EQ(call("/sX/M0"), "default/g#3");  // a service match before a method-only match
+  EXPECT_EQ(call("/u.V/M0"), "default/g#0");
+  EXPECT_EQ(call("/u.V/M1"), "404");
+}
+
 TEST_F(GrpcRouteTest, ValidationErrorsPointAtTheField) {
   std::vector<std::string> d = compileText(std::string(kGateway) + std::string(kRouteHead) +
                                            R"(  rules:

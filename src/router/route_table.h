@@ -91,14 +91,14 @@ struct RuleSpec {
 
 // One HTTPRoute as attached to one listener.
 struct RouteSpec {
-  std::string kind = "HTTPRoute";  // or "GRPCRoute"
   std::string ns;
   std::string name;
   int64_t created_us = std::numeric_limits<int64_t>::max();  // creationTimestamp; max = unknown
   // Effective hostnames: the route's hostnames intersected with the listener's (lowercase,
   // exact or "*." wildcard). Empty: any host the listener accepts.
   std::vector<std::string> hostnames;
-  std::vector<RuleSpec> rules;  // in list order
+  std::vector<RuleSpec> rules;     // in list order
+  std::string kind = "HTTPRoute";  // or "GRPCRoute"
 };
 
 // One listener (Gateway x listener) on the port.
