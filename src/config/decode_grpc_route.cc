@@ -101,7 +101,9 @@ void decodeMethodMatch(Reporter& r, const YAML::Node& node, const std::string& p
     return;
   }
   if (!ok) return;
-  match->grpc_service_chars = static_cast<uint16_t>(service ? service->size() : 0);
+  std::string_view svc = service ? std::string_view(*service) : std::string_view();
+  if (!regex && svc.starts_with('.')) svc.remove_prefix(1);  // ".pkg.Svc" names pkg.Svc
+  match->grpc_service_chars = static_cast<uint16_t>(svc.size());
   match->grpc_method_chars = static_cast<uint16_t>(method ? method->size() : 0);
   if (regex) {
     match->path_kind = PathKind::kRegularExpression;
@@ -109,8 +111,6 @@ void decodeMethodMatch(Reporter& r, const YAML::Node& node, const std::string& p
     match->path_regex = route_decode::regex(r, markOf(node), path, match->path);
     return;
   }
-  std::string_view svc = service ? std::string_view(*service) : std::string_view();
-  if (svc.starts_with('.')) svc.remove_prefix(1);
   if (service && method) {
     match->path_kind = PathKind::kExact;
     match->path = "/" + std::string(svc) + "/" + *method;
