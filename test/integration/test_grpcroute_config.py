@@ -8,8 +8,9 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+import urllib.request
 
-from harness import BIN
+from harness import BIN, GatewayTestCase, free_port
 from test_config_errors import GATEWAY, Case
 
 GRPC_HEAD = """\
@@ -229,6 +230,92 @@ class GrpcRouteConfig(unittest.TestCase):
         self.assertEqual(doc["match"]["route"], "default/web", doc)
         misses = {(m["route"], m["rule"]): m["reason"] for m in doc["near_misses"]}
         self.assertIn("header x-canary: absent", misses[("GRPCRoute default/g", 1)])
+
+
+class GrpcRouteServed(GatewayTestCase):
+    """A running gateway routes by the GRPCRoute's mapped paths (over HTTP/1.1 until the
+    HTTP/2 data path lands) and reports the route and the backend protocol."""
+
+    def test_grpcroute_routes_requests_and_reports_status(self):
+        greeter, canary, web = self.echo("greeter"), self.echo("canary"), self.echo("web")
+        port = free_port()
+        self.gateway(f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw}}
+spec:
+  addresses: [{{type: IPAddress, value: 127.0.0.1}}]
+  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {{name: greeter}}
+spec:
+  protocol: grpc
+  endpoints: [{{address: 127.0.0.1, port: {greeter}}}]
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {{name: canary}}
+spec:
+  protocol: http2
+  endpoints: [{{address: 127.0.0.1, port: {canary}}}]
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {{name: web}}
+spec:
+  endpoints: [{{address: 127.0.0.1, port: {web}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: g}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - matches: [{{method: {{service: helloworld.Greeter}}}}]
+    backendRefs: [{{name: greeter}}]
+  - matches: [{{method: {{service: helloworld.Greeter}}, headers: [{{name: x-canary, value: "yes"}}]}}]
+    backendRefs: [{{name: canary}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs: [{{name: web}}]
+""")
+
+        def post(path, headers=None):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"\0\0\0\0\0",
+                                         headers={"content-type": "application/grpc",
+                                                  **(headers or {})}, method="POST")
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.headers["x-echo-name"]
+
+        self.assertEqual(post("/helloworld.Greeter/SayHello"), "greeter")
+        self.assertEqual(post("/helloworld.Greeter/SayHello", {"X-Canary": "yes"}), "canary")
+        self.assertEqual(post("/helloworld.GreeterX/SayHello"), "web")
+        self.assertEqual(post("/index.html"), "web")
+
+        _, text = self.admin_get("/config_dump")
+        dump = json.loads(text)
+        [route] = [r for r in dump["resources"] if r["kind"] == "GRPCRoute"]
+        [parent] = route["status"]["parents"]
+        got = {(c["type"], c["status"]) for c in parent["conditions"]}
+        self.assertIn(("Accepted", "True"), got)
+        self.assertIn(("ResolvedRefs", "True"), got)
+        [gw] = [r for r in dump["resources"] if r["kind"] == "Gateway"]
+        listener = gw["status"]["listeners"][0]
+        self.assertEqual(listener["attachedRoutes"], 2)
+        self.assertEqual([k["kind"] for k in listener["supportedKinds"]],
+                         ["HTTPRoute", "GRPCRoute"])
+        protocols = {b["name"]: b["protocol"] for b in dump["backends"]}
+        self.assertEqual(protocols, {"default/greeter": "grpc", "default/canary": "http2",
+                                     "default/web": "http1"})
+        routes = dump["ports"][0]["listeners"][0]["routes"]
+        self.assertEqual(sorted(routes), ["GRPCRoute default/g", "default/web"])
 
 
 if __name__ == "__main__":
