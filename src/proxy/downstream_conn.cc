@@ -113,7 +113,9 @@ void DownstreamConn::onDownstreamEof() {
   // A client that half-closes after a complete request still gets its response (then the
   // connection closes); anywhere else EOF ends the connection.
   if (phase_ == Phase::kTunnel) {
-    if (client_eof_ && down_shut_) {  // EPOLLHUP: closed both ways
+    // EPOLLHUP (reported whatever the interest): the client is gone both ways; bytes the
+    // upstream has not taken yet are dropped.
+    if (client_eof_ && down_shut_) {
       close();
       return;
     }
@@ -565,6 +567,10 @@ bool DownstreamConn::flushOut() {
     return false;
   }
   out_.release();
+  if (phase_ == Phase::kTunnel) {  // a pending half-close may go now
+    tunnelStep();
+    return phase_ != Phase::kClosed;
+  }
   if (resp_close_ && phase_ == Phase::kHead) {
     beginClose();
     return phase_ != Phase::kClosed;

@@ -106,7 +106,17 @@ void DownstreamConn::startTunnel(const http1::ResponseHead& head, size_t head_le
 }
 
 void DownstreamConn::tunnelStep() {
-  if (phase_ != Phase::kTunnel || up_ == nullptr) return;
+  if (phase_ != Phase::kTunnel) return;
+  if (up_ == nullptr) {  // the upstream finished both ways: deliver the rest, then close
+    if (!out_.empty() && !flushOut()) return;
+    if (phase_ != Phase::kTunnel) return;
+    if (out_.empty()) {
+      close();
+      return;
+    }
+    updateInterest();
+    return;
+  }
   if (!in_.empty()) moveBytes(in_, up_->out);
   if (!up_->in.empty()) moveBytes(up_->in, out_);
   if (!up_->out.empty() && !up_->flush()) {
@@ -132,13 +142,13 @@ void DownstreamConn::tunnelStep() {
 }
 
 void DownstreamConn::onTunnelUpstreamEof() {
-  // A second EOF comes from EPOLLHUP (reported whatever the interest): the socket is closed
-  // both ways, so nothing more can be delivered to it.
-  if (up_eof_ && up_shut_) {
-    close();
-    return;
-  }
   up_eof_ = true;
+  if (up_shut_) {
+    // Closed both ways (its EPOLLHUP would be reported whatever the interest): what it sent
+    // moves to out_ and the upstream connection goes.
+    if (!up_->in.empty()) moveBytes(up_->in, out_);
+    releaseUpstream(false);
+  }
   tunnelStep();
 }
 

@@ -146,7 +146,8 @@ class WebSocketProxy(GatewayTestCase):
             if not b:
                 break
             conn.sendall(b.upper())
-        conn.sendall(b"bye")
+        # /ws/raw/big: a long goodbye, more than the gateway buffers.
+        conn.sendall(b"bye" * (3_500_000 if head.startswith(b"GET /ws/raw/big ") else 1))
         conn.shutdown(socket.SHUT_WR)
 
     async def open_and_close(self, path):
@@ -304,6 +305,29 @@ class WebSocketProxy(GatewayTestCase):
             self.assertEqual(tail, b"X" * 300_000 + b"bye")
         finally:
             s.close()
+
+    def test_client_half_close_first_then_a_long_upstream_goodbye_to_a_slow_reader(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # a slow reader: small window
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.port))
+        try:
+            s.sendall(UPGRADE_REQUEST.replace(b"/ws/raw", b"/ws/raw/big"))
+            head, rest = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+            s.sendall(b"abc")
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(0.5)  # the upstream closes while the gateway still holds its bytes
+            tail = rest
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                tail += b
+            self.assertEqual(tail, b"ABC" + b"bye" * 3_500_000)
+        finally:
+            s.close()
+        self.assertTunnelsGone()
 
     def test_h2c_upgrade_is_stripped(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
