@@ -141,6 +141,12 @@ class WebSocketProxy(GatewayTestCase):
             return
         conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nX-Up: yes\r\n\r\n" + rest.upper())
+        if head.startswith(b"GET /ws/raw/flood "):  # 64 MiB as fast as the gateway takes it
+            chunk = b"f" * (1 << 20)
+            for _ in range(64):
+                conn.sendall(chunk)
+            conn.shutdown(socket.SHUT_WR)
+            return
         while True:
             b = conn.recv(65536)
             if not b:
@@ -328,6 +334,30 @@ class WebSocketProxy(GatewayTestCase):
         finally:
             s.close()
         self.assertTunnelsGone()
+
+    def test_backpressure_bounds_what_the_gateway_holds(self):
+        def rss():
+            with open(f"/proc/{self.gw.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        before = rss()
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            s.sendall(UPGRADE_REQUEST.replace(b"/ws/raw", b"/ws/raw/flood"))
+            head, rest = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+            time.sleep(1)  # not reading: the upstream must be paused, not buffered
+            self.assertLess(rss() - before, 24 << 20, "the tunnel buffered the flood")
+            got = len(rest)
+            while True:
+                b = s.recv(1 << 20)
+                if not b:
+                    break
+                got += len(b)
+            self.assertEqual(got, 64 << 20)
+        finally:
+            s.close()
 
     def test_h2c_upgrade_is_stripped(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
