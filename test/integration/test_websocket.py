@@ -113,6 +113,9 @@ class WebSocketProxy(GatewayTestCase):
         self.addCleanup(self.ws.close)
         self.echo_port = self.echo("plain")
         self.raw_heads = []
+        self.raw_conn_of = []  # the upstream connection number of each head
+        self.raw_conns = 0
+        self.lock = threading.Lock()
         self.raw = ThreadedServer(self.raw_upstream)
         self.addCleanup(self.raw.close)
         self.port = free_port()
@@ -130,15 +133,24 @@ class WebSocketProxy(GatewayTestCase):
             "down": [dead]}, timeouts=timeouts)
 
     def raw_upstream(self, conn):
-        """Records the request head; answers 101 to an upgrade, then echoes bytes until the
-        gateway half-closes, then says "bye" and closes. Answers 200 to anything else."""
-        head, rest = read_head(conn)
-        if head is None:
-            return
-        self.raw_heads.append(head)
-        if b"\r\nupgrade:" not in head.lower():
-            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n")
-            return
+        """Records each request head with the number of its connection; answers 101 to an
+        upgrade, then echoes bytes until the gateway half-closes, then says "bye" and closes.
+        Answers 200 (403 for /ws/raw/refuse) with keep-alive to anything else."""
+        with self.lock:
+            self.raw_conns += 1
+            cid = self.raw_conns
+        while True:
+            head, rest = read_head(conn)
+            if head is None:
+                return
+            self.raw_heads.append(head)
+            self.raw_conn_of.append(cid)
+            if head.startswith(b"GET /ws/raw/refuse "):
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 3\r\n\r\nno\n")
+                continue
+            if b"\r\nupgrade:" in head.lower():
+                break
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
         conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nX-Up: yes\r\n\r\n" + rest.upper())
         if head.startswith(b"GET /ws/raw/flood "):  # 64 MiB as fast as the gateway takes it
@@ -358,6 +370,32 @@ class WebSocketProxy(GatewayTestCase):
             self.assertEqual(got, 64 << 20)
         finally:
             s.close()
+
+    def test_upgrades_use_fresh_connections_never_pooled(self):
+        self.gw.stop()
+        self.procs.remove(self.gw)
+        self.port = free_port()
+        self.gateway(self.config(), workers=1)  # one worker: one pool
+
+        def exchange(s, request):
+            s.sendall(request)
+            head, _ = read_response(s)
+            return status_of(head)
+
+        get = b"GET /ws/raw/plain HTTP/1.1\r\nHost: example.com\r\n\r\n"
+        refused = UPGRADE_REQUEST.replace(b"/ws/raw", b"/ws/raw/refuse")
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            self.assertEqual(exchange(s, get), 200)  # upstream connection 1, then pooled
+            self.assertEqual(exchange(s, refused), 403)  # a new connection 2, then closed
+            self.assertEqual(exchange(s, get), 200)  # connection 1 again
+            self.assertEqual(exchange(s, get), 200)
+            s.sendall(UPGRADE_REQUEST)  # a new connection 3
+            head, _ = read_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+        finally:
+            s.close()
+        self.assertEqual(self.raw_conn_of, [1, 2, 1, 1, 3])
 
     def test_h2c_upgrade_is_stripped(self):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
