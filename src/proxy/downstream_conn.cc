@@ -112,6 +112,17 @@ void DownstreamConn::readDownstream() {
 void DownstreamConn::onDownstreamEof() {
   // A client that half-closes after a complete request still gets its response (then the
   // connection closes); anywhere else EOF ends the connection.
+  if (phase_ == Phase::kTunnel) {
+    // EPOLLHUP (reported whatever the interest): the client is gone both ways; bytes the
+    // upstream has not taken yet are dropped.
+    if (client_eof_ && down_shut_) {
+      close();
+      return;
+    }
+    client_eof_ = true;
+    tunnelStep();
+    return;
+  }
   if (phase_ == Phase::kProxy && req_done_ && !client_eof_) {
     client_eof_ = true;
     resp_close_ = true;
@@ -122,6 +133,10 @@ void DownstreamConn::onDownstreamEof() {
 }
 
 void DownstreamConn::process() {
+  if (phase_ == Phase::kTunnel) {
+    tunnelStep();
+    return;
+  }
   if (resp_close_ && phase_ == Phase::kHead) {
     in_.clear();  // closing after the pending response: later requests are not read
     return;
@@ -189,6 +204,7 @@ void DownstreamConn::resetRequestState() {
   resp_chunked_out_ = false;
   resp_close_ = false;
   retried_ = false;
+  req_upgrade_ = false;
   resp_status_ = 0;
   endMirrors(req_done_);
   releaseBreakerUnits();
@@ -234,6 +250,13 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
       head.info.body == http1::BodyKind::kNone ||
       (head.info.body == http1::BodyKind::kContentLength && head.info.content_length == 0);
   bool expect_continue = head.info.expect_continue && !req_bodyless_;
+  req_upgrade_ = wantsUpgrade(head);
+  if (req_upgrade_ && !req_bodyless_) {
+    // The bytes after the head would be request body, then tunnel data: ambiguous.
+    in_.consume(head_len);
+    respondLocal(400, "an upgrade request cannot have a body\n", true);
+    return false;
+  }
 
   // The target: origin-form, or absolute-form whose authority replaces Host (RFC 9112 §3.2.2).
   std::string_view target = head.target;
@@ -361,7 +384,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     scratch_.release();
   }
   for (const config::Mirror& m : wb->mirrors()) {
-    if (extras().mirror_count == kMaxMirrors) break;
+    if (req_upgrade_ || extras().mirror_count == kMaxMirrors) break;
     if (m.per_million < 1'000'000 && worker_.random() % 1'000'000 >= m.per_million) continue;
     MirrorRequest* mr = MirrorRequest::start(worker_, *m.backend, req_head_.view(), !req_bodyless_,
                                              req_is_head_, responseTimeoutMs());
@@ -429,6 +452,16 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
     out.append("\r\n");
   }
   if (mod != nullptr) appendModifierHeaders(*mod, head.headers, head.header_count, out);
+  if (req_upgrade_) {  // the only hop-by-hop fields forwarded, Upgrade as received
+    for (uint32_t i = 0; i < head.header_count; ++i) {
+      if (head.headers[i].tag != HeaderTag::kUpgrade) continue;
+      out.append(head.headers[i].name);
+      out.append(": ");
+      out.append(head.headers[i].value);
+      out.append("\r\n");
+    }
+    out.append("connection: upgrade\r\n");
+  }
   if (!authority.empty()) {
     out.append("host: ");
     out.append(authority);
@@ -534,6 +567,10 @@ bool DownstreamConn::flushOut() {
     return false;
   }
   out_.release();
+  if (phase_ == Phase::kTunnel) {  // a pending half-close may go now
+    tunnelStep();
+    return phase_ != Phase::kClosed;
+  }
   if (resp_close_ && phase_ == Phase::kHead) {
     beginClose();
     return phase_ != Phase::kClosed;
@@ -554,6 +591,8 @@ void DownstreamConn::updateInterest() {
     if (req_done_ && in_.size() > kMaxPipelined) want = 0;
   } else if (phase_ == Phase::kHead && out_.size() > kHighWater) {
     want = 0;
+  } else if (phase_ == Phase::kTunnel && up_ != nullptr && up_->out.size() > kHighWater) {
+    want = 0;
   }
   if (!out_.empty()) want |= EPOLLOUT;
   if (want != interest_) {
@@ -561,7 +600,7 @@ void DownstreamConn::updateInterest() {
     worker_.loop().modify(fd_, want, this);
   }
   if (up_ != nullptr && !up_->closed() && !up_->connecting) {
-    uint32_t up_want = out_.size() > kHighWater ? 0u : static_cast<uint32_t>(EPOLLIN);
+    uint32_t up_want = out_.size() > kHighWater || up_eof_ ? 0u : static_cast<uint32_t>(EPOLLIN);
     if (!up_->out.empty()) up_want |= EPOLLOUT;
     up_->setInterest(up_want);
   }
@@ -639,6 +678,7 @@ void DownstreamConn::close() {
   if (phase_ == Phase::kClosed) return;
   releaseUpstream(false);
   resetRequestState();
+  if (phase_ == Phase::kTunnel) worker_.stats().global.downstream_tunnels_active.dec();
   phase_ = Phase::kClosed;
   timer_.cancel();
   up_timer_.cancel();
@@ -676,6 +716,7 @@ void DownstreamConn::onTimer(void* ctx) {
         self->close();
       }
       break;
+    case Phase::kTunnel:  // idle tunnel
     case Phase::kLinger:
     case Phase::kClosed:
       self->close();

@@ -6,6 +6,8 @@
 // → stream the response body → return the upstream connection to the pool → next request.
 // One request is in flight at a time; pipelined requests wait in the input buffer.
 // Bodies stream with backpressure: a side's output above kHighWater pauses reading the other.
+// An Upgrade: websocket request goes on a fresh upstream connection; an upstream 101 turns the
+// connection into a byte tunnel both ways (tunnel.cc) that pins no config snapshot.
 // Loop-thread only. Freed through EventLoop::deferDelete after close().
 #pragma once
 
@@ -50,7 +52,7 @@ class DownstreamConn final : public net::IoHandler,
   static constexpr size_t kHighWater = 256 * 1024;
 
  private:
-  enum class Phase : uint8_t { kHead, kProxy, kLinger, kClosed };
+  enum class Phase : uint8_t { kHead, kProxy, kTunnel, kLinger, kClosed };
   enum class UpTimer : uint8_t { kNone, kConnect, kResponse, kBodyGap, kBackoff };
   // Why an upstream attempt failed, for the retry policy.
   enum class Failure : uint8_t { kConnect, kReset, kTimeout, kStatus };
@@ -111,6 +113,15 @@ class DownstreamConn final : public net::IoHandler,
   void releaseUpstream(bool reusable);
   void armUpTimer(UpTimer kind, uint32_t ms);
 
+  // Upgrade tunnel (tunnel.cc). Whether the request asks for an Upgrade a route may proxy
+  // (websocket); h2c and other tokens are stripped and the request proceeds as HTTP/1.1.
+  static bool wantsUpgrade(const http1::RequestHead& head);
+  // An upstream 101 for our upgrade request: passes the head on and starts the tunnel.
+  void startTunnel(const http1::ResponseHead& head, size_t head_len);
+  // Moves bytes both ways, passes half-closes on, closes when both sides are done.
+  void tunnelStep();
+  void onTunnelUpstreamEof();
+
   static void onTimer(void* ctx);
   static void onUpTimer(void* ctx);
 
@@ -133,7 +144,11 @@ class DownstreamConn final : public net::IoHandler,
   bool retried_ = false;
   bool up_keep_alive_ = false;  // the upstream allows reuse after this response
   bool draining_ = false;
-  bool client_eof_ = false;  // the client half-closed after its request
+  bool client_eof_ = false;   // the client half-closed after its request
+  bool req_upgrade_ = false;  // the current request asks for a websocket upgrade
+  bool up_eof_ = false;       // tunnel: the upstream half-closed
+  bool up_shut_ = false;      // tunnel: the upstream was sent our half-close
+  bool down_shut_ = false;    // tunnel: the client was sent our half-close
   uint16_t local_port_;
   uint32_t interest_ = 0;
   uint32_t port_index_ = 0;

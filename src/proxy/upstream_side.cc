@@ -119,7 +119,8 @@ bool DownstreamConn::connectUpstream() {
   if (port && port->settings.overrides.connect_timeout_ms != 0)
     connect_ms = port->settings.overrides.connect_timeout_ms;
   uint32_t request_ms = responseTimeoutMs();
-  up_ = worker_.pool().acquire(endpoint_->pool_id, this);
+  // An upgrade always gets a fresh connection: it is never returned to the pool.
+  up_ = req_upgrade_ ? nullptr : worker_.pool().acquire(endpoint_->pool_id, this);
   if (up_ != nullptr) {
     armUpTimer(UpTimer::kResponse, request_ms);
     return true;
@@ -207,7 +208,12 @@ void DownstreamConn::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events)
     // Upstream took our bytes: more request body may flow.
     if (!req_done_ && up_->out.size() <= kHighWater && !in_.empty()) forwardRequestBody();
     if (phase_ == Phase::kClosed) return;
-    updateInterest();
+    if (phase_ == Phase::kTunnel) {
+      tunnelStep();  // may pass a half-close on now that the output drained
+      if (phase_ == Phase::kClosed) return;
+    } else {
+      updateInterest();
+    }
   }
   if (up_ != nullptr && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) readUpstream();
 }
@@ -222,6 +228,14 @@ void DownstreamConn::readUpstream() {
     return;
   }
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (phase_ == Phase::kTunnel) {
+    if (n == 0) {
+      onTunnelUpstreamEof();
+    } else {
+      close();
+    }
+    return;
+  }
   // EOF or reset.
   if (resp_head_done_ && resp_body_.kind() == http1::BodyKind::kUntilClose && n == 0) {
     responseComplete();
@@ -240,6 +254,10 @@ void DownstreamConn::readUpstream() {
 
 void DownstreamConn::processResponse() {
   if (up_ == nullptr) return;
+  if (phase_ == Phase::kTunnel) {
+    tunnelStep();
+    return;
+  }
   while (!resp_head_done_) {
     http1::ResponseHead head;
     head.headers = worker_.headerScratch();
@@ -250,6 +268,10 @@ void DownstreamConn::processResponse() {
       upstreamFailed(
           502, "upstream sent an invalid response: " + std::string(http1::describe(r.error)) + "\n",
           Failure::kReset);
+      return;
+    }
+    if (head.status == 101 && req_upgrade_ && head.info.upgrade) {
+      startTunnel(head, r.consumed);
       return;
     }
     if (head.status >= 100 && head.status < 200) {
@@ -386,7 +408,7 @@ void DownstreamConn::responseComplete() {
   stats::Shard& st = worker_.stats();
   st.global.latency.record(us);
   st.routes.at(rule_->route_stats_id).latency.record(us);
-  bool reusable = up_keep_alive_ && req_done_ && up_->in.empty() &&
+  bool reusable = up_keep_alive_ && req_done_ && up_->in.empty() && !req_upgrade_ &&
                   resp_body_.kind() != http1::BodyKind::kUntilClose;
   releaseUpstream(reusable);
   if (!req_done_) resp_close_ = true;  // unread request body: the framing is lost
@@ -441,6 +463,10 @@ bool DownstreamConn::retryOnFreshConnection() {
 }
 
 void DownstreamConn::upstreamFailed(int status, std::string_view why, Failure failure) {
+  if (phase_ == Phase::kTunnel) {  // no HTTP left to answer with
+    close();
+    return;
+  }
   bool reset = failure == Failure::kReset;
   if (reset && backend_ != nullptr) {
     worker_.stats().backends.at(backend_->stats_id).resets.inc();
@@ -464,6 +490,7 @@ void DownstreamConn::upstreamFailed(int status, std::string_view why, Failure fa
 bool DownstreamConn::maybeRetry(Failure why, int status, uint32_t retry_after_ms) {
   const config::RetryPolicy* p = retry_;
   if (p == nullptr || attempts_ >= p->num_retries || resp_head_done_) return false;
+  if (req_upgrade_ && why != Failure::kConnect) return false;  // never after bytes were sent
   bool wanted = false;
   switch (why) {
     case Failure::kConnect:

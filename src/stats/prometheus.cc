@@ -118,6 +118,13 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
   family(out, "portico_upstream_retries_total", "counter",
          "Requests retried on a fresh connection after a stale pooled one failed.");
   sample(out, "portico_upstream_retries_total", "", global(&GlobalStats::upstream_retries));
+  family(out, "portico_downstream_upgrades_total", "counter",
+         "Client connections switched to another protocol (WebSocket) after an upstream 101.");
+  sample(out, "portico_downstream_upgrades_total", "", global(&GlobalStats::downstream_upgrades));
+  family(out, "portico_downstream_tunnels_active", "gauge",
+         "Upgraded (WebSocket) connections open now.");
+  sample(out, "portico_downstream_tunnels_active", "",
+         global(&GlobalStats::downstream_tunnels_active));
   family(out, "portico_mirror_requests_total", "counter",
          "RequestMirror copies started, and those dropped (connect error, reset, timeout, or "
          "behind the real request by more than 1 MiB).");

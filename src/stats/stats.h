@@ -82,9 +82,11 @@ struct GlobalStats {
   Counter no_route;         // 404 by the router
   Counter upstream_connect_failures;
   Counter upstream_resets;
-  Counter upstream_retries;  // stale pooled connection retried on a fresh one
-  Counter mirror_requests;   // RequestMirror copies started
-  Counter mirror_failures;   // copies dropped: connect error, reset, timeout, fell behind
+  Counter upstream_retries;           // stale pooled connection retried on a fresh one
+  Counter mirror_requests;            // RequestMirror copies started
+  Counter mirror_failures;            // copies dropped: connect error, reset, timeout, fell behind
+  Counter downstream_upgrades;        // upgrades switched (101) into a tunnel
+  Counter downstream_tunnels_active;  // gauge: upgraded connections open now
   Histogram latency;
 };
 
