@@ -12,6 +12,8 @@
 #include <cstring>
 #include <string>
 
+#include "http2/h2.h"
+#include "proxy/h2_downstream.h"
 #include "proxy/http_util.h"
 #include "proxy/mirror.h"
 #include "proxy/rewrite.h"
@@ -137,6 +139,7 @@ void DownstreamConn::process() {
       const config::Port* port = findPort();
       worker_.loop().timers().schedule(&timer_, port ? port->settings.header_timeout_ms : 10'000);
     }
+    if (first_request_ && in_.view()[0] == 'P' && handOffToHttp2()) return;
     const config::Port* port = findPort();
     http1::Limits limits = port ? port->settings.limits : http1::Limits{};
     http1::RequestHead head;
@@ -220,7 +223,26 @@ void DownstreamConn::resetRequestState() {
   }
 }
 
+bool DownstreamConn::handOffToHttp2() {
+  // h2c with prior knowledge (RFC 9113 §3.3): the connection preface instead of a request.
+  std::string_view got = in_.view();
+  std::string_view preface = http2::kPreface;
+  if (got.size() < preface.size()) {
+    if (preface.substr(0, got.size()) != got) return false;
+    return true;  // wait for the rest of the preface
+  }
+  if (got.substr(0, preface.size()) != preface) return false;
+  auto* h2 = new H2DownstreamConn(worker_, fd_, peer_family_, peer_addr_, local_port_);
+  worker_.loop().remove(fd_);
+  fd_ = -1;  // now the HTTP/2 connection's
+  std::string received(got);
+  close();
+  h2->start(received, /*fresh=*/false);
+  return true;
+}
+
 bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
+  first_request_ = false;
   stats::Shard& st = worker_.stats();
   st.global.downstream_requests.inc();
   start_us_ = net::EventLoop::monotonicUs();
@@ -642,9 +664,11 @@ void DownstreamConn::close() {
   phase_ = Phase::kClosed;
   timer_.cancel();
   up_timer_.cancel();
-  worker_.loop().remove(fd_);
-  ::close(fd_);
-  fd_ = -1;
+  if (fd_ >= 0) {
+    worker_.loop().remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
   in_.clear();
   in_.release();
   out_.clear();

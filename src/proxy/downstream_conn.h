@@ -18,6 +18,7 @@
 #include "config/snapshot.h"
 #include "http1/parser.h"
 #include "net/event_loop.h"
+#include "proxy/connection.h"
 #include "router/router.h"
 #include "upstream/upstream_conn.h"
 
@@ -27,7 +28,8 @@ class Worker;
 class MirrorRequest;
 struct LocalSnapshot;
 
-class DownstreamConn final : public net::IoHandler,
+class DownstreamConn final : public Connection,
+                             public net::IoHandler,
                              public net::Deferred,
                              public upstream::UpstreamOwner {
  public:
@@ -39,12 +41,9 @@ class DownstreamConn final : public net::IoHandler,
   void onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events) override;
 
   // Worker drain: idle connections close now, busy ones after their current response.
-  void drain();
+  void drain() override;
   // Closes the connection and any upstream connection it uses.
-  void close();
-
-  DownstreamConn* prev = nullptr;  // Worker's intrusive list
-  DownstreamConn* next = nullptr;
+  void close() override;
 
   static constexpr size_t kReadSize = 16 * 1024;
   static constexpr size_t kHighWater = 256 * 1024;
@@ -58,6 +57,10 @@ class DownstreamConn final : public net::IoHandler,
   // Downstream side.
   void readDownstream();
   void process();
+  // An HTTP/2 connection preface (h2c prior knowledge): the socket goes to a new
+  // H2DownstreamConn and this connection closes. True when handed off or waiting for more of
+  // the preface.
+  bool handOffToHttp2();
   bool startRequest(http1::RequestHead& head, size_t head_len);
   bool forwardRequestBody();
   bool flushOut();
@@ -121,6 +124,7 @@ class DownstreamConn final : public net::IoHandler,
   uint8_t peer_family_;
   uint8_t req_version_minor_ = 1;
   bool head_started_ = false;  // first byte of the current head arrived
+  bool first_request_ = true;  // no request was read yet (HTTP/2 preface allowed)
   bool req_keep_alive_ = true;
   bool req_is_head_ = false;
   bool req_idempotent_ = true;
