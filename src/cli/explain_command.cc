@@ -98,6 +98,8 @@ std::string backendsText(const config::Rule& rule) {
   for (const auto& wb : rule.backends) {
     out += "  backend ";
     out += wb.backend ? wb.backend->ns + "/" + wb.backend->name : "<unresolved: answers 500>";
+    if (wb.backend && wb.backend->protocol != config::BackendProtocol::kHttp1)
+      out += std::string(" protocol ") + config::backendProtocolName(wb.backend->protocol);
     out += " weight " + std::to_string(wb.weight);
     if (rule.total_weight > 0) {
       out += " (" + std::to_string(100 * wb.weight / rule.total_weight) + "% of requests)";
@@ -122,6 +124,7 @@ nlohmann::json backendsJson(const config::Rule& rule) {
     nlohmann::json b;
     b["backend"] = wb.backend ? nlohmann::json(wb.backend->ns + "/" + wb.backend->name)
                               : nlohmann::json(nullptr);
+    if (wb.backend) b["protocol"] = config::backendProtocolName(wb.backend->protocol);
     b["weight"] = wb.weight;
     nlohmann::json eps = nlohmann::json::array();
     if (wb.backend) {

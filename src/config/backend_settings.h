@@ -11,6 +11,12 @@ namespace portico::config {
 
 enum class LbKind : uint8_t { kRoundRobin, kLeastRequest, kRandom, kRingHash, kMaglev };
 enum class HashOn : uint8_t { kNone, kHeader, kCookie, kSourceIp, kQueryParameter };
+// spec.protocol of a Backend: how Portico speaks to its endpoints. kGrpc implies HTTP/2.
+enum class BackendProtocol : uint8_t { kHttp1, kHttp2, kGrpc };
+// "http1", "http2", "grpc".
+inline const char* backendProtocolName(BackendProtocol p) {
+  return p == BackendProtocol::kHttp1 ? "http1" : p == BackendProtocol::kHttp2 ? "http2" : "grpc";
+}
 
 struct LoadBalancerSettings {
   LbKind type = LbKind::kRoundRobin;

@@ -40,6 +40,8 @@ struct ListenerStatus {
   Condition accepted{"Accepted", true, "Accepted", ""};
   std::optional<Condition> conflicted;  // set when Conflicted=True
   bool resolved_refs = true;            // false when allowedRoutes.kinds has unsupported kinds
+  bool http_route = true;               // supportedKinds: HTTPRoute
+  bool grpc_route = true;               // supportedKinds: GRPCRoute
   bool programmed = false;
   uint32_t attached_routes = 0;
   bool operator==(const ListenerStatus&) const = default;

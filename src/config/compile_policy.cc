@@ -197,7 +197,7 @@ void Compilation::applyRoutePolicies() {
   std::map<std::pair<std::string, std::string>, uint32_t> route_by_name;
   for (uint32_t i = 0; i < routes_.size(); ++i) {
     const Resource& res = resources_[routes_[i].resource];
-    route_by_name[{res.ns, res.name}] = i;
+    if (res.kind == "HTTPRoute") route_by_name[{res.ns, res.name}] = i;  // not GRPCRoutes
   }
   // Per rule, per field, four levels in precedence order: route overrides, rule overrides,
   // rule defaults, route defaults (the route's own timeouts sit between overrides and

@@ -51,6 +51,7 @@ router::MatchSpec matchSpecOf(const MatchModel& m) {
   match.method = m.method;
   for (const StringMatchModel& h : m.headers) match.headers.push_back(stringMatchOf(h));
   for (const StringMatchModel& q : m.query_params) match.query_params.push_back(stringMatchOf(q));
+  match.grpc = router::GrpcRank{m.grpc, m.grpc_service_chars, m.grpc_method_chars};
   return match;
 }
 
@@ -123,6 +124,7 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
   backend->passive_health = item.model.passive_health;
   backend->circuit_breaker = item.model.circuit_breaker;
   backend->pool = item.model.pool;
+  backend->protocol = item.model.protocol;
   for (const EndpointModel& e : item.model.endpoints) {
     uint16_t port = e.port != 0 ? e.port : ref_port;
     if (port == 0) continue;  // validated by the decoder; defensive
@@ -382,7 +384,7 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
       continue;
     }
     any_served = true;
-    if (!lm.allows_http_route) {
+    if (!(res.kind == "GRPCRoute" ? lm.allows_grpc_route : lm.allows_http_route)) {
       kinds_denied = true;
       continue;
     }
@@ -404,6 +406,7 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
     if (lb.last_route == route_index) continue;  // already via another parentRef
     lb.last_route = route_index;
     router::RouteSpec spec;
+    spec.kind = res.kind;
     spec.ns = res.ns;
     spec.name = res.name;
     spec.created_us = res.created_us;
@@ -431,10 +434,9 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
   } else if (!any_allowed) {
     notAttached("NotAllowedByListeners",
                 describeParent(ref) + (kinds_denied && res.ns == gw_res.ns
-                                           ? ": allowedRoutes.kinds does not include HTTPRoute"
-                                           : ": allowedRoutes does not admit HTTPRoutes from "
-                                             "namespace " +
-                                                 res.ns));
+                                           ? ": allowedRoutes.kinds does not include " + res.kind
+                                           : ": allowedRoutes does not admit " + res.kind +
+                                                 "s from namespace " + res.ns));
   } else {
     notAttached("NoMatchingListenerHostname",
                 describeParent(ref) + ": no route hostname matches the listener hostnames");

@@ -23,7 +23,7 @@ enum class KindClass {
 };
 
 constexpr std::string_view kIgnoredGatewayKinds[] = {
-    "GatewayClass",   "GRPCRoute",        "TLSRoute",    "TCPRoute",    "UDPRoute",
+    "GatewayClass",   "TLSRoute",         "TCPRoute",    "UDPRoute",
     "ReferenceGrant", "BackendTLSPolicy", "ListenerSet", "XListenerSet"};
 
 // `*field` is set to the field at fault ("kind", or "apiVersion" for a version not served).
@@ -37,6 +37,14 @@ KindClass classify(const Resource& res, std::string* problem, std::string* field
         return res.kind == "Gateway" ? KindClass::kGateway : KindClass::kHttpRoute;
       *problem = "Unsupported value: \"" + res.api_version + "\": " + res.kind +
                  " is served as gateway.networking.k8s.io/v1";
+      *field = "apiVersion";
+      return KindClass::kUnknown;
+    }
+    // GRPCRoute decodes into the HTTPRoute model (decodeGrpcRoute) and is routed like one.
+    if (res.kind == "GRPCRoute") {
+      if (version == "v1") return KindClass::kHttpRoute;
+      *problem = "Unsupported value: \"" + res.api_version +
+                 "\": GRPCRoute is served as gateway.networking.k8s.io/v1";
       *field = "apiVersion";
       return KindClass::kUnknown;
     }
@@ -59,9 +67,10 @@ KindClass classify(const Resource& res, std::string* problem, std::string* field
       return KindClass::kUnknown;
     }
   }
-  *problem = "Unsupported value: kind " + res.kind + " of apiVersion \"" + res.api_version +
-             "\": supported kinds are Gateway and HTTPRoute (gateway.networking.k8s.io/v1), "
-             "Backend, TrafficPolicy and HTTPRouteFilter (portico.dev/v1alpha1)";
+  *problem =
+      "Unsupported value: kind " + res.kind + " of apiVersion \"" + res.api_version +
+      "\": supported kinds are Gateway, HTTPRoute and GRPCRoute (gateway.networking.k8s.io/v1), "
+      "Backend, TrafficPolicy and HTTPRouteFilter (portico.dev/v1alpha1)";
   return KindClass::kUnknown;
 }
 
@@ -133,7 +142,7 @@ const DecodedSpec& Compilation::decoded(uint32_t i) {
         fresh->gateway = decodeGateway(res, r);
         break;
       case KindClass::kHttpRoute:
-        fresh->route = decodeHttpRoute(res, r);
+        fresh->route = res.kind == "GRPCRoute" ? decodeGrpcRoute(res, r) : decodeHttpRoute(res, r);
         break;
       case KindClass::kBackend:
         fresh->backend = decodeBackend(res, r);
@@ -224,7 +233,9 @@ void Compilation::decodeAll() {
             ListenerStatus ls;
             ls.name = l.name;
             if (!l.accepted) ls.accepted = Condition{"Accepted", false, l.reason, l.message};
-            ls.resolved_refs = l.allows_http_route;
+            ls.resolved_refs = l.allows_http_route || l.allows_grpc_route;
+            ls.http_route = l.allows_http_route;
+            ls.grpc_route = l.allows_grpc_route;
             status_[i].listeners.push_back(std::move(ls));
           }
           gateway_by_name_[{res.ns, res.name}] = static_cast<uint32_t>(gateways_.size());

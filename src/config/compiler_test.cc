@@ -294,7 +294,7 @@ spec:
           "F:9:7: warning: GatewayClass default/portico: kind: kind GatewayClass is not "
           "supported yet; ignored",
           "F:14:7: error: Service default/s: kind: Unsupported value: kind Service of "
-          "apiVersion \"v1\": supported kinds are Gateway and HTTPRoute "
+          "apiVersion \"v1\": supported kinds are Gateway, HTTPRoute and GRPCRoute "
           "(gateway.networking.k8s.io/v1), Backend, TrafficPolicy and HTTPRouteFilter "
           "(portico.dev/v1alpha1)",
           "F:17:13: error: Backend default/b: apiVersion: Unsupported value: \"portico.dev/v1\": "

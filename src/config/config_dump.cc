@@ -131,7 +131,8 @@ std::string statusJson(const Resource& res, const ResourceStatus& st) {
       std::vector<Condition> conditions = {ls.accepted};
       conditions.push_back(ls.resolved_refs ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
                                             : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
-                                                        "only HTTPRoute is supported"});
+                                                        "only HTTPRoute and GRPCRoute are "
+                                                        "supported"});
       conditions.push_back(ls.programmed ? Condition{"Programmed", true, "Programmed", ""}
                                          : Condition{"Programmed", false, "Invalid", ""});
       if (ls.conflicted) conditions.push_back(*ls.conflicted);
@@ -139,9 +140,16 @@ std::string statusJson(const Resource& res, const ResourceStatus& st) {
       appendConditions(conditions, gen, &out);
       out.append(",\"name\":");
       appendJsonString(ls.name, &out);
-      out.append(",\"supportedKinds\":[{\"group\":");
-      appendJsonString(kGatewayGroup, &out);
-      out.append(",\"kind\":\"HTTPRoute\"}]}");
+      out.append(",\"supportedKinds\":[");
+      for (auto [allowed, kind] :
+           {std::pair{ls.http_route, "HTTPRoute"}, {ls.grpc_route, "GRPCRoute"}}) {
+        if (!allowed) continue;
+        if (out.back() != '[') out.push_back(',');
+        out.append("{\"group\":");
+        appendJsonString(kGatewayGroup, &out);
+        out.append(",\"kind\":\"" + std::string(kind) + "\"}");
+      }
+      out.append("]}");
     }
     out.push_back(']');
   }
@@ -254,14 +262,21 @@ std::string renderConfigDump(const Snapshot& snapshot) {
     json listeners = json::array();
     for (const router::RouteTable::Listener& l : port.routes->listeners()) {
       json routes = json::array();
-      for (const router::RouteSpec& r : l.spec.routes) routes.push_back(r.ns + '/' + r.name);
+      for (const router::RouteSpec& r : l.spec.routes)
+        routes.push_back((r.kind == "HTTPRoute" ? "" : r.kind + ' ') + r.ns + '/' + r.name);
       listeners.push_back({{"name", l.spec.id}, {"hostname", l.spec.hostname}, {"routes", routes}});
     }
     ports.push_back({{"address", port.bind.toString()},
                      {"listeners", listeners},
                      {"settings", settingsJson(port.settings)}});
   }
-  out += "\n],\"ports\":" + ports.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n";
+  json backends = json::array();
+  for (const auto& b : snapshot.backends) {
+    backends.push_back(
+        {{"name", b->ns + '/' + b->name}, {"protocol", backendProtocolName(b->protocol)}});
+  }
+  out += "\n],\"backends\":" + backends.dump(-1, ' ', false, json::error_handler_t::replace);
+  out += ",\"ports\":" + ports.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n";
   return out;
 }
 

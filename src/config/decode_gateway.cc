@@ -33,7 +33,7 @@ void decodeAllowedRoutes(MapReader& listener, ListenerModel* out) {
 
   YAML::Node kinds = allowed.take("kinds");
   if (!isAbsent(kinds)) {
-    bool any_http_route = false;
+    bool any_http_route = false, any_grpc_route = false;
     forEachItem(r, kinds, allowed.childPath("kinds"), kMaxRouteKinds,
                 [&](const YAML::Node& item, const std::string& path, size_t) {
                   MapReader kind(r, item, path);
@@ -43,13 +43,16 @@ void decodeAllowedRoutes(MapReader& listener, ListenerModel* out) {
                   if (!k) return;
                   if (group == kGatewayGroup && *k == "HTTPRoute") {
                     any_http_route = true;
+                  } else if (group == kGatewayGroup && *k == "GRPCRoute") {
+                    any_grpc_route = true;
                   } else {
                     r.warning(kind.markOf("kind"), path,
                               "ResolvedRefs=False/InvalidRouteKinds: route kind " + group + "/" +
-                                  *k + " is not supported (only HTTPRoute)");
+                                  *k + " is not supported (only HTTPRoute and GRPCRoute)");
                   }
                 });
     out->allows_http_route = any_http_route;
+    out->allows_grpc_route = any_grpc_route;
   }
   allowed.finish();
 }

@@ -385,8 +385,18 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
     readMs(cp, "idleTimeout", &b.pool.idle_timeout_ms);
     cp.finish();
   }
-  for (std::string_view key : {"protocol", "tls"})
-    spec.unsupported(key, std::string("spec.") + std::string(key));
+  if (std::optional<std::string> protocol = spec.string("protocol")) {
+    if (*protocol == "http2") {
+      b.protocol = BackendProtocol::kHttp2;
+    } else if (*protocol == "grpc") {
+      b.protocol = BackendProtocol::kGrpc;
+    } else if (*protocol != "http1") {
+      r.error(spec.markOf("protocol"), spec.childPath("protocol"),
+              "Unsupported value: \"" + *protocol +
+                  "\": supported values: \"http1\", \"http2\", \"grpc\"");
+    }
+  }
+  spec.unsupported("tls", "spec.tls");
   spec.finish();
   if (r.errorCount() > errors_before) return std::nullopt;
   return b;

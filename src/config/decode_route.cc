@@ -5,6 +5,8 @@
 // errors "... is not implemented yet", which rejects the route: serving it without them would route
 // traffic the user excluded. Regular expressions (RE2) are compiled here, once; an invalid one is
 // an error at its field.
+#include "config/decode_route.h"
+
 #include <strings.h>
 
 #include <algorithm>
@@ -405,8 +407,10 @@ ExtensionRefModel decodeExtensionRef(Reporter& r, const YAML::Node& node, const 
 }
 
 // filters[] of a rule or of a backendRef, into *out.
+// `grpc`: a GRPCRoute's filters (RequestHeaderModifier, ResponseHeaderModifier, RequestMirror;
+// ExtensionRef is not implemented for GRPCRoute).
 void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
-                   const Resource& res, bool on_backend_ref, FiltersModel* out) {
+                   const Resource& res, bool on_backend_ref, FiltersModel* out, bool grpc = false) {
   forEachItem(
       r, node, path, kMaxFilters,
       [&](const YAML::Node& item, const std::string& item_path, size_t) {
@@ -414,7 +418,12 @@ void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
         std::optional<std::string> type = m.string("type", Need::kRequired);
         bool known = type && std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) !=
                                  kFilterTypes.end();
-        bool decode = known && filterImplemented(*type, on_backend_ref);
+        if (grpc && known) {
+          known = *type == "RequestHeaderModifier" || *type == "ResponseHeaderModifier" ||
+                  *type == "RequestMirror" || *type == "ExtensionRef";
+        }
+        bool decode =
+            known && filterImplemented(*type, on_backend_ref) && !(grpc && *type == "ExtensionRef");
         // Each type's configuration lives in the field named after it (lowerCamelCase).
         constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kFields = {{
             {"RequestHeaderModifier", "requestHeaderModifier"},
@@ -475,9 +484,14 @@ void decodeFilters(Reporter& r, const YAML::Node& node, const std::string& path,
         if (!type || decode) return;
         if (!known) {
           r.error(m.markOf("type"), m.childPath("type"),
-                  unsupportedValue(*type,
-                                   "RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, "
-                                   "RequestRedirect, URLRewrite, CORS, ExtensionRef"));
+                  unsupportedValue(*type, grpc ? "RequestHeaderModifier, ResponseHeaderModifier, "
+                                                 "RequestMirror, ExtensionRef"
+                                               : "RequestHeaderModifier, ResponseHeaderModifier, "
+                                                 "RequestMirror, RequestRedirect, URLRewrite, "
+                                                 "CORS, ExtensionRef"));
+        } else if (grpc && *type == "ExtensionRef") {
+          r.error(m.markOf("type"), m.childPath("type"),
+                  "filter ExtensionRef is not implemented yet for GRPCRoute");
         } else if (on_backend_ref && (*type == "RequestRedirect" || *type == "ExtensionRef")) {
           r.error(m.markOf("type"), m.childPath("type"),
                   "Unsupported value: \"" + *type +
@@ -531,7 +545,7 @@ void checkRuleFilters(Reporter& r, const RuleModel& rule, const std::string& fil
 
 // group, kind, name, namespace, port of a backendRef (and, when `full`, weight and filters).
 BackendRefModel decodeBackendRefFields(Reporter& r, const YAML::Node& node, const std::string& path,
-                                       const Resource& res, bool full) {
+                                       const Resource& res, bool full, bool grpc = false) {
   BackendRefModel b;
   b.where = Where{markOf(node), path};
   b.ns = res.ns;
@@ -551,7 +565,7 @@ BackendRefModel decodeBackendRefFields(Reporter& r, const YAML::Node& node, cons
     if (std::optional<int64_t> weight = m.integer("weight", 0, kMaxWeight))
       b.weight = static_cast<uint32_t>(*weight);
     if (m.has("filters")) {
-      decodeFilters(r, m.take("filters"), m.childPath("filters"), res, true, &b.filters);
+      decodeFilters(r, m.take("filters"), m.childPath("filters"), res, true, &b.filters, grpc);
     }
   }
   m.finish();
@@ -672,4 +686,32 @@ std::optional<HttpRouteModel> decodeHttpRoute(const Resource& res, Reporter& r) 
   return route;
 }
 
+namespace route_decode {
+
+ParentRefModel parentRef(Reporter& r, const YAML::Node& node, const std::string& path,
+                         const Resource& res) {
+  return decodeParentRef(r, node, path, res);
+}
+
+void headerMatches(Reporter& r, const YAML::Node& node, const std::string& path,
+                   std::vector<StringMatchModel>* out) {
+  decodeStringMatches(r, node, path, /*header_names=*/true, out);
+}
+
+void grpcFilters(Reporter& r, const YAML::Node& node, const std::string& path, const Resource& res,
+                 FiltersModel* out) {
+  decodeFilters(r, node, path, res, /*on_backend_ref=*/false, out, /*grpc=*/true);
+}
+
+BackendRefModel grpcBackendRef(Reporter& r, const YAML::Node& node, const std::string& path,
+                               const Resource& res) {
+  return decodeBackendRefFields(r, node, path, res, /*full=*/true, /*grpc=*/true);
+}
+
+std::shared_ptr<const re2::RE2> regex(Reporter& r, const YAML::Mark& mark, const std::string& path,
+                                      const std::string& value) {
+  return compileOrReport(r, mark, path, value);
+}
+
+}  // namespace route_decode
 }  // namespace portico::config

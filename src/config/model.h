@@ -53,6 +53,7 @@ struct ListenerModel {
   std::string hostname;               // "" (any), "a.example.com", "*.example.com"
   bool allow_all_namespaces = false;  // allowedRoutes.namespaces.from: All (else Same)
   bool allows_http_route = true;      // allowedRoutes.kinds includes HTTPRoute (or is unset)
+  bool allows_grpc_route = true;      // allowedRoutes.kinds includes GRPCRoute (or is unset)
   // Accepted=False with this reason/message when the listener is not served.
   bool accepted = true;
   std::string reason = "Accepted";
@@ -95,6 +96,11 @@ struct MatchModel {
   std::string method;                          // "" = any
   std::vector<StringMatchModel> headers;       // names as written; compare case-insensitively
   std::vector<StringMatchModel> query_params;  // names compared case-sensitively
+  // A GRPCRouteMatch mapped onto the path (decode_grpc_route.cc): ranked by the characters
+  // of its service and method (Gateway API GRPCRoute precedence), not by the path.
+  bool grpc = false;
+  uint16_t grpc_service_chars = 0;
+  uint16_t grpc_method_chars = 0;
 };
 
 struct MirrorModel;
@@ -165,6 +171,7 @@ struct EndpointModel {
 };
 
 struct BackendModel {
+  BackendProtocol protocol = BackendProtocol::kHttp1;  // spec.protocol
   std::vector<EndpointModel> endpoints;
   LoadBalancerSettings load_balancer;
   std::optional<ActiveHealthSettings> active_health;
@@ -229,6 +236,9 @@ struct TrafficPolicyModel {
 
 std::optional<GatewayModel> decodeGateway(const Resource& res, Reporter& r);
 std::optional<HttpRouteModel> decodeHttpRoute(const Resource& res, Reporter& r);
+// GRPCRoute (gateway.networking.k8s.io/v1), into the HTTPRoute model: method matches become
+// path matches ("/service/method"), so the HTTP router serves both kinds.
+std::optional<HttpRouteModel> decodeGrpcRoute(const Resource& res, Reporter& r);
 std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r);
 std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Reporter& r);
 std::optional<RouteFilterModel> decodeRouteFilter(const Resource& res, Reporter& r);

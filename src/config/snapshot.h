@@ -43,9 +43,6 @@ struct Endpoint {
   std::string hostname;  // the DNS name it was resolved from, "" for an IP endpoint
 };
 
-// How Portico speaks to a Backend's endpoints (Backend spec.protocol).
-enum class BackendProtocol : uint8_t { kHttp1, kHttp2, kGrpc };
-
 struct Backend {
   std::string ns;
   std::string name;
@@ -57,7 +54,7 @@ struct Backend {
   std::optional<PassiveHealthSettings> passive_health;
   CircuitBreakerSettings circuit_breaker;
   ConnectionPoolSettings pool;
-  BackendProtocol protocol = BackendProtocol::kHttp1;
+  BackendProtocol protocol = BackendProtocol::kHttp1;  // spec.protocol (grpc implies HTTP/2)
   // Endpoint choice; endpoints[] is in the balancer's order (its pick() indexes it).
   std::shared_ptr<const upstream::LoadBalancer> balancer;
 };

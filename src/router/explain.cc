@@ -17,7 +17,10 @@ bool hostnameCovers(std::string_view hostname, std::string_view host) {
 
 std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string routeName(const RouteSpec& r) { return r.ns + "/" + r.name; }
+// "ns/name" for an HTTPRoute; other kinds are named: "GRPCRoute ns/name".
+std::string routeName(const RouteSpec& r) {
+  return (r.kind == "HTTPRoute" ? std::string() : r.kind + " ") + r.ns + "/" + r.name;
+}
 
 }  // namespace
 

@@ -25,7 +25,7 @@ struct ListenerConsidered {
 
 // A candidate that did not match, or a route that was not a candidate.
 struct NearMiss {
-  std::string route;           // "ns/name"
+  std::string route;           // "ns/name"; other kinds than HTTPRoute: "GRPCRoute ns/name"
   int32_t rule_index = -1;     // -1: the whole route (hostname reason)
   int32_t match_index = -1;    // -1: the whole route
   std::string route_hostname;  // the route hostname group the candidate came from
@@ -44,7 +44,7 @@ struct Explanation {
 
   // The winner; rule == nullptr when nothing matched (404).
   const config::Rule* rule = nullptr;
-  std::string matched_route;  // "ns/name"
+  std::string matched_route;  // as NearMiss::route
   int32_t rule_index = -1;
   int32_t match_index = -1;
   std::string matched_hostname;  // route hostname group ("" = route without hostnames)

@@ -245,13 +245,22 @@ int compareNsName(const RouteSpec& a, const RouteSpec& b) {
 
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
               const std::vector<RouteSpec>& routes) {
-  int a_rank = pathRank(a.match.path_type);
-  int b_rank = pathRank(b.match.path_type);
-  if (a_rank != b_rank) return a_rank < b_rank;
-  if (a.match.path.size() != b.match.path.size()) return a.match.path.size() > b.match.path.size();
-  bool a_method = !a.match.method.empty();
-  bool b_method = !b.match.method.empty();
-  if (a_method != b_method) return a_method;
+  const GrpcRank& ag = a.match.grpc;
+  const GrpcRank& bg = b.match.grpc;
+  if (ag.grpc != bg.grpc) return ag.grpc;
+  if (ag.grpc) {
+    if (ag.service_chars != bg.service_chars) return ag.service_chars > bg.service_chars;
+    if (ag.method_chars != bg.method_chars) return ag.method_chars > bg.method_chars;
+  } else {
+    int a_rank = pathRank(a.match.path_type);
+    int b_rank = pathRank(b.match.path_type);
+    if (a_rank != b_rank) return a_rank < b_rank;
+    if (a.match.path.size() != b.match.path.size())
+      return a.match.path.size() > b.match.path.size();
+    bool a_method = !a.match.method.empty();
+    bool b_method = !b.match.method.empty();
+    if (a_method != b_method) return a_method;
+  }
   if (a.match.headers.size() != b.match.headers.size())
     return a.match.headers.size() > b.match.headers.size();
   if (a.match.query_params.size() != b.match.query_params.size())

@@ -64,7 +64,15 @@ struct StringMatch {
   std::shared_ptr<const re2::RE2> regex;
 };
 
-// One HTTPRouteMatch as the table evaluates it. Conditions are AND-ed.
+// GRPCRoute precedence (Gateway API): a GRPCRoute match is mapped onto a path condition, but
+// ranks by the characters of its service, then of its method, then its header count.
+struct GrpcRank {
+  bool grpc = false;  // false: an HTTPRoute match (ranked by its path)
+  uint16_t service_chars = 0;
+  uint16_t method_chars = 0;
+};
+
+// One HTTPRouteMatch (or mapped GRPCRouteMatch) as the table evaluates it. Conditions are AND-ed.
 struct MatchSpec {
   PathType path_type = PathType::kPathPrefix;
   std::string path = "/";                      // value, or RE2 pattern for kRegularExpression
@@ -72,6 +80,7 @@ struct MatchSpec {
   std::string method;                          // "" = any
   std::vector<StringMatch> headers;            // the table keeps the first entry of each name
   std::vector<StringMatch> query_params;       // idem
+  GrpcRank grpc;                               // set for GRPCRoute matches
 };
 
 // One rule of a route. `rule` is owned by the Snapshot.
@@ -82,6 +91,7 @@ struct RuleSpec {
 
 // One HTTPRoute as attached to one listener.
 struct RouteSpec {
+  std::string kind = "HTTPRoute";  // or "GRPCRoute"
   std::string ns;
   std::string name;
   int64_t created_us = std::numeric_limits<int64_t>::max();  // creationTimestamp; max = unknown
@@ -253,6 +263,9 @@ class RouteTable {
 // the longer pattern) first; then a match with a method before one without; then more header
 // matches; then more query param matches; then the older route (creationTimestamp), then
 // "ns/name" alphabetically, then rule order, then match order.
+// GRPCRoute matches come before HTTPRoute matches of the same hostname group (Gateway API does
+// not merge the two kinds); between themselves they rank by GrpcRank: more service characters,
+// then more method characters, then more header matches, then the same route tie-breaks.
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
               const std::vector<RouteSpec>& routes);
 
