@@ -88,4 +88,86 @@ std::string percentEncodeGrpcMessage(std::string_view m) {
   return out;
 }
 
+int grpcWebMode(std::string_view ct, std::string_view* suffix) {
+  constexpr std::string_view kWeb = "application/grpc-web";
+  if (ct.size() < kWeb.size()) return 0;
+  for (size_t i = 0; i < kWeb.size(); ++i) {
+    char c = ct[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kWeb[i]) return 0;
+  }
+  std::string_view rest = ct.substr(kWeb.size());
+  int mode = 1;
+  if (rest.substr(0, 5) == "-text") {
+    mode = 2;
+    rest.remove_prefix(5);
+  }
+  if (!rest.empty() && rest[0] != '+' && rest[0] != ';') return 0;
+  *suffix = rest.substr(0, rest.find(';'));
+  return mode;
+}
+
+namespace {
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+int b64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+}  // namespace
+
+void base64Encode(std::string_view in, std::string& out) {
+  size_t i = 0;
+  auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(in[k])); };
+  for (; i + 3 <= in.size(); i += 3) {
+    uint32_t v = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
+    out.push_back(kB64[v >> 18]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.push_back(kB64[(v >> 6) & 63]);
+    out.push_back(kB64[v & 63]);
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = b(i) << 16;
+    out.push_back(kB64[v >> 18]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.append("==");
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (b(i) << 16) | (b(i + 1) << 8);
+    out.push_back(kB64[v >> 18]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.push_back(kB64[(v >> 6) & 63]);
+    out.push_back('=');
+  }
+}
+
+bool base64Decode(std::string& carry, std::string_view in, std::string& out) {
+  for (char c : in) {
+    if (c == '\r' || c == '\n') continue;
+    carry.push_back(c);
+    if (carry.size() < 4) continue;
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      if (carry[k] == '=' && k >= 2) {
+        v[k] = 0;
+        ++pad;
+        continue;
+      }
+      if (pad != 0) return false;  // data after padding inside a group
+      v[k] = b64Value(carry[k]);
+      if (v[k] < 0) return false;
+    }
+    uint32_t x = (static_cast<uint32_t>(v[0]) << 18) | (static_cast<uint32_t>(v[1]) << 12) |
+                 (static_cast<uint32_t>(v[2]) << 6) | static_cast<uint32_t>(v[3]);
+    out.push_back(static_cast<char>(x >> 16));
+    if (pad < 2) out.push_back(static_cast<char>((x >> 8) & 0xFF));
+    if (pad < 1) out.push_back(static_cast<char>(x & 0xFF));
+    carry.clear();
+  }
+  return true;
+}
+
 }  // namespace portico::http2

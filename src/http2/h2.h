@@ -71,6 +71,15 @@ int grpcStatusForHttp(int http_status);
 // grpc-message: percent-encodes bytes outside 0x20-0x7E and '%'.
 std::string percentEncodeGrpcMessage(std::string_view message);
 
+// gRPC-Web (PROTOCOL-WEB.md): 1 for application/grpc-web[+fmt], 2 for
+// application/grpc-web-text[+fmt], 0 otherwise; `suffix` gets the "+fmt" part.
+int grpcWebMode(std::string_view content_type, std::string_view* suffix);
+// Base64 (RFC 4648, padded). Decoding takes 4-character groups, each of which may end in
+// padding (grpc-web-text bodies may concatenate padded chunks); a partial group is kept in
+// `carry` for the next call. False on a character outside the alphabet.
+void base64Encode(std::string_view in, std::string& out);
+bool base64Decode(std::string& carry, std::string_view in, std::string& out);
+
 enum GrpcStatus : int {
   kGrpcOk = 0,
   kGrpcCancelled = 1,

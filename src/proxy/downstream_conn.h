@@ -26,6 +26,7 @@ namespace portico::proxy {
 
 class Worker;
 class MirrorRequest;
+class H1Bridge;
 struct LocalSnapshot;
 
 class DownstreamConn final : public Connection,
@@ -61,6 +62,14 @@ class DownstreamConn final : public Connection,
   // H2DownstreamConn and this connection closes. True when handed off or waiting for more of
   // the preface.
   bool handOffToHttp2();
+  // Requests the HTTP/2 stream path serves (a rule with HTTP/2 backends, gRPC-Web): the
+  // H1Bridge takes the head and body and writes the response here.
+  static bool needsStreamPath(const config::Rule& rule, const http1::RequestHead& head);
+  bool startBridged(const http1::RequestHead& head, size_t head_len, std::string_view authority,
+                    std::string_view target);
+  bool forwardBodyToBridge();
+  void bridgeDone();
+  friend class H1Bridge;
   bool startRequest(http1::RequestHead& head, size_t head_len);
   bool forwardRequestBody();
   bool flushOut();
@@ -180,6 +189,7 @@ class DownstreamConn final : public Connection,
     Buffer body_copy;  // the request body as framed upstream, kept for retries (bounded)
   };
   std::unique_ptr<Extras> extras_;
+  std::unique_ptr<H1Bridge> bridge_;  // created by the first bridged request, then kept
   Extras& extras() {
     if (!extras_) extras_ = std::make_unique<Extras>();
     return *extras_;

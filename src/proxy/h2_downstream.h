@@ -22,13 +22,16 @@
 #include "http2/h2.h"
 #include "net/event_loop.h"
 #include "proxy/connection.h"
+#include "proxy/h2_stream.h"
 
 namespace portico::proxy {
 
 class Worker;
-class H2Stream;
 
-class H2DownstreamConn final : public Connection, public net::IoHandler, public net::Deferred {
+class H2DownstreamConn final : public Connection,
+                               public StreamDownstream,
+                               public net::IoHandler,
+                               public net::Deferred {
  public:
   // Takes over `fd` (already registered nowhere); `received` are bytes already read from it
   // (the connection preface, and what followed).
@@ -42,21 +45,19 @@ class H2DownstreamConn final : public Connection, public net::IoHandler, public 
   void drain() override;
   void close() override;
 
-  // For streams.
-  Worker& worker() { return worker_; }
-  const config::Port* findPort(const config::Snapshot& snap);
-  uint16_t localPort() const { return local_port_; }
-  uint8_t peerFamily() const { return peer_family_; }
-  const uint8_t* peerAddr() const { return peer_addr_; }
-  bool tls() const { return false; }
-  // The response head of `stream`; with a body unless `end_stream`.
-  void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n, bool end_stream);
-  void submitTrailers(H2Stream* stream, const nghttp2_nv* nva, size_t n);
-  // Response body bytes are available again for a deferred stream.
-  void resumeResponse(H2Stream* stream);
-  // The request bytes of `stream` were forwarded upstream: the client may send more.
-  void consumeRequest(H2Stream* stream, size_t n);
-  void resetStream(H2Stream* stream, uint32_t error);
+  // StreamDownstream, for streams.
+  Worker& worker() override { return worker_; }
+  const config::Port* findPort(const config::Snapshot& snap) override;
+  uint16_t localPort() const override { return local_port_; }
+  uint8_t peerFamily() const override { return peer_family_; }
+  const uint8_t* peerAddr() const override { return peer_addr_; }
+  bool tls() const override { return false; }
+  void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n,
+                      bool end_stream) override;
+  void submitTrailers(H2Stream* stream, const nghttp2_nv* nva, size_t n) override;
+  void resumeResponse(H2Stream* stream) override;
+  void consumeRequest(H2Stream* stream, size_t n) override;
+  void resetStream(H2Stream* stream, uint32_t error) override;
   // Writes what the session has queued (a no-op while nghttp2 runs a callback of ours).
   void flush();
 

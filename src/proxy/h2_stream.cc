@@ -5,11 +5,11 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 
 #include "net/socket.h"
-#include "proxy/h2_downstream.h"
 #include "proxy/http_util.h"
 #include "proxy/rewrite.h"
 #include "proxy/worker.h"
@@ -20,7 +20,7 @@ namespace portico::proxy {
 
 namespace {
 const http1::Limits kUpstreamLimits{64 * 1024, 96 * 1024, Worker::kUpstreamMaxHeaders};
-constexpr size_t kHighWater = H2DownstreamConn::kHighWater;
+constexpr size_t kHighWater = 256 * 1024;
 const http2::Limits kLimits{};
 
 http1::HeaderTag tagOf(std::string_view n) {
@@ -86,25 +86,76 @@ void toNv(const std::string& arena, const std::vector<std::pair<uint32_t, uint32
 thread_local std::vector<nghttp2_nv> t_nv;
 }  // namespace
 
-H2Stream::H2Stream(H2DownstreamConn& conn, int32_t id) : conn_(conn), id_(id) {
+H2Stream::H2Stream(StreamDownstream& conn, int32_t id) : conn_(conn), id_(id) {
   timer_.set(&H2Stream::onTimer, this);
 }
 
 H2Stream::~H2Stream() {
   for (Field& f : fields_) {
-    nghttp2_rcbuf_decref(f.name);
-    nghttp2_rcbuf_decref(f.value);
+    if (f.name_buf != nullptr) nghttp2_rcbuf_decref(f.name_buf);
+    if (f.value_buf != nullptr) nghttp2_rcbuf_decref(f.value_buf);
   }
   if (snapshot_ != nullptr) conn_.worker().releaseSnapshot(snapshot_);
 }
 
 bool H2Stream::addHeader(nghttp2_rcbuf* name, nghttp2_rcbuf* value) {
-  header_bytes_ += static_cast<uint32_t>(http2::view(name).size() + http2::view(value).size() + 32);
+  header_bytes_ +=
+      static_cast<uint32_t>(http2::view(name).size() + http2::view(value).size() + 32);
   if (header_bytes_ > kLimits.max_header_list_size) return false;
   nghttp2_rcbuf_incref(name);
   nghttp2_rcbuf_incref(value);
-  fields_.push_back({name, value});
+  fields_.push_back({http2::view(name), http2::view(value), name, value});
   return true;
+}
+
+void H2Stream::setHttp1Head(const http1::RequestHead& head, std::string_view authority,
+                            std::string_view target) {
+  using T = http1::HeaderTag;
+  // One arena, sized first, so the views into it stay valid.
+  // Pseudo-header names, "http", "te"/"trailers" and the values.
+  size_t size = head.method.size() + authority.size() + target.size() + 64;
+  for (uint32_t i = 0; i < head.header_count; ++i) {
+    size += head.headers[i].name.size() + head.headers[i].value.size();
+  }
+  head_arena_.reserve(size);
+  auto add = [&](std::string_view n, std::string_view v, bool lower) {
+    size_t at = head_arena_.size();
+    if (lower) {
+      appendLower(head_arena_, n);
+    } else {
+      head_arena_.append(n);
+    }
+    std::string_view name(head_arena_.data() + at, n.size());
+    at = head_arena_.size();
+    head_arena_.append(v);
+    fields_.push_back({name, std::string_view(head_arena_.data() + at, v.size()), nullptr, nullptr});
+  };
+  const char* base = head_arena_.data();
+  add(":method", head.method, false);
+  add(":scheme", "http", false);
+  add(":authority", authority, false);
+  add(":path", target, false);
+  for (uint32_t i = 0; i < head.header_count; ++i) {
+    const http1::Header& h = head.headers[i];
+    if (h.tag == T::kHost || h.tag == T::kExpect) continue;
+    if (h.tag == T::kTe) {
+      if (equalsIgnoreCase(h.value, "trailers")) add("te", "trailers", false);
+      continue;
+    }
+    if (isHopByHop(h.tag)) continue;
+    if (head.info.connection_other_tokens &&
+        nominatedByConnection(head.headers, head.header_count, h.name)) {
+      continue;
+    }
+    add(h.name, h.value, true);
+  }
+  assert(head_arena_.data() == base && "the views into head_arena_ must stay valid");
+  (void)base;
+  if (head.info.body == http1::BodyKind::kContentLength) {
+    // Re-added from the parsed value (the field itself is hop-by-hop for the parser).
+    content_length_text_ = std::to_string(head.info.content_length);
+    fields_.push_back({"content-length", content_length_text_, nullptr, nullptr});
+  }
 }
 
 void H2Stream::headersDone(bool end_stream) {
@@ -113,8 +164,8 @@ void H2Stream::headersDone(bool end_stream) {
   req_end_ = end_stream;
   headers_.reserve(fields_.size());
   for (const Field& f : fields_) {
-    std::string_view n = http2::view(f.name);
-    std::string_view v = http2::view(f.value);
+    std::string_view n = f.name;
+    std::string_view v = f.value;
     if (!n.empty() && n[0] == ':') {
       if (n == ":method") method_ = v;
       else if (n == ":scheme") scheme_ = v;
@@ -125,7 +176,16 @@ void H2Stream::headersDone(bool end_stream) {
     http1::Header h{n, v, tagOf(n)};
     if (h.tag == http1::HeaderTag::kHost && authority_.empty()) authority_ = v;
     if (h.tag == http1::HeaderTag::kContentLength) req_has_length_ = true;
-    if (n == "content-type" && http2::isGrpcContentType(v)) grpc_ = true;
+    if (n == "content-type") {
+      std::string_view suffix;
+      if (http2::isGrpcContentType(v)) {
+        grpc_ = true;
+      } else if (int mode = http2::grpcWebMode(v, &suffix)) {
+        grpc_ = true;
+        grpc_web_ = static_cast<uint8_t>(mode);
+        web_suffix_.assign(suffix);
+      }
+    }
     headers_.push_back(h);
   }
   route();
@@ -134,7 +194,7 @@ void H2Stream::headersDone(bool end_stream) {
 void H2Stream::route() {
   Worker& w = conn_.worker();
   stats::Shard& st = w.stats();
-  st.global.downstream_requests.inc();
+  if (!bridged_) st.global.downstream_requests.inc();
   start_us_ = net::EventLoop::monotonicUs();
   snapshot_ = w.acquireSnapshot();
   is_head_ = method_ == "HEAD";
@@ -169,7 +229,7 @@ void H2Stream::route() {
     return;
   }
   rule_ = d.rule;
-  st.routes.at(rule_->route_stats_id).requests.inc();
+  if (!bridged_) st.routes.at(rule_->route_stats_id).requests.inc();
   if (!rule_->filterError().empty()) {
     respondLocal(500, rule_->filterError());
     return;
@@ -318,7 +378,10 @@ void H2Stream::respondLocal(int status, std::string_view body, std::string_view 
     std::string encoded = http2::percentEncodeGrpcMessage(msg);
     std::string code_text = std::to_string(code);
     nva.push_back(http2::nv(":status", "200"));
-    nva.push_back(http2::nv("content-type", "application/grpc"));
+    std::string ct = grpc_web_ == 0   ? "application/grpc"
+                     : grpc_web_ == 1 ? "application/grpc-web" + web_suffix_
+                                      : "application/grpc-web-text" + web_suffix_;
+    nva.push_back(http2::nv("content-type", ct));
     nva.push_back(http2::nv("grpc-status", code_text));
     if (!encoded.empty()) nva.push_back(http2::nv("grpc-message", encoded));
     if (!overloaded.empty()) nva.push_back(http2::nv("x-portico-overloaded", overloaded));
@@ -423,7 +486,19 @@ void H2Stream::requestData(const uint8_t* data, size_t len) {
     return;
   }
   if (h2_ != nullptr) {
-    req_buf_.append(d);
+    if (grpc_web_ == 2) {
+      // grpc-web-text: the body is base64; the upstream gets the bytes.
+      std::string decoded;
+      if (!http2::base64Decode(b64_carry_, d, decoded)) {
+        upstreamFailed(400, "invalid base64 in a grpc-web-text request body\n");
+        conn_.consumeRequest(this, len);
+        return;
+      }
+      req_buf_.append(decoded);
+      text_credit_ += len;
+    } else {
+      req_buf_.append(d);
+    }
     h2_->resume(up_stream_);
     h2_->flush();
     return;
@@ -451,7 +526,14 @@ ssize_t H2Stream::onH2ReadBody(uint8_t* buf, size_t len, bool* eof) {
   if (n > 0) {
     std::memcpy(buf, req_buf_.data(), n);
     req_buf_.consume(n);
-    conn_.consumeRequest(this, n);
+    if (grpc_web_ == 2) {
+      // Credit the client for the base64 it sent, in proportion.
+      size_t credit = req_buf_.empty() ? text_credit_ : std::min(text_credit_, n * 4 / 3);
+      text_credit_ -= credit;
+      conn_.consumeRequest(this, credit);
+    } else {
+      conn_.consumeRequest(this, n);
+    }
   }
   if (req_buf_.empty()) {
     req_buf_.release();
@@ -799,7 +881,16 @@ void H2Stream::startHttp2() {
     using T = http1::HeaderTag;
     if (h.tag == T::kHost || h.tag == T::kXForwardedFor || h.tag == T::kXForwardedProto) continue;
     if (mod != nullptr && modifierTakesOver(*mod, h.name)) continue;
+    if (grpc_web_ != 0 && (h.name == "content-type" || h.tag == T::kContentLength ||
+                           h.tag == T::kTe)) {
+      continue;  // gRPC-Web: replaced below
+    }
     f.add(h.name, h.value);
+  }
+  if (grpc_web_ != 0) {
+    std::string ct = "application/grpc" + web_suffix_;
+    f.add("content-type", ct);
+    f.add("te", "trailers");
   }
   if (mod != nullptr) {
     f.addModifier(*mod, headers_.data(), static_cast<uint32_t>(headers_.size()));
@@ -850,6 +941,13 @@ void H2Stream::onH2Header(std::string_view name, std::string_view value, bool tr
   const config::HeaderModifier* mod = target_->responseHeaders();
   if (mod != nullptr && modifierTakesOver(*mod, name)) return;
   FieldList f{resp_arena_, resp_fields_};
+  if (grpc_web_ != 0 && name == "content-length") return;  // the body changes
+  if (grpc_web_ != 0 && name == "content-type" && http2::isGrpcContentType(value)) {
+    std::string ct(grpc_web_ == 1 ? "application/grpc-web" : "application/grpc-web-text");
+    ct.append(value.substr(16));  // "+proto"...
+    f.add(name, ct);
+    return;
+  }
   f.add(name, value);
 }
 
@@ -877,7 +975,28 @@ void H2Stream::onH2HeadersEnd(bool trailers, bool end_stream) {
     resp_fields_.clear();
     return;
   }
-  // Trailers end the response.
+  // Trailers end the response. gRPC-Web carries them in the body, as a frame whose flag
+  // byte has the MSB set, in HTTP/1 field syntax.
+  if (grpc_web_ != 0) {
+    std::string block;
+    for (auto [n, v] : trailers_) {
+      block.append(trailers_arena_.data() + n);
+      block.push_back(':');
+      block.append(trailers_arena_.data() + v);
+      block.append("\r\n");
+    }
+    std::string frame;
+    frame.push_back(static_cast<char>(0x80));
+    uint32_t len = static_cast<uint32_t>(block.size());
+    frame.push_back(static_cast<char>(len >> 24));
+    frame.push_back(static_cast<char>((len >> 16) & 0xFF));
+    frame.push_back(static_cast<char>((len >> 8) & 0xFF));
+    frame.push_back(static_cast<char>(len & 0xFF));
+    frame.append(block);
+    appendResponseBody(frame, /*credit=*/false);
+    trailers_.clear();
+    trailers_arena_.clear();
+  }
   upstreamEnded();
   if (resp_deferred_) {
     resp_deferred_ = false;
@@ -891,16 +1010,41 @@ void H2Stream::upstreamEnded() {
   timer_.cancel();
   // The client session detached this stream: credit what is still buffered now.
   if (h2_ != nullptr) {
-    h2_->consume(up_stream_, resp_.size());
+    h2_->consume(up_stream_, text_resp_credit_);
     h2_->flush();
   }
+  text_resp_credit_ = 0;
   h2_ = nullptr;
   up_stream_ = -1;
 }
 
+void H2Stream::appendResponseBody(std::string_view data, bool credit) {
+  if (grpc_web_ == 2) {
+    std::string encoded;
+    http2::base64Encode(data, encoded);
+    resp_.append(encoded);
+    if (credit) text_resp_credit_ += data.size();
+  } else {
+    resp_.append(data);
+    if (credit) text_resp_credit_ += data.size();
+  }
+}
+
+void H2Stream::creditUpstream(size_t sent) {
+  if (h2_ == nullptr) {
+    text_resp_credit_ = 0;
+    return;
+  }
+  size_t credit = resp_.empty() ? text_resp_credit_
+                                : std::min(text_resp_credit_, grpc_web_ == 2 ? sent * 3 / 4 : sent);
+  text_resp_credit_ -= credit;
+  h2_->consume(up_stream_, credit);
+  h2_->flush();
+}
+
 void H2Stream::onH2Data(std::string_view data) {
   if (closed_) return;
-  resp_.append(data);
+  appendResponseBody(data, /*credit=*/true);
   if (resp_deferred_) {
     resp_deferred_ = false;
     conn_.resumeResponse(this);
@@ -939,10 +1083,7 @@ ssize_t H2Stream::readResponse(uint8_t* buf, size_t len, uint32_t* flags) {
   if (n > 0) {
     std::memcpy(buf, resp_.data(), n);
     resp_.consume(n);
-    if (h2_ != nullptr) {
-      h2_->consume(up_stream_, n);
-      h2_->flush();
-    }
+    if (h2_ != nullptr) creditUpstream(n);
     if (up_ != nullptr && resp_.size() <= kHighWater) flushHttp1();  // reads again
   }
   if (resp_.empty()) {

@@ -154,6 +154,7 @@ void H2ClientConn::onIo(uint32_t events) {
 }
 
 void H2ClientConn::flush() {
+  if (in_callback_) return;  // the session is running: the outer call sends what is queued
   if (fd_ < 0 || connecting_) {
     updateInterest();
     return;
