@@ -12,6 +12,9 @@
 #include <cstring>
 #include <string>
 
+#include "http2/h2.h"
+#include "proxy/h1_bridge.h"
+#include "proxy/h2_downstream.h"
 #include "proxy/http_util.h"
 #include "proxy/mirror.h"
 #include "proxy/rewrite.h"
@@ -152,6 +155,7 @@ void DownstreamConn::process() {
       const config::Port* port = findPort();
       worker_.loop().timers().schedule(&timer_, port ? port->settings.header_timeout_ms : 10'000);
     }
+    if (first_request_ && in_.view()[0] == 'P' && handOffToHttp2()) return;
     const config::Port* port = findPort();
     http1::Limits limits = port ? port->settings.limits : http1::Limits{};
     http1::RequestHead head;
@@ -236,7 +240,26 @@ void DownstreamConn::resetRequestState() {
   }
 }
 
+bool DownstreamConn::handOffToHttp2() {
+  // h2c with prior knowledge (RFC 9113 §3.3): the connection preface instead of a request.
+  std::string_view got = in_.view();
+  std::string_view preface = http2::kPreface;
+  if (got.size() < preface.size()) {
+    if (preface.substr(0, got.size()) != got) return false;
+    return true;  // wait for the rest of the preface
+  }
+  if (got.substr(0, preface.size()) != preface) return false;
+  auto* h2 = new H2DownstreamConn(worker_, fd_, peer_family_, peer_addr_, local_port_);
+  worker_.loop().remove(fd_);
+  fd_ = -1;  // now the HTTP/2 connection's
+  std::string received(got);
+  close();
+  h2->start(received, /*fresh=*/false);
+  return true;
+}
+
 bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
+  first_request_ = false;
   stats::Shard& st = worker_.stats();
   st.global.downstream_requests.inc();
   start_us_ = net::EventLoop::monotonicUs();
@@ -312,6 +335,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   rule_ = d.rule;
   stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
   rs.requests.inc();
+  if (needsStreamPath(*rule_, head)) return startBridged(head, head_len, authority, target);
   if (!rule_->filterError().empty()) return reject(500, rule_->filterError());
   if (const config::DirectResponse* dr = rule_->directResponse()) {
     in_.consume(head_len);
@@ -501,7 +525,78 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
   out.append("\r\nx-forwarded-proto: http\r\n\r\n");
 }
 
+bool DownstreamConn::needsStreamPath(const config::Rule& rule, const http1::RequestHead& head) {
+  for (const config::WeightedBackend& wb : rule.backends) {
+    if (wb.backend != nullptr && wb.backend->protocol != config::BackendProtocol::kHttp1) {
+      return true;
+    }
+  }
+  for (uint32_t i = 0; i < head.header_count; ++i) {
+    std::string_view suffix;
+    if (equalsIgnoreCase(head.headers[i].name, "content-type") &&
+        http2::grpcWebMode(head.headers[i].value, &suffix) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool DownstreamConn::startBridged(const http1::RequestHead& head, size_t head_len,
+                                  std::string_view authority, std::string_view target) {
+  if (!bridge_) bridge_ = std::make_unique<H1Bridge>(*this);
+  rule_ = nullptr;  // the stream routes and counts from here on
+  req_body_.reset(head.info.body, head.info.content_length);
+  req_done_ = req_body_.done();
+  if (head.info.expect_continue && !req_bodyless_) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  bridge_->prepare(head, authority, target);
+  in_.consume(head_len);  // the views into it are dead from here
+  if (!req_done_) {
+    const config::Port* port = findPort();
+    worker_.loop().timers().schedule(&timer_, port ? port->settings.body_timeout_ms : 30'000);
+  } else {
+    timer_.cancel();
+  }
+  bridge_->start(req_done_);  // may answer at once (then the exchange is over)
+  if (phase_ == Phase::kProxy && !out_.empty()) flushOut();
+  return phase_ == Phase::kHead;
+}
+
+bool DownstreamConn::forwardBodyToBridge() {
+  bool progressed = false;
+  while (!req_done_ && !in_.empty() && bridge_->active() &&
+         bridge_->bufferedRequest() <= kHighWater) {
+    http1::BodyDecoder::Step step = req_body_.decode(in_.view());
+    if (step.status == http1::ParseStatus::kError) {
+      worker_.stats().global.bad_requests.inc();
+      close();  // the stream may have answered already: closing is the clear signal
+      return false;
+    }
+    if (!step.data.empty()) bridge_->requestData(step.data);
+    in_.consume(step.consumed);
+    progressed = true;
+    if (phase_ == Phase::kClosed) return false;
+    if (step.status == http1::ParseStatus::kDone) {
+      req_done_ = true;
+      timer_.cancel();
+      bridge_->requestEnd();
+    }
+    if (step.consumed == 0) break;
+  }
+  if (progressed && !req_done_) {
+    const config::Port* port = findPort();
+    worker_.loop().timers().schedule(&timer_, port ? port->settings.body_timeout_ms : 30'000);
+  }
+  return true;
+}
+
+void DownstreamConn::bridgeDone() {
+  if (!req_done_) resp_close_ = true;  // unread request body: the framing is lost
+  finishExchange();
+  if (phase_ == Phase::kHead && !in_.empty() && out_.size() <= kHighWater) process();
+}
+
 bool DownstreamConn::forwardRequestBody() {
+  if (bridge_ && bridge_->active()) return forwardBodyToBridge();
   if (up_ == nullptr) return false;
   bool progressed = false;
   while (!req_done_ && !in_.empty()) {
@@ -577,6 +672,7 @@ bool DownstreamConn::flushOut() {
   }
   // Output drained: a paused upstream may continue.
   if (up_ != nullptr && resp_head_done_ && !up_->in.empty()) processResponse();
+  if (bridge_ && bridge_->active()) bridge_->pull();
   if (phase_ == Phase::kHead && !in_.empty()) process();
   if (phase_ != Phase::kClosed) updateInterest();
   return phase_ != Phase::kClosed;
@@ -676,15 +772,18 @@ void DownstreamConn::drain() {
 
 void DownstreamConn::close() {
   if (phase_ == Phase::kClosed) return;
+  if (bridge_) bridge_->abort();
   releaseUpstream(false);
   resetRequestState();
   if (phase_ == Phase::kTunnel) worker_.stats().global.downstream_tunnels_active.dec();
   phase_ = Phase::kClosed;
   timer_.cancel();
   up_timer_.cancel();
-  worker_.loop().remove(fd_);
-  ::close(fd_);
-  fd_ = -1;
+  if (fd_ >= 0) {
+    worker_.loop().remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
   in_.clear();
   in_.release();
   out_.clear();

@@ -20,6 +20,7 @@
 #include "config/snapshot.h"
 #include "http1/parser.h"
 #include "net/event_loop.h"
+#include "proxy/connection.h"
 #include "router/router.h"
 #include "upstream/upstream_conn.h"
 
@@ -27,9 +28,11 @@ namespace portico::proxy {
 
 class Worker;
 class MirrorRequest;
+class H1Bridge;
 struct LocalSnapshot;
 
-class DownstreamConn final : public net::IoHandler,
+class DownstreamConn final : public Connection,
+                             public net::IoHandler,
                              public net::Deferred,
                              public upstream::UpstreamOwner {
  public:
@@ -41,12 +44,9 @@ class DownstreamConn final : public net::IoHandler,
   void onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events) override;
 
   // Worker drain: idle connections close now, busy ones after their current response.
-  void drain();
+  void drain() override;
   // Closes the connection and any upstream connection it uses.
-  void close();
-
-  DownstreamConn* prev = nullptr;  // Worker's intrusive list
-  DownstreamConn* next = nullptr;
+  void close() override;
 
   static constexpr size_t kReadSize = 16 * 1024;
   static constexpr size_t kHighWater = 256 * 1024;
@@ -60,6 +60,18 @@ class DownstreamConn final : public net::IoHandler,
   // Downstream side.
   void readDownstream();
   void process();
+  // An HTTP/2 connection preface (h2c prior knowledge): the socket goes to a new
+  // H2DownstreamConn and this connection closes. True when handed off or waiting for more of
+  // the preface.
+  bool handOffToHttp2();
+  // Requests the HTTP/2 stream path serves (a rule with HTTP/2 backends, gRPC-Web): the
+  // H1Bridge takes the head and body and writes the response here.
+  static bool needsStreamPath(const config::Rule& rule, const http1::RequestHead& head);
+  bool startBridged(const http1::RequestHead& head, size_t head_len, std::string_view authority,
+                    std::string_view target);
+  bool forwardBodyToBridge();
+  void bridgeDone();
+  friend class H1Bridge;
   bool startRequest(http1::RequestHead& head, size_t head_len);
   bool forwardRequestBody();
   bool flushOut();
@@ -132,6 +144,7 @@ class DownstreamConn final : public net::IoHandler,
   uint8_t peer_family_;
   uint8_t req_version_minor_ = 1;
   bool head_started_ = false;  // first byte of the current head arrived
+  bool first_request_ = true;  // no request was read yet (HTTP/2 preface allowed)
   bool req_keep_alive_ = true;
   bool req_is_head_ = false;
   bool req_idempotent_ = true;
@@ -191,6 +204,7 @@ class DownstreamConn final : public net::IoHandler,
     Buffer body_copy;  // the request body as framed upstream, kept for retries (bounded)
   };
   std::unique_ptr<Extras> extras_;
+  std::unique_ptr<H1Bridge> bridge_;  // created by the first bridged request, then kept
   Extras& extras() {
     if (!extras_) extras_ = std::make_unique<Extras>();
     return *extras_;

@@ -16,6 +16,7 @@ Worker::Worker(uint32_t index, stats::Shard& shard, WorkerOptions options)
       shard_(shard),
       options_(options),
       pool_(loop_, upstream::PoolSettings{}),
+      h2_pool_(loop_),
       rng_(0x9E3779B97F4A7C15ull ^
            (static_cast<uint64_t>(index + 1) *
             static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()))) {
@@ -44,6 +45,7 @@ void Worker::run() {
   while (conns_ != nullptr) conns_->close();
   while (mirrors_ != nullptr) mirrors_->abort();
   pool_.closeIdle();
+  h2_pool_.closeIdle();
   listeners_.clear();
 }
 
@@ -109,12 +111,12 @@ uint32_t Worker::nextRoundRobin(uint32_t backend_stats_id) {
   return round_robin_[backend_stats_id]++;
 }
 
-void Worker::addConnection(DownstreamConn* c) {
+void Worker::addConnection(Connection* c, bool fresh) {
   c->prev = nullptr;
   c->next = conns_;
   if (conns_ != nullptr) conns_->prev = c;
   conns_ = c;
-  shard_.global.downstream_connections_total.inc();
+  if (fresh) shard_.global.downstream_connections_total.inc();
   shard_.global.downstream_connections_active.inc();
 }
 
@@ -156,7 +158,7 @@ void Worker::removeMirror(MirrorRequest* m) {
   m->prev = m->next = nullptr;
 }
 
-void Worker::removeConnection(DownstreamConn* c) {
+void Worker::removeConnection(Connection* c) {
   if (c->prev != nullptr) {
     c->prev->next = c->next;
   } else if (conns_ == c) {
@@ -178,9 +180,10 @@ void Worker::startDrain() {
   for (auto& l : listeners_) l->close();  // stop accepting first
   listeners_.clear();
   pool_.closeIdle();
+  h2_pool_.closeIdle();
   loop_.timers().schedule(&drain_timer_, options_.drain_timeout_ms);
-  for (DownstreamConn* c = conns_; c != nullptr;) {
-    DownstreamConn* next = c->next;
+  for (Connection* c = conns_; c != nullptr;) {
+    Connection* next = c->next;
     c->drain();
     c = next;
   }

@@ -16,12 +16,13 @@
 #include "net/event_loop.h"
 #include "stats/stats.h"
 #include "upstream/load_balancer.h"
+#include "upstream/h2_client.h"
 #include "upstream/pool.h"
 #include "upstream/shared_state.h"
 
 namespace portico::proxy {
 
-class DownstreamConn;
+class Connection;
 class Listener;
 class MirrorRequest;
 
@@ -88,8 +89,11 @@ class Worker {
   http1::Header* headerScratch() { return headers_.data(); }
   static constexpr uint32_t kUpstreamMaxHeaders = 256;
 
-  void addConnection(DownstreamConn* c);
-  void removeConnection(DownstreamConn* c);
+  // `fresh`: a new client connection (counted in downstream_connections_total); false for a
+  // connection handed from one protocol to another (HTTP/1.1 to HTTP/2).
+  void addConnection(Connection* c, bool fresh = true);
+  void removeConnection(Connection* c);
+  upstream::H2ClientPool& h2Pool() { return h2_pool_; }
   // Requests being proxied now and those among them in a retry: the retry budget's inputs.
   uint32_t active_requests = 0;
   uint32_t active_retries = 0;
@@ -109,13 +113,14 @@ class Worker {
   WorkerOptions options_;
   net::EventLoop loop_;
   upstream::ConnectionPool pool_;
+  upstream::H2ClientPool h2_pool_;
   LocalSnapshot* current_ = nullptr;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<http1::Header> headers_;
   std::vector<uint32_t> round_robin_;
   std::vector<uint16_t> consecutive_5xx_;  // by pool id, for outlier detection
   std::vector<uint16_t> consecutive_gateway_;
-  DownstreamConn* conns_ = nullptr;   // intrusive list of live downstream connections
+  Connection* conns_ = nullptr;       // intrusive list of live downstream connections
   MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
   bool draining_ = false;
   net::Timer drain_timer_;
