@@ -237,6 +237,8 @@ class GrpcRouteServed(GatewayTestCase):
     HTTP/2 data path lands) and reports the route and the backend protocol."""
 
     def test_grpcroute_routes_requests_and_reports_status(self):
+        # Routing only: the backends are HTTP/1.1 echo servers (gRPC over HTTP/2 end to end
+        # is test_grpc.py's).
         greeter, canary, web = self.echo("greeter"), self.echo("canary"), self.echo("web")
         port = free_port()
         self.gateway(f"""\
@@ -251,14 +253,12 @@ apiVersion: portico.dev/v1alpha1
 kind: Backend
 metadata: {{name: greeter}}
 spec:
-  protocol: grpc
   endpoints: [{{address: 127.0.0.1, port: {greeter}}}]
 ---
 apiVersion: portico.dev/v1alpha1
 kind: Backend
 metadata: {{name: canary}}
 spec:
-  protocol: http2
   endpoints: [{{address: 127.0.0.1, port: {canary}}}]
 ---
 apiVersion: portico.dev/v1alpha1
@@ -312,7 +312,7 @@ spec:
         self.assertEqual([k["kind"] for k in listener["supportedKinds"]],
                          ["HTTPRoute", "GRPCRoute"])
         protocols = {b["name"]: b["protocol"] for b in dump["backends"]}
-        self.assertEqual(protocols, {"default/greeter": "grpc", "default/canary": "http2",
+        self.assertEqual(protocols, {"default/greeter": "http1", "default/canary": "http1",
                                      "default/web": "http1"})
         routes = dump["ports"][0]["listeners"][0]["routes"]
         self.assertEqual(sorted(routes), ["GRPCRoute default/g", "default/web"])
