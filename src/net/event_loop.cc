@@ -100,25 +100,29 @@ void EventLoop::runPosted() {
 }
 
 void EventLoop::run() {
+  while (!stopping_) runOnce(-1);
+}
+
+void EventLoop::runOnce(int max_wait_ms) {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
-  while (!stopping_) {
-    int n = epoll_wait(epfd_, events, kMaxEvents, timers_.nextTimeoutMs());
-    if (n < 0 && errno != EINTR) {
-      std::perror("portico: epoll_wait");
-      std::abort();
-    }
-    timers_.advance(monotonicMs());
-    for (int i = 0; i < n; ++i) {
-      static_cast<IoHandler*>(events[i].data.ptr)->onIo(events[i].events);
-    }
-    if (n > 0) timers_.advance(monotonicMs());
-    runPosted();
-    if (!deferred_.empty()) {
-      std::vector<Deferred*> batch;
-      batch.swap(deferred_);
-      for (Deferred* d : batch) delete d;
-    }
+  int wait = timers_.nextTimeoutMs();
+  if (max_wait_ms >= 0 && (wait < 0 || wait > max_wait_ms)) wait = max_wait_ms;
+  int n = epoll_wait(epfd_, events, kMaxEvents, wait);
+  if (n < 0 && errno != EINTR) {
+    std::perror("portico: epoll_wait");
+    std::abort();
+  }
+  timers_.advance(monotonicMs());
+  for (int i = 0; i < n; ++i) {
+    static_cast<IoHandler*>(events[i].data.ptr)->onIo(events[i].events);
+  }
+  if (n > 0) timers_.advance(monotonicMs());
+  runPosted();
+  if (!deferred_.empty()) {
+    std::vector<Deferred*> batch;
+    batch.swap(deferred_);
+    for (Deferred* d : batch) delete d;
   }
 }
 

@@ -43,6 +43,9 @@ class EventLoop {
   // Runs until stop(). Each iteration: epoll_wait, dispatch, fire timers, run posted tasks,
   // free deferred objects.
   void run();
+  // One iteration of run(): waits at most `max_wait_ms` (-1: until the next timer or event).
+  // For tests and fuzz targets that drive a loop themselves.
+  void runOnce(int max_wait_ms);
   void stop();
   // Runs `task` on the loop thread soon. Thread-safe.
   void post(std::function<void()> task);

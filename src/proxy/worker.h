@@ -55,6 +55,11 @@ class Worker {
   // Main thread, before start(): the listening sockets of this worker, one per snapshot port
   // (same order as Snapshot::ports), already bound with SO_REUSEPORT.
   void start(std::shared_ptr<const config::Snapshot> snapshot, std::vector<int> listen_fds);
+  // Makes `snapshot` current without starting the thread: for tests and fuzz targets that
+  // drive loop() themselves on their own thread.
+  void attach(std::shared_ptr<const config::Snapshot> snapshot) {
+    applySnapshot(std::move(snapshot), {});
+  }
   // Any thread.
   void publish(std::shared_ptr<const config::Snapshot> snapshot, std::vector<int> new_fds);
   void drain();
