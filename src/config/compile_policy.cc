@@ -108,6 +108,12 @@ void Compilation::applyPolicies() {
               &s.limits.max_header_bytes, port, policy_id, r);
         apply(m.max_request_headers, m.max_request_headers.value.value_or(0), &s.limits.max_headers,
               port, policy_id, r);
+        apply(m.h2_max_concurrent_streams, m.h2_max_concurrent_streams.value.value_or(0),
+              &s.h2_max_concurrent_streams, port, policy_id, r);
+        apply(m.h2_stream_window, m.h2_stream_window.value.value_or(0), &s.h2_stream_window, port,
+              policy_id, r);
+        apply(m.h2_connection_window, m.h2_connection_window.value.value_or(0),
+              &s.h2_connection_window, port, policy_id, r);
         if (m.response_overrides.value) {
           const Setting<std::vector<ResponseOverride>>& ro = m.response_overrides;
           auto [it, inserted] = port.set_by.emplace(ro.where.path, policy_id);

@@ -598,6 +598,14 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
   readBytes(limits, "maxRequestHeaders", 1, 1000, &p.max_request_headers);
   limits.finish();
 
+  // HTTP/2 clients (Envoy Gateway's ClientTrafficPolicy http2 names): what one connection
+  // and one stream may make Portico buffer.
+  MapReader h2(r, spec.take("http2"), "spec.http2");
+  readBytes(h2, "maxConcurrentStreams", 1, 10000, &p.h2_max_concurrent_streams);
+  readBytes(h2, "initialStreamWindowSize", 65535, 16 << 20, &p.h2_stream_window);
+  readBytes(h2, "initialConnectionWindowSize", 65535, 128 << 20, &p.h2_connection_window);
+  h2.finish();
+
   if (spec.has("responseOverride")) {
     decodeResponseOverrides(r, spec.take("responseOverride"), spec.childPath("responseOverride"),
                             &p.response_overrides);
@@ -631,7 +639,9 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
   if (route_target) {
     for (const Where* w : {&p.request_headers_ms.where, &p.request_body_ms.where, &p.idle_ms.where,
                            &p.max_request_line_bytes.where, &p.max_request_headers_bytes.where,
-                           &p.max_request_headers.where, &p.response_overrides.where}) {
+                           &p.max_request_headers.where, &p.h2_max_concurrent_streams.where,
+                           &p.h2_stream_window.where, &p.h2_connection_window.where,
+                           &p.response_overrides.where}) {
       if (!w->path.empty()) {
         r.error(w->mark, w->path,
                 "Forbidden: applies to a Gateway's connections; this policy targets an "

@@ -223,6 +223,9 @@ struct TrafficPolicyModel {
   Setting<uint32_t> max_request_line_bytes;
   Setting<uint32_t> max_request_headers_bytes;
   Setting<uint32_t> max_request_headers;
+  Setting<uint32_t> h2_max_concurrent_streams;  // spec.http2
+  Setting<uint32_t> h2_stream_window;
+  Setting<uint32_t> h2_connection_window;
   Setting<std::vector<ResponseOverride>> response_overrides;
   // Routes: top-level fields and spec.defaults are defaults; spec.overrides are overrides.
   RouteSettingsModel defaults;

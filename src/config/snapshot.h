@@ -188,6 +188,12 @@ struct PortSettings {
   uint32_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
   uint32_t connect_timeout_ms = 2'000;   // upstream connect
   uint32_t request_timeout_ms = 15'000;  // request start to response head (504 beyond)
+  // HTTP/2 clients: streams at once per connection, and the flow-control windows Portico
+  // grants (what one stream / one connection may make it buffer, each way). The decoded size
+  // of a header block is bounded by limits.max_header_bytes.
+  uint32_t h2_max_concurrent_streams = 128;
+  uint32_t h2_stream_window = 256 * 1024;
+  uint32_t h2_connection_window = 4 * 1024 * 1024;
   // TrafficPolicy responseOverride: replaces responses Portico generates (404 page, ...).
   std::vector<ResponseOverride> response_overrides;
   // Route defaults from policies targeting the Gateway (a rule's own settings win).

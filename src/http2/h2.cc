@@ -23,8 +23,8 @@ OptionPtr makeOptions(const Limits& limits, bool server) {
 
 bool isConnectionSpecific(std::string_view n) {
   return n == "connection" || n == "keep-alive" || n == "proxy-connection" ||
-         n == "transfer-encoding" || n == "upgrade" || n == "te" || n == "host" ||
-         n == "trailer" || n == "http2-settings";
+         n == "transfer-encoding" || n == "upgrade" || n == "te" || n == "host" || n == "trailer" ||
+         n == "http2-settings";
 }
 
 bool isGrpcContentType(std::string_view ct) {
@@ -47,28 +47,47 @@ uint64_t parseGrpcTimeoutMs(std::string_view v) {
   }
   uint64_t ms;
   switch (v.back()) {
-    case 'H': ms = n * 3'600'000; break;
-    case 'M': ms = n * 60'000; break;
-    case 'S': ms = n * 1'000; break;
-    case 'm': ms = n; break;
-    case 'u': ms = (n + 999) / 1000; break;
-    case 'n': ms = (n + 999'999) / 1'000'000; break;
-    default: return 0;
+    case 'H':
+      ms = n * 3'600'000;
+      break;
+    case 'M':
+      ms = n * 60'000;
+      break;
+    case 'S':
+      ms = n * 1'000;
+      break;
+    case 'm':
+      ms = n;
+      break;
+    case 'u':
+      ms = (n + 999) / 1000;
+      break;
+    case 'n':
+      ms = (n + 999'999) / 1'000'000;
+      break;
+    default:
+      return 0;
   }
   return ms == 0 ? 1 : ms;
 }
 
 int grpcStatusForHttp(int s) {
   switch (s) {
-    case 400: return kGrpcInternal;
-    case 401: return kGrpcUnauthenticated;
-    case 403: return kGrpcPermissionDenied;
-    case 404: return kGrpcUnimplemented;
+    case 400:
+      return kGrpcInternal;
+    case 401:
+      return kGrpcUnauthenticated;
+    case 403:
+      return kGrpcPermissionDenied;
+    case 404:
+      return kGrpcUnimplemented;
     case 429:
     case 502:
     case 503:
-    case 504: return kGrpcUnavailable;
-    default: return kGrpcUnknown;
+    case 504:
+      return kGrpcUnavailable;
+    default:
+      return kGrpcUnknown;
   }
 }
 

@@ -20,11 +20,11 @@ inline constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 struct Limits {
   uint32_t max_concurrent_streams = 128;
-  uint32_t initial_stream_window = 256 * 1024;    // bytes buffered per stream, each way
-  uint32_t connection_window = 4 * 1024 * 1024;   // whole connection, each way
-  uint32_t max_header_list_size = 64 * 1024;      // decoded header bytes of one message
-  uint32_t max_outbound_control_frames = 512;     // queued PING/SETTINGS ACKs, RST_STREAMs
-  uint32_t max_continuations = 8;                 // CONTINUATION frames per header block
+  uint32_t initial_stream_window = 256 * 1024;   // bytes buffered per stream, each way
+  uint32_t connection_window = 4 * 1024 * 1024;  // whole connection, each way
+  uint32_t max_header_list_size = 64 * 1024;     // decoded header bytes of one message
+  uint32_t max_outbound_control_frames = 512;    // queued PING/SETTINGS ACKs, RST_STREAMs
+  uint32_t max_continuations = 8;                // CONTINUATION frames per header block
   // Rapid reset (CVE-2023-44487): once `early_reset_min_streams` streams were opened, a
   // connection where at least half of them were reset by the client before their response
   // began is sent GOAWAY (ENHANCE_YOUR_CALM) and closed.

@@ -22,8 +22,7 @@ class H1Bridge final : public StreamDownstream {
 
   // A stream for `head` (copied: the caller may consume the head's bytes after this), started
   // by start(); `end_stream` when it has no body.
-  void prepare(const http1::RequestHead& head, std::string_view authority,
-               std::string_view target);
+  void prepare(const http1::RequestHead& head, std::string_view authority, std::string_view target);
   void start(bool end_stream);
   void requestData(std::string_view data);
   void requestEnd();
@@ -40,8 +39,7 @@ class H1Bridge final : public StreamDownstream {
   uint8_t peerFamily() const override;
   const uint8_t* peerAddr() const override;
   bool tls() const override { return false; }
-  void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n,
-                      bool end_stream) override;
+  void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n, bool end_stream) override;
   void submitTrailers(H2Stream* stream, const nghttp2_nv* nva, size_t n) override;
   void resumeResponse(H2Stream* stream) override;
   void consumeRequest(H2Stream* stream, size_t n) override;
@@ -52,11 +50,11 @@ class H1Bridge final : public StreamDownstream {
 
   DownstreamConn& conn_;
   H2Stream* stream_ = nullptr;
-  bool chunked_ = false;     // the response goes out chunked
-  bool head_only_ = false;   // HEAD request: no body bytes
+  bool chunked_ = false;    // the response goes out chunked
+  bool head_only_ = false;  // HEAD request: no body bytes
   bool pulling_ = false;
-  bool feeding_ = false;     // inside requestData()/requestEnd()
-  std::string trailers_;     // "name: value\r\n" lines, written after the last chunk
+  bool feeding_ = false;  // inside requestData()/requestEnd()
+  std::string trailers_;  // "name: value\r\n" lines, written after the last chunk
 };
 
 }  // namespace portico::proxy

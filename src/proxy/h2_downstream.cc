@@ -41,21 +41,26 @@ void H2DownstreamConn::start(std::string_view received, bool fresh) {
   nghttp2_session_server_new2(&s, cbs, this, opt.get());
   nghttp2_session_callbacks_del(cbs);
   session_.reset(s);
+  // The port's settings (TrafficPolicy spec.http2, clientLimits) when the connection opens.
+  const config::Port* port = findPort(worker_.currentSnapshot());
+  config::PortSettings defaults;
+  const config::PortSettings& ps = port != nullptr ? port->settings : defaults;
+  max_header_bytes_ = ps.limits.max_header_bytes;
   nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kLimits.max_concurrent_streams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kLimits.initial_stream_window},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kLimits.max_header_list_size},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ps.h2_max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, ps.h2_stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_bytes_},
   };
   nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, settings, 3);
   nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0,
-                                        static_cast<int32_t>(kLimits.connection_window));
+                                        static_cast<int32_t>(ps.h2_connection_window));
   worker_.addConnection(this, fresh);
   interest_ = EPOLLIN;
   worker_.loop().add(fd_, interest_, this);
   if (!received.empty()) {
     in_session_ = true;
-    ssize_t r = nghttp2_session_mem_recv(
-        s, reinterpret_cast<const uint8_t*>(received.data()), received.size());
+    ssize_t r = nghttp2_session_mem_recv(s, reinterpret_cast<const uint8_t*>(received.data()),
+                                         received.size());
     in_session_ = false;
     if (r < 0) {
       close();
@@ -259,8 +264,7 @@ void H2DownstreamConn::tooManyEarlyResets() {
   nghttp2_session_terminate_session(session_.get(), NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
-int H2DownstreamConn::onBeginHeaders(nghttp2_session* s, const nghttp2_frame* frame,
-                                     void* user) {
+int H2DownstreamConn::onBeginHeaders(nghttp2_session* s, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<H2DownstreamConn*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   auto* st = new H2Stream(*self, frame->hd.stream_id);
@@ -271,13 +275,16 @@ int H2DownstreamConn::onBeginHeaders(nghttp2_session* s, const nghttp2_frame* fr
   return 0;
 }
 
-int H2DownstreamConn::onHeader(nghttp2_session* s, const nghttp2_frame* frame,
-                               nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint8_t, void*) {
+int H2DownstreamConn::onHeader(nghttp2_session* s, const nghttp2_frame* frame, nghttp2_rcbuf* name,
+                               nghttp2_rcbuf* value, uint8_t, void* user) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   auto* st = static_cast<H2Stream*>(nghttp2_session_get_stream_user_data(s, frame->hd.stream_id));
   if (st == nullptr) return 0;
   if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // request trailers: dropped
-  if (!st->addHeader(name, value)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  auto* self = static_cast<H2DownstreamConn*>(user);
+  if (!st->addHeader(name, value, self->max_header_bytes_)) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM; the HPACK state stays sound
+  }
   return 0;
 }
 

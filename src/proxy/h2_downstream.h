@@ -52,8 +52,7 @@ class H2DownstreamConn final : public Connection,
   uint8_t peerFamily() const override { return peer_family_; }
   const uint8_t* peerAddr() const override { return peer_addr_; }
   bool tls() const override { return false; }
-  void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n,
-                      bool end_stream) override;
+  void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n, bool end_stream) override;
   void submitTrailers(H2Stream* stream, const nghttp2_nv* nva, size_t n) override;
   void resumeResponse(H2Stream* stream) override;
   void consumeRequest(H2Stream* stream, size_t n) override;
@@ -91,7 +90,8 @@ class H2DownstreamConn final : public Connection,
   bool read_paused_ = false;
   uint32_t interest_ = 0;
   uint32_t streams_opened_ = 0;
-  uint32_t early_resets_ = 0;  // streams the client reset before their response began
+  uint32_t early_resets_ = 0;              // streams the client reset before their response began
+  uint32_t max_header_bytes_ = 60 * 1024;  // decoded header block of one request
   uint32_t port_index_ = 0;
   uint64_t port_version_ = ~0ull;
   http2::SessionPtr session_;

@@ -21,7 +21,6 @@ namespace portico::proxy {
 namespace {
 const http1::Limits kUpstreamLimits{64 * 1024, 96 * 1024, Worker::kUpstreamMaxHeaders};
 constexpr size_t kHighWater = 256 * 1024;
-const http2::Limits kLimits{};
 
 http1::HeaderTag tagOf(std::string_view n) {
   using T = http1::HeaderTag;
@@ -98,10 +97,9 @@ H2Stream::~H2Stream() {
   if (snapshot_ != nullptr) conn_.worker().releaseSnapshot(snapshot_);
 }
 
-bool H2Stream::addHeader(nghttp2_rcbuf* name, nghttp2_rcbuf* value) {
-  header_bytes_ +=
-      static_cast<uint32_t>(http2::view(name).size() + http2::view(value).size() + 32);
-  if (header_bytes_ > kLimits.max_header_list_size) return false;
+bool H2Stream::addHeader(nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint32_t limit) {
+  header_bytes_ += static_cast<uint32_t>(http2::view(name).size() + http2::view(value).size() + 32);
+  if (header_bytes_ > limit) return false;
   nghttp2_rcbuf_incref(name);
   nghttp2_rcbuf_incref(value);
   fields_.push_back({http2::view(name), http2::view(value), name, value});
@@ -128,7 +126,8 @@ void H2Stream::setHttp1Head(const http1::RequestHead& head, std::string_view aut
     std::string_view name(head_arena_.data() + at, n.size());
     at = head_arena_.size();
     head_arena_.append(v);
-    fields_.push_back({name, std::string_view(head_arena_.data() + at, v.size()), nullptr, nullptr});
+    fields_.push_back(
+        {name, std::string_view(head_arena_.data() + at, v.size()), nullptr, nullptr});
   };
   const char* base = head_arena_.data();
   add(":method", head.method, false);
@@ -167,10 +166,14 @@ void H2Stream::headersDone(bool end_stream) {
     std::string_view n = f.name;
     std::string_view v = f.value;
     if (!n.empty() && n[0] == ':') {
-      if (n == ":method") method_ = v;
-      else if (n == ":scheme") scheme_ = v;
-      else if (n == ":authority") authority_ = v;
-      else if (n == ":path") path_ = v;
+      if (n == ":method")
+        method_ = v;
+      else if (n == ":scheme")
+        scheme_ = v;
+      else if (n == ":authority")
+        authority_ = v;
+      else if (n == ":path")
+        path_ = v;
       continue;
     }
     http1::Header h{n, v, tagOf(n)};
@@ -457,7 +460,8 @@ void H2Stream::onTimer(void* ctx) {
   // The deadline of a gRPC call passed while its response streams: end it with
   // DEADLINE_EXCEEDED in the trailers.
   self->releaseUpstream(false);
-  if (self->h2_ != nullptr && self->up_stream_ >= 0) self->h2_->cancel(self->up_stream_, NGHTTP2_CANCEL);
+  if (self->h2_ != nullptr && self->up_stream_ >= 0)
+    self->h2_->cancel(self->up_stream_, NGHTTP2_CANCEL);
   self->h2_ = nullptr;
   self->up_stream_ = -1;
   self->upstream_done_ = true;
@@ -575,9 +579,9 @@ void H2Stream::startHttp1(bool fresh_only) {
       return;
     }
     bs.connections_total.inc();
-    up_ = new upstream::UpstreamConn(w.loop(), w.pool(), *fd, endpoint_->pool_id,
-                                     backend_->stats_id, in_progress, &bs.connections_active,
-                                     &load.connections);
+    up_ =
+        new upstream::UpstreamConn(w.loop(), w.pool(), *fd, endpoint_->pool_id, backend_->stats_id,
+                                   in_progress, &bs.connections_active, &load.connections);
     up_->owner = this;
     up_->max_requests = backend_->pool.max_requests_per_connection;
     up_->max_idle = backend_->pool.max_idle_per_worker;
@@ -881,8 +885,8 @@ void H2Stream::startHttp2() {
     using T = http1::HeaderTag;
     if (h.tag == T::kHost || h.tag == T::kXForwardedFor || h.tag == T::kXForwardedProto) continue;
     if (mod != nullptr && modifierTakesOver(*mod, h.name)) continue;
-    if (grpc_web_ != 0 && (h.name == "content-type" || h.tag == T::kContentLength ||
-                           h.tag == T::kTe)) {
+    if (grpc_web_ != 0 &&
+        (h.name == "content-type" || h.tag == T::kContentLength || h.tag == T::kTe)) {
       continue;  // gRPC-Web: replaced below
     }
     f.add(h.name, h.value);

@@ -69,7 +69,7 @@ class H2Stream final : public upstream::UpstreamOwner,
 
   // Request side, from the connection. addHeader() returns false past the header-list limit
   // (the stream keeps a reference to the buffers).
-  bool addHeader(nghttp2_rcbuf* name, nghttp2_rcbuf* value);
+  bool addHeader(nghttp2_rcbuf* name, nghttp2_rcbuf* value, uint32_t limit);
   // An HTTP/1.1 request head (H1Bridge): copied, names lowercased, hop-by-hop fields dropped;
   // headersDone() starts it.
   void setHttp1Head(const http1::RequestHead& head, std::string_view authority,
@@ -146,18 +146,18 @@ class H2Stream final : public upstream::UpstreamOwner,
   int32_t id_;
   bool closed_ = false;
   bool bridged_ = false;
-  bool grpc_ = false;        // gRPC or gRPC-Web: Portico's own answers carry grpc-status
-  uint8_t grpc_web_ = 0;     // 1: application/grpc-web, 2: grpc-web-text (base64 bodies)
-  bool req_end_ = false;        // END_STREAM received
-  bool req_chunked_ = false;    // HTTP/1.1 upstream: the body is sent chunked
-  bool req_has_length_ = false; // content-length given
+  bool grpc_ = false;            // gRPC or gRPC-Web: Portico's own answers carry grpc-status
+  uint8_t grpc_web_ = 0;         // 1: application/grpc-web, 2: grpc-web-text (base64 bodies)
+  bool req_end_ = false;         // END_STREAM received
+  bool req_chunked_ = false;     // HTTP/1.1 upstream: the body is sent chunked
+  bool req_has_length_ = false;  // content-length given
   bool headers_done_ = false;
   bool resp_started_ = false;   // response HEADERS submitted downstream
   bool resp_end_ = false;       // every response byte is in resp_
   bool resp_deferred_ = false;  // the data provider waits for bytes
   bool up_head_done_ = false;   // HTTP/1.1 upstream: response head parsed
   bool up_keep_alive_ = false;
-  bool in_interim_ = false;     // HTTP/2 upstream: a 1xx head is being received
+  bool in_interim_ = false;  // HTTP/2 upstream: a 1xx head is being received
   bool is_head_ = false;
   bool cb_request_ = false;
   bool upstream_done_ = false;  // nothing more will come from the upstream
@@ -169,17 +169,17 @@ class H2Stream final : public upstream::UpstreamOwner,
   uint64_t body_sent_ = 0;  // request body bytes given to an HTTP/1.1 upstream
   uint64_t start_us_ = 0;
   uint64_t lb_hash_ = 0;
-  std::vector<Field> fields_;  // request fields (pseudo-headers first)
-  std::string head_arena_;     // an HTTP/1.1 head's fields
+  std::vector<Field> fields_;           // request fields (pseudo-headers first)
+  std::string head_arena_;              // an HTTP/1.1 head's fields
   std::vector<http1::Header> headers_;  // regular request fields, for routing and filters
   std::string_view method_, scheme_, authority_, path_;
   std::string_view up_path_, up_authority_;  // the upstream target, after URLRewrite
   std::string rewritten_path_;
   std::string content_length_text_;
-  std::string web_suffix_;         // gRPC-Web content-type suffix ("+proto")
-  std::string b64_carry_;          // grpc-web-text request: a partial base64 group
-  size_t text_credit_ = 0;         // grpc-web-text request bytes not credited to the client
-  size_t text_resp_credit_ = 0;    // response bytes received and not credited upstream
+  std::string web_suffix_;       // gRPC-Web content-type suffix ("+proto")
+  std::string b64_carry_;        // grpc-web-text request: a partial base64 group
+  size_t text_credit_ = 0;       // grpc-web-text request bytes not credited to the client
+  size_t text_resp_credit_ = 0;  // response bytes received and not credited upstream
   Buffer req_buf_;  // request body not yet taken upstream (HTTP/2 upstream, or connecting)
   Buffer resp_;     // response body not yet taken by the client
   // Response (or trailer) fields being collected, as "name\0value\0" pairs in resp_arena_.

@@ -20,8 +20,7 @@ const http2::Limits kClientLimits{};
 
 H2ClientConn::H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, int fd, uint32_t pool_id,
                            bool connecting, stats::BackendStats* stats)
-    : loop_(loop), pool_(pool), fd_(fd), pool_id_(pool_id), connecting_(connecting),
-      stats_(stats) {
+    : loop_(loop), pool_(pool), fd_(fd), pool_id_(pool_id), connecting_(connecting), stats_(stats) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_header_callback2(cbs, &H2ClientConn::onHeader);
@@ -56,8 +55,8 @@ H2ClientConn::~H2ClientConn() {
 
 bool H2ClientConn::available() const {
   if (fd_ < 0 || goaway_) return false;
-  uint32_t max = nghttp2_session_get_remote_settings(session_.get(),
-                                                     NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  uint32_t max =
+      nghttp2_session_get_remote_settings(session_.get(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return open_.size() < std::min<uint32_t>(max, 1000);
 }
 
@@ -105,9 +104,7 @@ void H2ClientConn::detach(int32_t stream) {
   if (open_.empty() && fd_ >= 0) armIdle();
 }
 
-void H2ClientConn::armIdle() {
-  loop_.timers().schedule(&idle_timer_, pool_.idle_timeout_ms);
-}
+void H2ClientConn::armIdle() { loop_.timers().schedule(&idle_timer_, pool_.idle_timeout_ms); }
 
 void H2ClientConn::onIdleTimeout(void* ctx) {
   auto* self = static_cast<H2ClientConn*>(ctx);
@@ -208,8 +205,8 @@ void H2ClientConn::fail(std::string_view why) {
   // Every stream still attached learns it failed; refused when nothing was sent yet.
   std::vector<std::pair<int32_t, H2StreamHandler*>> open;
   for (int32_t id : open_) {
-    auto* h = static_cast<H2StreamHandler*>(
-        nghttp2_session_get_stream_user_data(session_.get(), id));
+    auto* h =
+        static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(session_.get(), id));
     if (h != nullptr) open.emplace_back(id, h);
     nghttp2_session_set_stream_user_data(session_.get(), id, nullptr);
   }
@@ -232,11 +229,10 @@ void H2ClientConn::close() {
 int H2ClientConn::onHeader(nghttp2_session* s, const nghttp2_frame* frame, nghttp2_rcbuf* name,
                            nghttp2_rcbuf* value, uint8_t, void*) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto* h = static_cast<H2StreamHandler*>(
-      nghttp2_session_get_stream_user_data(s, frame->hd.stream_id));
+  auto* h =
+      static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(s, frame->hd.stream_id));
   if (h == nullptr) return 0;
-  h->onH2Header(http2::view(name), http2::view(value),
-                frame->headers.cat == NGHTTP2_HCAT_HEADERS);
+  h->onH2Header(http2::view(name), http2::view(value), frame->headers.cat == NGHTTP2_HCAT_HEADERS);
   return 0;
 }
 

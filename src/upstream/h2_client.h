@@ -67,8 +67,8 @@ class H2ClientConn final : public net::IoHandler, public net::Deferred {
 
  private:
   friend class H2ClientPool;
-  H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, int fd, uint32_t pool_id,
-               bool connecting, stats::BackendStats* stats);
+  H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, int fd, uint32_t pool_id, bool connecting,
+               stats::BackendStats* stats);
   ~H2ClientConn() override;
   bool available() const;
   void fail(std::string_view why);
