@@ -303,8 +303,10 @@ class Gateway {
       if (!b->active_health) continue;
       const config::ActiveHealthSettings& a = *b->active_health;
       upstream::ActiveCheckConfig c;
-      c.type = a.http ? upstream::ActiveCheckConfig::Type::kHttp
-                      : upstream::ActiveCheckConfig::Type::kTcp;
+      c.type = a.http   ? upstream::ActiveCheckConfig::Type::kHttp
+               : a.grpc ? upstream::ActiveCheckConfig::Type::kGrpc
+                        : upstream::ActiveCheckConfig::Type::kTcp;
+      c.grpc_service = a.grpc_service;
       c.path = a.path;
       c.host = a.host;
       if (!a.expected_statuses.empty()) c.expected_statuses = a.expected_statuses;

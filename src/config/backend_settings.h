@@ -28,7 +28,9 @@ struct LoadBalancerSettings {
 };
 
 struct ActiveHealthSettings {
-  bool http = true;  // type HTTP, else TCP
+  bool http = true;  // type HTTP, else TCP (or GRPC when `grpc`)
+  bool grpc = false;  // type GRPC: grpc.health.v1.Health/Check over HTTP/2
+  std::string grpc_service;  // the HealthCheckRequest service ("" = the whole server)
   std::string path = "/";
   std::string host;
   std::vector<std::pair<uint16_t, uint16_t>> expected_statuses;  // empty: 200-299

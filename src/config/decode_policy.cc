@@ -219,9 +219,18 @@ ActiveHealthSettings decodeActiveHealth(Reporter& r, const YAML::Node& node,
   std::string type = m.string("type", Need::kRequired).value_or("HTTP");
   if (type == "TCP") {
     a.http = false;
+  } else if (type == "GRPC") {
+    a.http = false;
+    a.grpc = true;
   } else if (type != "HTTP") {
     r.error(m.markOf("type"), m.childPath("type"),
-            "Unsupported value: \"" + type + "\": supported values: \"HTTP\", \"TCP\"");
+            "Unsupported value: \"" + type + "\": supported values: \"HTTP\", \"TCP\", \"GRPC\"");
+  }
+  if (m.has("grpc")) {
+    MapReader g(r, m.take("grpc"), m.childPath("grpc"));
+    if (std::optional<std::string> svc = g.string("service")) a.grpc_service = *svc;
+    g.finish();
+    if (!a.grpc) r.error(m.markOf("grpc"), m.childPath("grpc"), "Forbidden: for type GRPC only");
   }
   if (m.has("http")) {
     MapReader h(r, m.take("http"), m.childPath("http"));
@@ -637,11 +646,11 @@ std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Repor
 
   // Client-side settings belong to a Gateway's sockets.
   if (route_target) {
-    for (const Where* w : {&p.request_headers_ms.where, &p.request_body_ms.where, &p.idle_ms.where,
-                           &p.max_request_line_bytes.where, &p.max_request_headers_bytes.where,
-                           &p.max_request_headers.where, &p.h2_max_concurrent_streams.where,
-                           &p.h2_stream_window.where, &p.h2_connection_window.where,
-                           &p.response_overrides.where}) {
+    for (const Where* w :
+         {&p.request_headers_ms.where, &p.request_body_ms.where, &p.idle_ms.where,
+          &p.max_request_line_bytes.where, &p.max_request_headers_bytes.where,
+          &p.max_request_headers.where, &p.h2_max_concurrent_streams.where,
+          &p.h2_stream_window.where, &p.h2_connection_window.where, &p.response_overrides.where}) {
       if (!w->path.empty()) {
         r.error(w->mark, w->path,
                 "Forbidden: applies to a Gateway's connections; this policy targets an "

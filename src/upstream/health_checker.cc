@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "http1/parser.h"
+#include "http2/h2.h"
 #include "net/socket.h"
 
 namespace portico::upstream {
@@ -133,7 +134,17 @@ class HealthChecker::Probe final : public net::IoHandler, public net::Deferred {
       if (target_->spec.config.type == ActiveCheckConfig::Type::kTcp) {
         return finish(true, "connected");
       }
+      if (target_->spec.config.type == ActiveCheckConfig::Type::kGrpc) {
+        phase_ = Phase::kGrpc;
+        startGrpc();
+        return;
+      }
       phase_ = Phase::kSending;
+    }
+    if (phase_ == Phase::kGrpc) {
+      if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) receiveGrpc();
+      if (target_ != nullptr) sendGrpc();
+      return;
     }
     if (phase_ == Phase::kSending) {
       if (!sendRequest()) return;
@@ -144,7 +155,155 @@ class HealthChecker::Probe final : public net::IoHandler, public net::Deferred {
   }
 
  private:
-  enum class Phase : uint8_t { kConnecting, kSending, kReceiving };
+  enum class Phase : uint8_t { kConnecting, kSending, kReceiving, kGrpc };
+
+  // gRPC health checking protocol (grpc/doc/health-checking.md): one unary
+  // grpc.health.v1.Health/Check on an h2c connection; the check passes when the call ends
+  // with grpc-status 0 and the response's status field is SERVING (1).
+  struct Grpc {
+    http2::SessionPtr session;
+    std::string request;  // the length-prefixed HealthCheckRequest
+    size_t request_sent = 0;
+    std::string response;  // response DATA, bounded by kMaxResponseHead
+    int grpc_status = -1;
+    int http_status = 0;
+    bool done = false;
+  };
+
+  void startGrpc() {
+    grpc_ = std::make_unique<Grpc>();
+    const std::string& service = target_->spec.config.grpc_service;
+    // HealthCheckRequest { string service = 1; } after the 5-byte gRPC message prefix.
+    std::string msg;
+    if (!service.empty() && service.size() < 128) {
+      msg.push_back(0x0A);
+      msg.push_back(static_cast<char>(service.size()));
+      msg.append(service);
+    }
+    grpc_->request.assign(1, '\0');
+    uint32_t len = static_cast<uint32_t>(msg.size());
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      grpc_->request.push_back(static_cast<char>((len >> shift) & 0xFF));
+    }
+    grpc_->request.append(msg);
+    nghttp2_session_callbacks* cbs = nullptr;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs,
+        [](nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t nlen,
+           const uint8_t* value, size_t vlen, uint8_t, void* user) -> int {
+          auto* g = static_cast<Grpc*>(user);
+          if (frame->hd.stream_id != 1) return 0;
+          std::string_view n(reinterpret_cast<const char*>(name), nlen);
+          std::string_view v(reinterpret_cast<const char*>(value), vlen);
+          int x = 0;
+          for (char c : v) x = (c >= '0' && c <= '9') ? x * 10 + (c - '0') : x;
+          if (n == ":status") g->http_status = x;
+          if (n == "grpc-status") g->grpc_status = x;
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs,
+        [](nghttp2_session*, uint8_t, int32_t, const uint8_t* data, size_t len, void* user) -> int {
+          auto* g = static_cast<Grpc*>(user);
+          if (g->response.size() + len <= kMaxResponseHead) {
+            g->response.append(reinterpret_cast<const char*>(data), len);
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, int32_t, uint32_t, void* user) -> int {
+          static_cast<Grpc*>(user)->done = true;
+          return 0;
+        });
+    nghttp2_session* s = nullptr;
+    nghttp2_session_client_new(&s, cbs, grpc_.get());
+    nghttp2_session_callbacks_del(cbs);
+    grpc_->session.reset(s);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, nullptr, 0);
+    std::string authority = target_->spec.address.toString();
+    nghttp2_nv nva[] = {
+        http2::nv(":method", "POST"),
+        http2::nv(":scheme", "http"),
+        http2::nv(":authority", authority),
+        http2::nv(":path", "/grpc.health.v1.Health/Check"),
+        http2::nv("content-type", "application/grpc"),
+        http2::nv("te", "trailers"),
+        http2::nv("user-agent", "portico-health-check"),
+    };
+    nghttp2_data_provider prd;
+    prd.source.ptr = grpc_.get();
+    prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* flags,
+                           nghttp2_data_source* src, void*) -> ssize_t {
+      auto* g = static_cast<Grpc*>(src->ptr);
+      size_t n = std::min(len, g->request.size() - g->request_sent);
+      std::memcpy(buf, g->request.data() + g->request_sent, n);
+      g->request_sent += n;
+      if (g->request_sent == g->request.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    };
+    nghttp2_submit_request(s, nullptr, nva, sizeof nva / sizeof nva[0], &prd, nullptr);
+    loop_.modify(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP, this);
+    sendGrpc();
+  }
+
+  void sendGrpc() {
+    for (;;) {
+      if (out_.empty()) {
+        const uint8_t* data = nullptr;
+        ssize_t n = nghttp2_session_mem_send(grpc_->session.get(), &data);
+        if (n < 0) return finish(false, "HTTP/2 error");
+        if (n == 0) break;
+        out_.assign(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+      }
+      ssize_t w = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        loop_.modify(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP, this);
+        return;
+      }
+      if (w < 0) return finish(false, std::string("send error: ") + std::strerror(errno));
+      out_.erase(0, static_cast<size_t>(w));
+    }
+    loop_.modify(fd_, EPOLLIN | EPOLLRDHUP, this);
+  }
+
+  void receiveGrpc() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        ssize_t r = nghttp2_session_mem_recv(
+            grpc_->session.get(), reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
+        if (r < 0) return finish(false, "bad HTTP/2 response (is the endpoint gRPC?)");
+        if (grpc_->done) return grpcVerdict();
+      } else if (n == 0) {
+        return finish(false, "connection closed");
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return;
+      } else {
+        return finish(false, std::string("read error: ") + std::strerror(errno));
+      }
+    }
+  }
+
+  void grpcVerdict() {
+    if (grpc_->grpc_status < 0) {
+      return finish(false, "HTTP " + std::to_string(grpc_->http_status) + " without grpc-status");
+    }
+    if (grpc_->grpc_status != 0) {
+      return finish(false, "grpc-status " + std::to_string(grpc_->grpc_status));
+    }
+    // HealthCheckResponse { ServingStatus status = 1; }: 0x08 <varint>; absent = UNKNOWN.
+    const std::string& r = grpc_->response;
+    int status = 0;
+    if (r.size() >= 7 && r[5] == 0x08) status = static_cast<unsigned char>(r[6]);
+    static constexpr const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING",
+                                             "SERVICE_UNKNOWN"};
+    std::string name = status < 4 ? kNames[status] : std::to_string(status);
+    finish(status == 1, "gRPC " + name);
+  }
 
   void closeSocket() {
     if (fd_ < 0) return;
@@ -234,7 +393,9 @@ class HealthChecker::Probe final : public net::IoHandler, public net::Deferred {
   int fd_;
   Phase phase_ = Phase::kConnecting;
   size_t sent_ = 0;
-  std::string in_;  // bounded by kMaxResponseHead plus one read
+  std::string in_;   // bounded by kMaxResponseHead plus one read
+  std::string out_;  // gRPC: session bytes not yet written
+  std::unique_ptr<Grpc> grpc_;
 };
 
 void HealthChecker::Target::onTimeoutTimer(void* ctx) {

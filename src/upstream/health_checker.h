@@ -1,4 +1,5 @@
-// HealthChecker: active health checks of upstream endpoints (HTTP GET or TCP connect).
+// HealthChecker: active health checks of upstream endpoints (HTTP GET, TCP connect, or the
+// gRPC health checking protocol: grpc.health.v1.Health/Check over h2c, SERVING passes).
 //
 // Runs on the main thread's EventLoop, off the request path, and is the single writer of the
 // HealthTable's kActiveUnhealthy flag; workers read the table lock-free. Every check is
@@ -32,8 +33,9 @@ namespace portico::upstream {
 
 // The healthCheck.active block of a backend, as compiled from the config.
 struct ActiveCheckConfig {
-  enum class Type : uint8_t { kHttp, kTcp };
+  enum class Type : uint8_t { kHttp, kTcp, kGrpc };
   Type type = Type::kHttp;
+  std::string grpc_service;  // kGrpc: the service asked about ("" = the server)
   std::string path = "/";
   std::string host;  // Host header; "" = the endpoint's ip:port
   // Inclusive ranges of statuses that count as success; empty means 200-299.
