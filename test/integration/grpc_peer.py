@@ -196,6 +196,16 @@ class TestServer:
     # -- helpers
 
     def _enter(self, name, context):
+        """Records the call; echoes the interop metadata; returns a `done()` to call when the
+        handler finishes normally: an RPC that terminates before is recorded as cancelled."""
+        finished = threading.Event()
+
+        def on_terminate():
+            if not finished.is_set():
+                self._cancelled(name)
+
+        if not context.add_callback(on_terminate):  # already over: cancelled before we ran
+            self._cancelled(name)
         md = dict(context.invocation_metadata())
         with self.lock:
             self.calls.append(name)
@@ -206,6 +216,15 @@ class TestServer:
         trailing = [(k, v) for k, v in md.items() if k == "x-grpc-test-echo-trailing-bin"]
         if trailing:
             context.set_trailing_metadata(trailing)
+
+        def done(settle=0.0):
+            # A call cancelled by a connection close may end the request iterator as if the
+            # client had half-closed, just before the RPC turns inactive: `settle` waits.
+            time.sleep(settle)
+            if context.is_active():
+                finished.set()
+
+        return done
 
     def _watch(self, name, context, seconds):
         """Sleeps up to `seconds`; True when the RPC was cancelled meanwhile (recorded)."""
@@ -233,47 +252,47 @@ class TestServer:
     # -- handlers
 
     def _empty(self, data, context):
-        self._enter("EmptyCall", context)
+        self._enter("EmptyCall", context)()
         return b""
 
     def _other(self, data, context):
-        self._enter("OtherService/Call", context)
+        self._enter("OtherService/Call", context)()
         return b"other"
 
     def _unary(self, data, context):
-        self._enter("UnaryCall", context)
+        done = self._enter("UnaryCall", context)
         ctl, payload = _parse(data)
         if ctl.get("sleep") and self._watch("UnaryCall", context, ctl["sleep"]):
             return b""
+        done()
         if self._status(ctl, context):
             return b""
         return bytes(ctl.get("size", 0))
 
     def _server_streaming(self, data, context):
-        self._enter("StreamingOutputCall", context)
+        done = self._enter("StreamingOutputCall", context)
         ctl, _ = _parse(data)
         for size in ctl.get("sizes", []):
             yield bytes(size)
             if ctl.get("sleep") and self._watch("StreamingOutputCall", context, ctl["sleep"]):
                 return
+        done()
 
     def _client_streaming(self, it, context):
-        self._enter("StreamingInputCall", context)
+        done = self._enter("StreamingInputCall", context)
         total = sum(len(m) for m in it)
+        done(settle=0.2)
         return str(total).encode()
 
     def _full_duplex(self, it, context):
-        self._enter("FullDuplexCall", context)
-        try:
-            for data in it:
-                ctl, _ = _parse(data)
-                if self._status(ctl, context):
-                    return
-                yield bytes(ctl.get("size", 0))
-        except Exception:  # the iterator raises when the call is cancelled
-            pass
-        if not context.is_active():
-            self._cancelled("FullDuplexCall")
+        done = self._enter("FullDuplexCall", context)
+        for data in it:
+            ctl, _ = _parse(data)
+            if self._status(ctl, context):
+                done()
+                return
+            yield bytes(ctl.get("size", 0))
+        done(settle=0.2)
 
 
 # ---------------------------------------------------------------------------------------------
