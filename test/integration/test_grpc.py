@@ -41,7 +41,8 @@ def split_grpc_frames(data):
 
 class GrpcBase(GatewayTestCase):
     """A TestServer behind the proxy. Routes: /grpc.testing.DownService/ → a closed port,
-    /grpc.testing. → the server; any other path has no route."""
+    /grpc.testing.TestService/ and /grpc.testing.OtherService/ → the server; any other path
+    has no route."""
 
     def setUp(self):
         super().setUp()
@@ -56,8 +57,10 @@ class GrpcBase(GatewayTestCase):
         self.addCleanup(self.channel.close)
 
     def start_routes(self):
+        # PathPrefix matches whole segments: one prefix per service.
         return start_proxy(self, [("/grpc.testing.DownService/", self.dead_port, "grpc"),
-                                  ("/grpc.testing.", self.server.port, "grpc")])
+                                  (f"/{SERVICE}/", self.server.port, "grpc"),
+                                  ("/grpc.testing.OtherService/", self.server.port, "grpc")])
 
     def unary(self, method, service=SERVICE):
         return self.channel.unary_unary(f"/{service}/{method}")

@@ -341,7 +341,10 @@ class Conformance(Http2Base):
             self.skipTest("the server accepts frames of any size (MAX_FRAME_SIZE 2^24-1)")
         block = c.encoder.encode([(":method", "GET"), (":scheme", "http"), (":path", "/echo"),
                                   (":authority", "h2.example")])
-        block += c.encoder.encode([("x-pad", "p" * (max_frame + 10 - len(block)))])
+        # Not Huffman-coded, so that the block really exceeds the limit.
+        block += c.encoder.encode([("x-pad", "p" * (max_frame + 10 - len(block)))],
+                                  huffman=False)
+        self.assertGreater(len(block), max_frame)
         c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, block))
         # 4.2: a frame carrying a field block that exceeds MAX_FRAME_SIZE: connection error.
         self.expect_connection_error(c, FRAME_SIZE_ERROR)
