@@ -28,7 +28,7 @@ from grpc_peer import (ACK, CANCEL, COMPRESSION_ERROR, CONTINUATION, DATA, END_H
                        PING, PREFACE, PROTOCOL_ERROR, REFERENCE, RST_STREAM, SETTINGS,
                        STREAM_CLOSED, WINDOW_UPDATE, H2Frames, frame, portico_only, proxy_pid,
                        rss_kib, settings, start_proxy)
-from harness import GatewayTestCase, HttpPeer, QuietHandler, ThreadedServer
+from harness import GatewayTestCase, HttpPeer, QuietHandler, ThreadedServer, free_port
 
 BIG = 100 << 20
 
@@ -650,6 +650,62 @@ class Hardening(Http2Base):
         self.assertLess(peak - base, 32 << 10,
                         f"RSS grew by {(peak - base) >> 10} MiB for a client that reads nothing "
                         f"(upstream wrote {self.peer.big_written >> 20} MiB)")
+
+
+class Http2Upstream(GatewayTestCase):
+    """Backend protocol http2: nginx as an h2c upstream (prior knowledge), reached by HTTP/1.1
+    and HTTP/2 clients. nginx's WebDAV PUT stores request bodies, so uploads are read back."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = os.path.join(self.tmp, "www")
+        os.makedirs(self.root)
+        self.big = os.urandom(3 << 20)
+        with open(os.path.join(self.root, "big"), "wb") as f:
+            f.write(self.big)
+        nport = free_port()
+        conf = os.path.join(self.tmp, "upstream.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+daemon off; master_process off; worker_processes 1; pid {self.tmp}/up.pid;
+error_log {self.tmp}/up.err;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path {self.tmp}; client_max_body_size 0;
+  server {{ listen 127.0.0.1:{nport} http2; root {self.root};
+    location /info {{ return 200 "$server_protocol $request_method $host\n"; }}
+    location /files/ {{ alias {self.root}/; dav_methods PUT; create_full_put_path on; }}
+  }} }}
+""")
+        self.start(["nginx", "-c", conf, "-p", self.tmp], "upstream-nginx", nport)
+        self.port = start_proxy(self, [("/", nport, "http2")])
+
+    def test_http1_and_http2_clients_reach_an_h2_upstream(self):
+        for flag in ("--http1.1", "--http2-prior-knowledge"):
+            r = subprocess.run(["curl", "-sS", flag, "--max-time", "10", "-H", "host: up.example",
+                                f"http://127.0.0.1:{self.port}/info"], capture_output=True,
+                               timeout=15)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(r.stdout, b"HTTP/2.0 GET up.example\n", flag)
+
+    def test_large_download_and_upload(self):
+        for flag in ("--http1.1", "--http2-prior-knowledge"):
+            r = subprocess.run(["curl", "-sS", flag, "--max-time", "10",
+                                f"http://127.0.0.1:{self.port}/files/big"], capture_output=True,
+                               timeout=15)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertEqual(r.stdout, self.big)
+            data = os.urandom(2 << 20)
+            src = os.path.join(self.tmp, "src")
+            with open(src, "wb") as f:
+                f.write(data)
+            name = "up" + flag.strip("-").replace(".", "")
+            r = subprocess.run(["curl", "-sS", flag, "--max-time", "10", "-T", src,
+                                "-o", "/dev/null", "-w", "%{http_code}",
+                                f"http://127.0.0.1:{self.port}/files/{name}"],
+                               capture_output=True, timeout=15)
+            self.assertEqual(r.stdout, b"201", r.stderr.decode())
+            with open(os.path.join(self.root, name), "rb") as f:
+                self.assertEqual(f.read(), data)
 
 
 if __name__ == "__main__":
