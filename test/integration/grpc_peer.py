@@ -168,6 +168,7 @@ class TestServer:
         self.cancelled = []
         self.cancelled_event = threading.Event()
         self.metadata = []  # invocation metadata of each call, as dicts
+        self.time_remaining = []  # UnaryCall: seconds left before the deadline (None: none)
         self.lock = threading.Lock()
         h = grpc
         handlers = {
@@ -261,6 +262,8 @@ class TestServer:
 
     def _unary(self, data, context):
         done = self._enter("UnaryCall", context)
+        with self.lock:
+            self.time_remaining.append(context.time_remaining())
         ctl, payload = _parse(data)
         if ctl.get("sleep") and self._watch("UnaryCall", context, ctl["sleep"]):
             return b""
@@ -430,3 +433,42 @@ class H2Frames:
             if until(f):
                 return f
         return None
+
+
+class ResettingUpstream:
+    """An h2c upstream (python3-h2 on a thread per connection) that answers every stream with
+    gRPC response headers and one message, then resets the stream with `error_code`: the
+    upstream-to-client direction of cancellation."""
+
+    def __init__(self, error_code):
+        from harness import ThreadedServer
+        self.error_code = error_code
+        self.server = ThreadedServer(self._serve)
+        self.port = self.server.port
+
+    def close(self):
+        self.server.close()
+
+    def _serve(self, sock):
+        import h2.config
+        import h2.connection
+        import h2.events
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    sid = ev.stream_id
+                    conn.send_headers(sid, [(":status", "200"),
+                                            ("content-type", "application/grpc")])
+                    conn.send_data(sid, b"\0\0\0\0\x05reset")
+                    sock.sendall(conn.data_to_send())
+                    time.sleep(0.2)
+                    conn.reset_stream(sid, self.error_code)
+                elif isinstance(ev, h2.events.DataReceived):
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            sock.sendall(conn.data_to_send())

@@ -17,7 +17,8 @@ import unittest
 import grpc
 
 from grpc_peer import (DATA, END_HEADERS, END_STREAM, HEADERS, RST_STREAM, SERVICE, H2Frames,
-                       TestServer, frame, portico_only, request, start_proxy)
+                       ResettingUpstream, TestServer, frame, portico_only, request,
+                       start_proxy)
 from harness import GatewayTestCase, free_port
 
 SPECIAL = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \U0001f608\t\n"
@@ -134,6 +135,10 @@ class Interop(GrpcBase):
         self.assertLess(time.time() - start, 3)
         self.assertTrue(self.server.cancelled_event.wait(5), "the server never saw the cancel")
         self.assertIn("UnaryCall", self.server.cancelled)
+        # grpc-timeout reached the server: its deadline is the client's, not unbounded.
+        remaining = self.server.time_remaining[0]
+        self.assertIsNotNone(remaining)
+        self.assertLessEqual(remaining, 0.5)
 
     def test_cancel_after_begin(self):
         call = self.channel.stream_unary(f"/{SERVICE}/StreamingInputCall")
@@ -263,6 +268,31 @@ class ProxyErrors(GrpcBase):
         self.assertEqual(f.type, HEADERS, out)
         self.assertEqual(hdrs.get("grpc-status"), "4", out)  # DEADLINE_EXCEEDED
         self.assertTrue(self.server.cancelled_event.wait(5), "the server never saw the cancel")
+
+
+class UpstreamReset(GatewayTestCase):
+    """The upstream resets a stream after its first message: the client must learn promptly
+    that the call failed (PROTOCOL-HTTP2.md: RST_STREAM CANCEL maps to CANCELLED; a proxy may
+    instead end the call with its own error), never see it succeed or hang."""
+
+    def test_upstream_rst_stream_reaches_the_client(self):
+        up = ResettingUpstream(error_code=8)  # CANCEL
+        self.addCleanup(up.close)
+        port = start_proxy(self, [(f"/{SERVICE}/", up.port, "grpc")])
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}",
+                                        options=[("grpc.enable_http_proxy", 0)])
+        self.addCleanup(channel.close)
+        call = channel.unary_stream(f"/{SERVICE}/StreamingOutputCall")
+        start = time.time()
+        got = []
+        with self.assertRaises(grpc.RpcError) as cm:
+            for m in call(b"", timeout=10):
+                got.append(m)
+        self.assertLess(time.time() - start, 5)
+        self.assertIn(cm.exception.code(), (grpc.StatusCode.CANCELLED,
+                                            grpc.StatusCode.UNAVAILABLE,
+                                            grpc.StatusCode.INTERNAL), cm.exception.details())
+        self.assertIn(got, ([], [b"reset"]))
 
 
 class GrpcRouteMatch(GrpcBase):

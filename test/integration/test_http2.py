@@ -473,6 +473,14 @@ class Conformance(Http2Base):
         c.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0)))
         self.expect_connection_error(c, PROTOCOL_ERROR)
 
+    def test_stream_window_update_of_zero(self):
+        c = self.raw()
+        c.send(c.headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/stuck/w"),
+                             (":authority", "h2.example")], end_stream=False))
+        c.send(frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 0)))
+        # 6.9: a stream error on a stream, or the connection error it may escalate to.
+        self.expect_stream_error(c, 1, PROTOCOL_ERROR)
+
     def test_unknown_frame_type_ignored(self):
         c = self.raw()
         c.send(frame(0xEE, 0xFF, 0, b"unknown") + frame(0xEE, 0, 1, b"x"))
