@@ -341,7 +341,8 @@ class Frame:
         extra = ""
         if self.type in (RST_STREAM, GOAWAY):
             extra = " " + ERROR_NAMES.get(self.error_code, str(self.error_code))
-        return f"<{name} flags={self.flags:#x} stream={self.stream_id} len={len(self.payload)}{extra}>"
+        return (f"<{name} flags={self.flags:#x} stream={self.stream_id} "
+                f"len={len(self.payload)}{extra}>")
 
 
 class H2Frames:

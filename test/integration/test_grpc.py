@@ -16,7 +16,7 @@ import unittest
 
 import grpc
 
-from grpc_peer import (DATA, END_HEADERS, END_STREAM, HEADERS, RST_STREAM, SERVICE, H2Frames,
+from grpc_peer import (DATA, END_STREAM, HEADERS, RST_STREAM, SERVICE, H2Frames,
                        ResettingUpstream, TestServer, frame, portico_only, request,
                        start_proxy)
 from harness import GatewayTestCase, free_port

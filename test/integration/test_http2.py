@@ -170,7 +170,8 @@ class Http2Base(GatewayTestCase):
 
 class Proxying(Http2Base):
     def test_curl_get(self):
-        out = self.curl("-o", "-", "-w", "\n%{http_code} %{http_version}", self.url("/echo/get?q=1"))
+        out = self.curl("-o", "-", "-w", "\n%{http_code} %{http_version}",
+                        self.url("/echo/get?q=1"))
         body, _, tail = out.rpartition(b"\n")
         self.assertEqual(tail, b"200 2")
         j = self.echo_json(body)
@@ -226,7 +227,8 @@ class Proxying(Http2Base):
         open_streams, bodies, statuses = set(), {}, {}
         max_open = 0
         while pending or open_streams:
-            while pending and len(open_streams) < min(limit, conn.remote_settings.max_concurrent_streams):
+            window = min(limit, conn.remote_settings.max_concurrent_streams)
+            while pending and len(open_streams) < window:
                 i, sid = pending.pop(0)
                 conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
                                         (":path", f"/echo/s{i}"), (":authority", "h2.example")],
