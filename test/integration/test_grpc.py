@@ -344,9 +344,10 @@ class GrpcWeb(GrpcBase):
     """gRPC-Web by curl over HTTP/1.1 (PROTOCOL-WEB.md): the proxy speaks gRPC upstream and puts
     the trailers in a body frame flagged 0x80."""
 
-    def curl(self, path, content_type, body, accept=None):
+    def curl(self, path, content_type, body, accept=None, headers=()):
         args = ["curl", "-sS", "--http1.1", "-D", "-", "--max-time", "10",
                 "-H", f"content-type: {content_type}", "-H", "x-grpc-web: 1",
+                *[a for h in headers for a in ("-H", h)],
                 "--data-binary", "@-", f"http://127.0.0.1:{self.port}{path}"]
         if accept:
             args[-1:-1] = ["-H", f"accept: {accept}"]
@@ -397,6 +398,23 @@ class GrpcWeb(GrpcBase):
         md = self.server.metadata[0]
         self.assertEqual(md.get("content-type", "application/grpc")[:16], "application/grpc")
         self.assertNotIn("grpc-web", md.get("content-type", ""))
+
+    @portico_only("nginx has no gRPC-Web")
+    def test_grpc_web_metadata(self):
+        # Initial metadata comes back as HTTP headers, trailing metadata in the trailer frame
+        # (binary values base64-encoded, as on the wire).
+        status, hdrs, body = self.curl(
+            f"/{SERVICE}/UnaryCall", "application/grpc-web+proto", grpc_frame(request(size=3)),
+            headers=["x-grpc-test-echo-initial: web-initial",
+                     "x-grpc-test-echo-trailing-bin: CgsKCwoL"])
+        self.assertEqual(status, 200)
+        self.assertEqual(hdrs.get("x-grpc-test-echo-initial"), "web-initial", hdrs)
+        fields = self.check_frames(split_grpc_frames(body), bytes(3))
+        value = fields.get("x-grpc-test-echo-trailing-bin", "")
+        self.assertEqual(base64.b64decode(value + "=" * (-len(value) % 4)),
+                         b"\x0a\x0b\x0a\x0b\x0a\x0b", fields)
+        md = self.server.metadata[0]
+        self.assertEqual(md.get("x-grpc-test-echo-trailing-bin"), b"\x0a\x0b\x0a\x0b\x0a\x0b")
 
     @portico_only("nginx has no gRPC-Web")
     def test_grpc_web_text(self):
