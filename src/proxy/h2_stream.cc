@@ -240,7 +240,7 @@ void H2Stream::route() {
   if (const config::DirectResponse* dr = rule_->directResponse()) {
     bool grpc = grpc_;
     grpc_ = false;  // configured answers go out as written
-    respondLocal(dr->status_code, dr->body, dr->content_type);
+    respondLocal(dr->status_code, dr->body, dr->content_type, {}, {}, -1, /*overridable=*/false);
     grpc_ = grpc;
     return;
   }
@@ -248,7 +248,8 @@ void H2Stream::route() {
     Buffer location;
     appendRedirectLocation(*rule_->redirect(), authority_, conn_.localPort(), in.path, in.query,
                            rule_->rewritePrefix(), location);
-    respondLocal(rule_->redirect()->status_code, "", {}, location.view());
+    respondLocal(rule_->redirect()->status_code, "", {}, location.view(), {}, -1,
+                 /*overridable=*/false);
     return;
   }
   const config::WeightedBackend* wb = router::pickBackend(*rule_, w.random());
@@ -367,8 +368,8 @@ uint32_t H2Stream::remainingMs() const {
 // ---- Responses generated here ----
 
 void H2Stream::respondLocal(int status, std::string_view body, std::string_view content_type,
-                            std::string_view location, std::string_view overloaded,
-                            int grpc_status) {
+                            std::string_view location, std::string_view overloaded, int grpc_status,
+                            bool overridable) {
   upstream_done_ = true;
   std::vector<nghttp2_nv>& nva = t_nv;
   nva.clear();
@@ -393,6 +394,19 @@ void H2Stream::respondLocal(int status, std::string_view body, std::string_view 
     resp_end_ = true;
     conn_.submitResponse(this, nva.data(), nva.size(), true);
     return;
+  }
+  // The Gateway's responseOverride pages replace Portico's own answers (not configured direct
+  // responses or redirects).
+  if (overridable && snapshot_ != nullptr) {
+    if (const config::Port* port = conn_.findPort(*snapshot_->snapshot)) {
+      for (const config::ResponseOverride& ro : port->settings.response_overrides) {
+        if (!ro.matches(status)) continue;
+        if (ro.response.status_code != 0) status = ro.response.status_code;
+        body = ro.response.body;
+        content_type = ro.response.content_type;
+        break;
+      }
+    }
   }
   int n = std::snprintf(status_buf, sizeof status_buf, "%d", status);
   std::string length = std::to_string(body.size());
@@ -603,7 +617,7 @@ void H2Stream::serializeHttp1Head(Buffer& out) {
   out.append(up_authority_.empty() ? std::string_view(endpoint_->authority) : up_authority_);
   out.append("\r\n");
   const config::HeaderModifier* mod = target_->requestHeaders();
-  bool cookie = false;
+  size_t cookies = 0;
   for (const http1::Header& h : headers_) {
     using T = http1::HeaderTag;
     if (h.tag == T::kHost || h.tag == T::kTe || h.tag == T::kXForwardedFor ||
@@ -612,22 +626,26 @@ void H2Stream::serializeHttp1Head(Buffer& out) {
     }
     if (mod != nullptr && modifierTakesOver(*mod, h.name)) continue;
     if (h.name == "cookie") {
-      // RFC 9113 §8.2.3: cookie crumbs become one field for HTTP/1.1.
-      out.append(cookie ? "; " : "cookie: ");
-      out.append(h.value);
-      cookie = true;
+      ++cookies;
       continue;
-    }
-    if (cookie) {
-      out.append("\r\n");
-      cookie = false;
     }
     out.append(h.name);
     out.append(": ");
     out.append(h.value);
     out.append("\r\n");
   }
-  if (cookie) out.append("\r\n");
+  if (cookies != 0) {
+    // RFC 9113 §8.2.3: the cookie crumbs of an HTTP/2 request become one field for HTTP/1.1.
+    out.append("cookie: ");
+    bool first = true;
+    for (const http1::Header& h : headers_) {
+      if (h.name != "cookie" || (mod != nullptr && modifierTakesOver(*mod, h.name))) continue;
+      if (!first) out.append("; ");
+      out.append(h.value);
+      first = false;
+    }
+    out.append("\r\n");
+  }
   if (mod != nullptr) {
     appendModifierHeaders(*mod, headers_.data(), static_cast<uint32_t>(headers_.size()), out);
   }

@@ -110,7 +110,7 @@ class H2Stream final : public upstream::UpstreamOwner,
   // `grpc_status` >= 0 replaces the status mapped from `status` for a gRPC request.
   void respondLocal(int status, std::string_view body, std::string_view content_type = "text/plain",
                     std::string_view location = {}, std::string_view overloaded = {},
-                    int grpc_status = -1);
+                    int grpc_status = -1, bool overridable = true);
   // What is left of the request deadline, in ms (kTimeoutDisabledMs: none).
   uint32_t remainingMs() const;
   bool pickEndpoint();

@@ -67,9 +67,9 @@ int32_t H2ClientConn::submit(const nghttp2_nv* nva, size_t n, bool has_body,
   prd.source.ptr = nullptr;
   prd.read_callback = &H2ClientConn::readBody;
   int32_t id =
-      nghttp2_submit_request(session_.get(), nullptr, nva, n, has_body ? &prd : nullptr, handler);
+      nghttp2_submit_request(session_.get(), nullptr, nva, n, has_body ? &prd : nullptr, nullptr);
   if (id < 0) return id;
-  open_.push_back(id);
+  open_.emplace_back(id, handler);
   idle_timer_.cancel();
   return id;
 }
@@ -88,18 +88,26 @@ void H2ClientConn::consume(int32_t stream, size_t n) {
 
 void H2ClientConn::cancel(int32_t stream, uint32_t error) {
   if (fd_ < 0) return;
-  if (nghttp2_session_get_stream_user_data(session_.get(), stream) == nullptr) return;
+  if (find(stream) == nullptr) return;
   detach(stream);
   nghttp2_submit_rst_stream(session_.get(), NGHTTP2_FLAG_NONE, stream, error);
   if (!in_callback_) flush();
 }
 
+H2StreamHandler* H2ClientConn::find(int32_t stream) const {
+  // The streams of this connection that still have a handler: a few hundred at most. (A
+  // request nghttp2 has not sent yet has no stream object, so its user data is not usable.)
+  for (const auto& [id, h] : open_)
+    if (id == stream) return h;
+  return nullptr;
+}
+
 void H2ClientConn::detach(int32_t stream) {
-  nghttp2_session_set_stream_user_data(session_.get(), stream, nullptr);
-  auto it = std::find(open_.begin(), open_.end(), stream);
-  if (it != open_.end()) {
-    *it = open_.back();
+  for (auto& entry : open_) {
+    if (entry.first != stream) continue;
+    entry = open_.back();
     open_.pop_back();
+    break;
   }
   if (open_.empty() && fd_ >= 0) armIdle();
 }
@@ -204,13 +212,7 @@ void H2ClientConn::fail(std::string_view why) {
   goaway_ = true;
   // Every stream still attached learns it failed; refused when nothing was sent yet.
   std::vector<std::pair<int32_t, H2StreamHandler*>> open;
-  for (int32_t id : open_) {
-    auto* h =
-        static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(session_.get(), id));
-    if (h != nullptr) open.emplace_back(id, h);
-    nghttp2_session_set_stream_user_data(session_.get(), id, nullptr);
-  }
-  open_.clear();
+  open.swap(open_);
   close();
   for (auto& [id, h] : open) h->onH2Reset(NGHTTP2_CONNECT_ERROR, connecting_, why);
 }
@@ -226,11 +228,10 @@ void H2ClientConn::close() {
   loop_.deferDelete(this);
 }
 
-int H2ClientConn::onHeader(nghttp2_session* s, const nghttp2_frame* frame, nghttp2_rcbuf* name,
-                           nghttp2_rcbuf* value, uint8_t, void*) {
+int H2ClientConn::onHeader(nghttp2_session*, const nghttp2_frame* frame, nghttp2_rcbuf* name,
+                           nghttp2_rcbuf* value, uint8_t, void* user) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto* h =
-      static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(s, frame->hd.stream_id));
+  auto* h = static_cast<H2ClientConn*>(user)->find(frame->hd.stream_id);
   if (h == nullptr) return 0;
   h->onH2Header(http2::view(name), http2::view(value), frame->headers.cat == NGHTTP2_HCAT_HEADERS);
   return 0;
@@ -244,7 +245,7 @@ int H2ClientConn::onFrameRecv(nghttp2_session* s, const nghttp2_frame* frame, vo
   }
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
   int32_t id = frame->hd.stream_id;
-  auto* h = static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(s, id));
+  auto* h = static_cast<H2ClientConn*>(user)->find(id);
   if (h == nullptr) return 0;
   bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (end) {
@@ -264,7 +265,7 @@ int H2ClientConn::onFrameRecv(nghttp2_session* s, const nghttp2_frame* frame, vo
 
 int H2ClientConn::onDataChunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data,
                               size_t len, void* user) {
-  auto* h = static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(s, id));
+  auto* h = static_cast<H2ClientConn*>(user)->find(id);
   if (h == nullptr) {
     // Nobody reads it any more: give the window back at once.
     nghttp2_session_consume(s, id, len);
@@ -276,7 +277,7 @@ int H2ClientConn::onDataChunk(nghttp2_session* s, uint8_t, int32_t id, const uin
 
 int H2ClientConn::onStreamClose(nghttp2_session* s, int32_t id, uint32_t error, void* user) {
   auto* self = static_cast<H2ClientConn*>(user);
-  auto* h = static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(s, id));
+  auto* h = static_cast<H2ClientConn*>(user)->find(id);
   if (h == nullptr) return 0;
   self->detach(id);
   if (self->stats_ != nullptr && error != NGHTTP2_REFUSED_STREAM) self->stats_->resets.inc();
@@ -286,9 +287,9 @@ int H2ClientConn::onStreamClose(nghttp2_session* s, int32_t id, uint32_t error, 
   return 0;
 }
 
-ssize_t H2ClientConn::readBody(nghttp2_session* s, int32_t id, uint8_t* buf, size_t len,
-                               uint32_t* flags, nghttp2_data_source*, void*) {
-  auto* h = static_cast<H2StreamHandler*>(nghttp2_session_get_stream_user_data(s, id));
+ssize_t H2ClientConn::readBody(nghttp2_session*, int32_t id, uint8_t* buf, size_t len,
+                               uint32_t* flags, nghttp2_data_source*, void* user) {
+  auto* h = static_cast<H2ClientConn*>(user)->find(id);
   if (h == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   bool eof = false;
   ssize_t n = h->onH2ReadBody(buf, len, &eof);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/buffer.h"
@@ -76,6 +77,7 @@ class H2ClientConn final : public net::IoHandler, public net::Deferred {
   void updateInterest();
   void armIdle();
   void detach(int32_t stream);
+  H2StreamHandler* find(int32_t stream) const;
   static void onIdleTimeout(void* ctx);
 
   static int onHeader(nghttp2_session*, const nghttp2_frame*, nghttp2_rcbuf*, nghttp2_rcbuf*,
@@ -94,7 +96,7 @@ class H2ClientConn final : public net::IoHandler, public net::Deferred {
   bool goaway_ = false;  // no new streams (the upstream sent GOAWAY or the conn failed)
   bool in_callback_ = false;
   uint32_t interest_ = 0;
-  std::vector<int32_t> open_;  // streams with a handler
+  std::vector<std::pair<int32_t, H2StreamHandler*>> open_;  // streams with a handler
   http2::SessionPtr session_;
   Buffer in_;
   Buffer out_;
