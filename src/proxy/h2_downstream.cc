@@ -55,6 +55,7 @@ void H2DownstreamConn::start(std::string_view received, bool fresh) {
   nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(ps.h2_connection_window));
   worker_.addConnection(this, fresh);
+  worker_.stats().global.http2_connections.inc();
   interest_ = EPOLLIN;
   worker_.loop().add(fd_, interest_, this);
   if (!received.empty()) {
@@ -115,6 +116,7 @@ void H2DownstreamConn::readClient() {
       if (r < 0) {
         // Fatal for the connection (bad preface, flood, ...): nghttp2 queued a GOAWAY when
         // it could; send it and close.
+        worker_.stats().global.http2_abuse_closes.inc();
         nghttp2_session_terminate_session(session_.get(), NGHTTP2_PROTOCOL_ERROR);
         flush();
         close();
@@ -261,6 +263,7 @@ void H2DownstreamConn::tooManyEarlyResets() {
   if (streams_opened_ < kLimits.early_reset_min_streams || early_resets_ * 2 < streams_opened_)
     return;
   // Rapid reset: stop serving this client at once.
+  worker_.stats().global.http2_abuse_closes.inc();
   nghttp2_session_terminate_session(session_.get(), NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
@@ -271,6 +274,7 @@ int H2DownstreamConn::onBeginHeaders(nghttp2_session* s, const nghttp2_frame* fr
   nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
   self->streams_.push_back(st);
   ++self->streams_opened_;
+  self->worker_.stats().global.http2_streams.inc();
   self->timer_.cancel();
   return 0;
 }

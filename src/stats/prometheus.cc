@@ -121,6 +121,15 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
   family(out, "portico_downstream_upgrades_total", "counter",
          "Client connections switched to another protocol (WebSocket) after an upstream 101.");
   sample(out, "portico_downstream_upgrades_total", "", global(&GlobalStats::downstream_upgrades));
+  family(out, "portico_http2_connections_total", "counter",
+         "Client connections that spoke HTTP/2 (h2c prior knowledge or ALPN h2).");
+  sample(out, "portico_http2_connections_total", "", global(&GlobalStats::http2_connections));
+  family(out, "portico_http2_streams_total", "counter", "HTTP/2 requests opened by clients.");
+  sample(out, "portico_http2_streams_total", "", global(&GlobalStats::http2_streams));
+  family(out, "portico_http2_abuse_closes_total", "counter",
+         "HTTP/2 connections closed for abuse: rapid reset, control-frame floods, "
+         "CONTINUATION floods, protocol errors.");
+  sample(out, "portico_http2_abuse_closes_total", "", global(&GlobalStats::http2_abuse_closes));
   family(out, "portico_downstream_tunnels_active", "gauge",
          "Upgraded (WebSocket) connections open now.");
   sample(out, "portico_downstream_tunnels_active", "",

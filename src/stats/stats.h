@@ -87,6 +87,10 @@ struct GlobalStats {
   Counter mirror_failures;            // copies dropped: connect error, reset, timeout, fell behind
   Counter downstream_upgrades;        // upgrades switched (101) into a tunnel
   Counter downstream_tunnels_active;  // gauge: upgraded connections open now
+  Counter http2_connections;          // client connections that spoke HTTP/2
+  Counter http2_streams;              // HTTP/2 requests (streams) opened by clients
+  Counter http2_abuse_closes;         // HTTP/2 connections closed for abuse (rapid reset,
+                                      // floods, oversized header blocks)
   Histogram latency;
 };
 
