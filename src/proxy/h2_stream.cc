@@ -19,6 +19,8 @@
 namespace portico::proxy {
 
 namespace {
+// A response that moves no byte for this long is reset (Envoy's stream_idle_timeout default).
+constexpr uint32_t kStreamIdleMs = 300'000;
 const http1::Limits kUpstreamLimits{64 * 1024, 96 * 1024, Worker::kUpstreamMaxHeaders};
 constexpr size_t kHighWater = 256 * 1024;
 
@@ -460,6 +462,18 @@ void H2Stream::upstreamFailed(int status, std::string_view why, int grpc_status)
 void H2Stream::onTimer(void* ctx) {
   auto* self = static_cast<H2Stream*>(ctx);
   if (self->closed_) return;
+  if (self->idle_mode_) {
+    // Nothing moved for the idle timeout after the response began: give up on the stream.
+    self->releaseUpstream(false);
+    if (self->h2_ != nullptr && self->up_stream_ >= 0) {
+      self->h2_->cancel(self->up_stream_, NGHTTP2_CANCEL);
+    }
+    self->h2_ = nullptr;
+    self->up_stream_ = -1;
+    self->upstream_done_ = true;
+    self->conn_.resetStream(self, NGHTTP2_CANCEL);
+    return;
+  }
   stats::BackendStats& bs = self->conn_.worker().stats().backends.at(self->backend_->stats_id);
   if (self->up_ != nullptr && self->up_->connecting) {
     bs.connect_timeouts.inc();
@@ -850,7 +864,15 @@ void H2Stream::sendResponseHead(bool end_stream) {
   toNv(resp_arena_, resp_fields_, nva);
   countResponse(status_);
   resp_started_ = true;
-  if (!deadline_whole_) timer_.cancel();
+  if (!deadline_whole_ && !end_stream) {
+    // From here the stream may not stall longer than the stream idle timeout (a client that
+    // stops reading, an upstream that stops sending): it is reset then.
+    idle_ms_ = kStreamIdleMs;
+    idle_mode_ = true;
+    conn_.worker().loop().timers().schedule(&timer_, idle_ms_);
+  } else if (!deadline_whole_) {
+    timer_.cancel();
+  }
   if (end_stream) resp_end_ = true;
   conn_.submitResponse(this, nva.data(), nva.size(), end_stream);
 }
@@ -858,7 +880,7 @@ void H2Stream::sendResponseHead(bool end_stream) {
 void H2Stream::responseDone() {
   resp_end_ = true;
   upstream_done_ = true;
-  timer_.cancel();
+  if (!idle_mode_) timer_.cancel();
   if (up_ != nullptr) {
     bool reusable = up_keep_alive_ && req_end_ && req_unconsumed_ == 0 && up_->in.empty() &&
                     up_->out.empty() && resp_body_.kind() != http1::BodyKind::kUntilClose;
@@ -1029,7 +1051,7 @@ void H2Stream::onH2HeadersEnd(bool trailers, bool end_stream) {
 void H2Stream::upstreamEnded() {
   resp_end_ = true;
   upstream_done_ = true;
-  timer_.cancel();
+  if (!idle_mode_) timer_.cancel();
   // The client session detached this stream: credit what is still buffered now.
   if (h2_ != nullptr) {
     h2_->consume(up_stream_, text_resp_credit_);
@@ -1105,6 +1127,7 @@ ssize_t H2Stream::readResponse(uint8_t* buf, size_t len, uint32_t* flags) {
   if (n > 0) {
     std::memcpy(buf, resp_.data(), n);
     resp_.consume(n);
+    if (idle_mode_) conn_.worker().loop().timers().schedule(&timer_, idle_ms_);
     if (h2_ != nullptr) creditUpstream(n);
     if (up_ != nullptr && resp_.size() <= kHighWater) flushHttp1();  // reads again
   }

@@ -199,6 +199,8 @@ class H2Stream final : public upstream::UpstreamOwner,
   net::Timer timer_;  // connect, then the request deadline
   uint64_t deadline_ms_ = 0;
   bool deadline_whole_ = false;  // grpc-timeout: the deadline covers the whole response
+  bool idle_mode_ = false;       // timer_ is the stream idle timeout (response under way)
+  uint32_t idle_ms_ = 0;
 };
 
 }  // namespace portico::proxy
