@@ -586,6 +586,8 @@ bool DownstreamConn::forwardBodyToBridge() {
     const config::Port* port = findPort();
     worker_.loop().timers().schedule(&timer_, port ? port->settings.body_timeout_ms : 30'000);
   }
+  // Reading may have paused on a full input buffer: the stream took bytes, so resume.
+  if (progressed && phase_ != Phase::kClosed) updateInterest();
   return true;
 }
 
