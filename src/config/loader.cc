@@ -294,8 +294,47 @@ bool isDocumentStart(std::string_view line) {
 
 }  // namespace
 
+namespace {
+
+// Lines ("\n") in text[from, to), eight bytes at a time.
+int countLines(std::string_view text, size_t from, size_t to) {
+  constexpr uint64_t kLow7 = 0x7F7F7F7F7F7F7F7Full;
+  constexpr uint64_t kNewlines = 0x0A0A0A0A0A0A0A0Aull;
+  int lines = 0;
+  size_t i = from;
+  for (; i + 8 <= to; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    uint64_t x = word ^ kNewlines;  // a zero byte where a newline was
+    // The high bit of each byte set exactly where x has a zero byte.
+    uint64_t zero = ~(((x & kLow7) + kLow7) | x | kLow7);
+    lines += __builtin_popcountll(zero);
+  }
+  for (; i < to; ++i) lines += text[i] == '\n';
+  return lines;
+}
+
+}  // namespace
+
 std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
   std::vector<std::pair<size_t, int>> starts = {{0, 0}};
+  if (!text.starts_with('%') && text.find("\n%") == std::string_view::npos) {
+    // No directive (the common case): only "\n---" needs looking at.
+    size_t counted = 0;  // lines are counted up to here
+    int line = 0;
+    for (size_t pos = text.find("\n---"); pos != std::string_view::npos;
+         pos = text.find("\n---", pos + 1)) {
+      size_t after = pos + 4;
+      if (after < text.size() && text[after] != '\n' && text[after] != ' ' && text[after] != '\t' &&
+          text[after] != '\r') {
+        continue;
+      }
+      line += countLines(text, counted, pos + 1);
+      counted = pos + 1;
+      starts.emplace_back(pos + 1, line);
+    }
+    return starts;
+  }
   bool directive = false;  // the current part has a "%" line: keep it with the next document
   int line = 0;
   for (size_t pos = 0; pos < text.size(); ++line) {
