@@ -109,7 +109,7 @@ struct CompiledRoute {
   std::shared_ptr<DecodeSlot> slot;          // the route's document (keeps its spec alive)
   std::vector<std::shared_ptr<Rule>> rules;  // route policies applied
   // (index into Compilation::listeners_, the route as attached there).
-  std::vector<std::pair<uint32_t, router::RouteSpec>> attached;
+  std::vector<std::pair<uint32_t, std::shared_ptr<const router::RouteSpec>>> attached;
   // (index into Compilation::gateways_, listener index): one more attached route each.
   std::vector<std::pair<uint32_t, uint32_t>> attached_to;
   std::vector<ParentStatus> parents;

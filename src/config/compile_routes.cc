@@ -430,11 +430,12 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
       }
       spec.rules.push_back(std::move(rule));
     }
+    auto shared = std::make_shared<const router::RouteSpec>(std::move(spec));
     if (recording_ != nullptr) {
-      recording_->attached.emplace_back(bit->second, spec);
+      recording_->attached.emplace_back(bit->second, shared);
       recording_->attached_to.emplace_back(g, li);
     }
-    lb.spec.routes.push_back(std::move(spec));
+    lb.spec.routes.push_back(std::move(shared));
     ++gw_status.listeners[li].attached_routes;
   }
   if (attached > 0) {

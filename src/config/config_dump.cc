@@ -254,7 +254,7 @@ std::string renderConfigDump(const Snapshot& snapshot) {
     json listeners = json::array();
     for (const router::RouteTable::Listener& l : port.routes->listeners()) {
       json routes = json::array();
-      for (const router::RouteSpec& r : l.spec.routes) routes.push_back(r.ns + '/' + r.name);
+      for (const auto& r : l.spec.routes) routes.push_back(r->ns + '/' + r->name);
       listeners.push_back({{"name", l.spec.id}, {"hostname", l.spec.hostname}, {"routes", routes}});
     }
     ports.push_back({{"address", port.bind.toString()},

@@ -137,6 +137,34 @@ void compileMissing(StringMatch* m) {
   if (m->is_regex && m->regex == nullptr) m->regex = compileRegex(m->value, nullptr);
 }
 
+// Whether dedupe() would drop a condition of `list`.
+bool hasDuplicateNames(const std::vector<StringMatch>& list, bool ignore_case) {
+  for (size_t i = 1; i < list.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (ignore_case ? equalsIgnoreCase(list[i].name, list[j].name) : list[i].name == list[j].name)
+        return true;
+    }
+  }
+  return false;
+}
+
+// Whether the table must prepare a copy of the route's matches (see RouteTable()).
+bool needsPreparing(const RouteSpec& route) {
+  auto uncompiled = [](const StringMatch& m) { return m.is_regex && m.regex == nullptr; };
+  for (const RuleSpec& rs : route.rules) {
+    for (const MatchSpec& m : rs.matches) {
+      if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr) return true;
+      if (std::any_of(m.headers.begin(), m.headers.end(), uncompiled) ||
+          std::any_of(m.query_params.begin(), m.query_params.end(), uncompiled) ||
+          hasDuplicateNames(m.headers, /*ignore_case=*/true) ||
+          hasDuplicateNames(m.query_params, /*ignore_case=*/false)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 int pathRank(PathType type) {
   switch (type) {
     case PathType::kExact:
@@ -243,8 +271,15 @@ int compareNsName(const RouteSpec& a, const RouteSpec& b) {
 
 }  // namespace
 
+ListenerSpec::ListenerSpec(std::string id, std::string hostname, std::vector<RouteSpec> routes)
+    : id(std::move(id)), hostname(std::move(hostname)) {
+  this->routes.reserve(routes.size());
+  for (RouteSpec& r : routes)
+    this->routes.push_back(std::make_shared<const RouteSpec>(std::move(r)));
+}
+
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
-              const std::vector<RouteSpec>& routes) {
+              const std::vector<std::shared_ptr<const RouteSpec>>& routes) {
   int a_rank = pathRank(a.match.path_type);
   int b_rank = pathRank(b.match.path_type);
   if (a_rank != b_rank) return a_rank < b_rank;
@@ -257,8 +292,8 @@ bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
   if (a.match.query_params.size() != b.match.query_params.size())
     return a.match.query_params.size() > b.match.query_params.size();
   if (a.route != b.route) {
-    const RouteSpec& ra = routes[a.route];
-    const RouteSpec& rb = routes[b.route];
+    const RouteSpec& ra = *routes[a.route];
+    const RouteSpec& rb = *routes[b.route];
     if (ra.created_us != rb.created_us) return ra.created_us < rb.created_us;
     // Alphabetical by "{namespace}/{name}".
     if (int c = compareNsName(ra, rb); c != 0) return c < 0;
@@ -273,30 +308,34 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
   for (ListenerSpec& spec : listeners) {
     Listener l;
     l.spec = std::move(spec);
-    l.spec.routes.shrink_to_fit();  // before the entries view into it
-    // The matches as the entries evaluate them, prepared in place (entries point at them).
+    // The matches as the entries evaluate them (entries point at them): a route whose matches
+    // need preparing is replaced by a prepared copy.
     size_t entry_count = 0;
-    for (RouteSpec& route : l.spec.routes) {
-      size_t matches = 0;
-      for (RuleSpec& rs : route.rules) {
-        for (MatchSpec& m : rs.matches) {
-          dedupe(&m.headers, /*ignore_case=*/true);
-          dedupe(&m.query_params, /*ignore_case=*/false);
-          for (StringMatch& h : m.headers) compileMissing(&h);
-          for (StringMatch& q : m.query_params) compileMissing(&q);
-          if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr)
-            m.path_regex = compileRegex(m.path, nullptr);
+    for (std::shared_ptr<const RouteSpec>& shared : l.spec.routes) {
+      if (needsPreparing(*shared)) {
+        auto copy = std::make_shared<RouteSpec>(*shared);
+        for (RuleSpec& rs : copy->rules) {
+          for (MatchSpec& m : rs.matches) {
+            dedupe(&m.headers, /*ignore_case=*/true);
+            dedupe(&m.query_params, /*ignore_case=*/false);
+            for (StringMatch& h : m.headers) compileMissing(&h);
+            for (StringMatch& q : m.query_params) compileMissing(&q);
+            if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr)
+              m.path_regex = compileRegex(m.path, nullptr);
+          }
         }
-        matches += rs.matches.size();
+        shared = std::move(copy);
       }
-      entry_count += matches * std::max<size_t>(route.hostnames.size(), 1);
+      size_t matches = 0;
+      for (const RuleSpec& rs : shared->rules) matches += rs.matches.size();
+      entry_count += matches * std::max<size_t>(shared->hostnames.size(), 1);
     }
     l.entries.reserve(entry_count);
     // Entries grouped by route hostname.
     std::map<std::string_view, std::vector<uint32_t>> groups;
     std::vector<std::string_view> hostnames;
     for (uint32_t ri = 0; ri < l.spec.routes.size(); ++ri) {
-      const RouteSpec& route = l.spec.routes[ri];
+      const RouteSpec& route = *l.spec.routes[ri];
       hostnames.assign(route.hostnames.begin(), route.hostnames.end());
       if (hostnames.empty()) hostnames.emplace_back();
       std::sort(hostnames.begin(), hostnames.end());

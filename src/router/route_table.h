@@ -95,7 +95,12 @@ struct RouteSpec {
 struct ListenerSpec {
   std::string id;        // "ns/gateway/listener"
   std::string hostname;  // "" (any), "a.example.com" or "*.example.com"
-  std::vector<RouteSpec> routes;
+  // Immutable once shared: a reload reuses the RouteSpecs of the routes it did not change.
+  std::vector<std::shared_ptr<const RouteSpec>> routes;
+
+  ListenerSpec() = default;
+  // Takes each route into its own shared RouteSpec.
+  ListenerSpec(std::string id, std::string hostname, std::vector<RouteSpec> routes = {});
 };
 
 // An open-addressing hash map from strings to uint32_t values, for lookups on the request
@@ -224,7 +229,9 @@ class RouteTable {
   };
 
   // Builds the table. Listener hostnames should be distinct on a port (the compiler rejects
-  // conflicting listeners); for a duplicate hostname the first listener wins.
+  // conflicting listeners); for a duplicate hostname the first listener wins. A RouteSpec
+  // whose matches the table must prepare (uncompiled regexes, a header or query name given
+  // twice) is copied; the others are shared as they are.
   explicit RouteTable(std::vector<ListenerSpec> listeners);
   RouteTable(const RouteTable&) = delete;
   RouteTable& operator=(const RouteTable&) = delete;
@@ -254,6 +261,6 @@ class RouteTable {
 // matches; then more query param matches; then the older route (creationTimestamp), then
 // "ns/name" alphabetically, then rule order, then match order.
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
-              const std::vector<RouteSpec>& routes);
+              const std::vector<std::shared_ptr<const RouteSpec>>& routes);
 
 }  // namespace portico::router
