@@ -117,16 +117,20 @@ struct CompiledRoute {
   std::vector<Diagnostic> diagnostics;  // lines relative to the document
   // Backends of portless endpoints it materialized or used, in first-use order.
   std::vector<BackendKey> port_backends;
+  std::shared_ptr<const std::string> status_json;  // its status in /config_dump
 };
 
 struct RouteItem {
   uint32_t resource = 0;
   const HttpRouteModel& model;
-  std::vector<Rule*> rules;  // parallel to model.rules
-  // From the CompileCache (its rules are final: route policies are not applied again), or
-  // compiled now.
+  std::vector<Rule*> rules;  // parallel to model.rules; empty when reused (see rule())
+  // From the CompileCache (its rules are final: route policies are not applied again, and
+  // its status is the one it had), or compiled now. Null without a cache.
   std::shared_ptr<const CompiledRoute> compiled;
   bool reused = false;
+  CompiledRoute* recording = nullptr;  // compiled now: `compiled`, being filled
+
+  Rule* rule(size_t i) const { return reused ? compiled->rules[i].get() : rules[i]; }
 };
 
 struct BackendItem {

@@ -233,10 +233,10 @@ void Compilation::applyRoutePolicies() {
       }
       RouteItem& route = routes_[it->second];
       bool any = false;
-      for (uint32_t ri = 0; ri < route.rules.size(); ++ri) {
+      for (uint32_t ri = 0; ri < route.model.rules.size(); ++ri) {
         if (!target.section.empty() && route.model.rules[ri].name != target.section) continue;
         any = true;
-        RuleLayers& l = layers[route.rules[ri]];
+        RuleLayers& l = layers[route.rule(ri)];
         bool rule_level = !target.section.empty();
         Level def = rule_level ? kRuleDefault : kRouteDefault;
         Level ovr = rule_level ? kRuleOverride : kRouteOverride;

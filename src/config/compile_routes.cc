@@ -472,18 +472,13 @@ void Compilation::startReuse() {
 }
 
 void Compilation::replayRoute(RouteItem& route, const CompiledRoute& compiled) {
-  route.rules.reserve(compiled.rules.size());
-  for (const std::shared_ptr<Rule>& rule : compiled.rules) {
-    route.rules.push_back(rule.get());
-    snapshot_->rules.push_back(rule);
-  }
+  // route.rules stays empty (see RouteItem) and so does the route's status_ entry: its JSON is
+  // the compiled route's.
+  for (const std::shared_ptr<Rule>& rule : compiled.rules) snapshot_->rules.push_back(rule);
   for (const auto& [listener, spec] : compiled.attached)
     listeners_[listener].spec.routes.push_back(spec);
   for (auto [gateway, listener] : compiled.attached_to)
     ++status_[gateways_[gateway].resource].listeners[listener].attached_routes;
-  ResourceStatus& st = status_[route.resource];
-  st.parents = compiled.parents;
-  st.resolved_refs = compiled.resolved_refs;
   const Resource& res = resources_[route.resource];
   for (const Diagnostic& d : compiled.diagnostics) {
     diagnostics_.push_back(d);
@@ -563,6 +558,7 @@ void Compilation::attachRoutes() {
       compiled->slot = res.decoded;
       recording_ = compiled.get();
     }
+    route.recording = compiled.get();
     size_t first = diagnostics_.size();
     Reporter r = reporterFor(route.resource);
     compileRules(route, r);

@@ -308,7 +308,8 @@ int countLines(std::string_view text, size_t from, size_t to) {
     uint64_t x = word ^ kNewlines;  // a zero byte where a newline was
     // The high bit of each byte set exactly where x has a zero byte.
     uint64_t zero = ~(((x & kLow7) + kLow7) | x | kLow7);
-    lines += __builtin_popcountll(zero);
+    // One bit per newline byte, at the byte's high bit: moved down and summed by a multiply.
+    lines += static_cast<int>(((zero >> 7) * 0x0101010101010101ull) >> 56);
   }
   for (; i < to; ++i) lines += text[i] == '\n';
   return lines;
@@ -322,8 +323,13 @@ std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
     // No directive (the common case): only "\n---" needs looking at.
     size_t counted = 0;  // lines are counted up to here
     int line = 0;
-    for (size_t pos = text.find("\n---"); pos != std::string_view::npos;
-         pos = text.find("\n---", pos + 1)) {
+    auto next = [&](size_t from) -> size_t {
+      if (from >= text.size()) return std::string_view::npos;
+      const void* at = memmem(text.data() + from, text.size() - from, "\n---", 4);
+      return at == nullptr ? std::string_view::npos
+                           : static_cast<size_t>(static_cast<const char*>(at) - text.data());
+    };
+    for (size_t pos = next(0); pos != std::string_view::npos; pos = next(pos + 1)) {
       size_t after = pos + 4;
       if (after < text.size() && text[after] != '\n' && text[after] != ' ' && text[after] != '\t' &&
           text[after] != '\r') {
