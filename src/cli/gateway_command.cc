@@ -285,9 +285,12 @@ class Gateway {
     applied(next);
     std::fprintf(stderr,
                  "portico: configuration version %llu applied (%zu documents parsed, %zu "
-                 "reused; load %.1f ms, compile %.1f ms: %s)\n",
+                 "reused; load %.1f ms: read %.1f, split %.1f, documents %.1f; compile %.1f ms: "
+                 "%s)\n",
                  static_cast<unsigned long long>(next->version), loader_.parsedDocuments(),
-                 loader_.reusedDocuments(), load_ms_, compile_ms_, compile_timings_.c_str());
+                 loader_.reusedDocuments(), load_ms_, loader_.timings().read_ms,
+                 loader_.timings().split_ms, loader_.timings().documents_ms, compile_ms_,
+                 compile_timings_.c_str());
   }
 
   static void onRetireTimer(void* ctx) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -372,7 +373,18 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
   DocList* before = nullptr;
   if (auto it = previous_.find(file); it != previous_.end()) before = &it->second;
   DocList& now = current_[file];
+  auto start = std::chrono::steady_clock::now();
   std::vector<std::pair<size_t, int>> starts = splitDocuments(text);
+  auto split = std::chrono::steady_clock::now();
+  timings_.split_ms += std::chrono::duration<double, std::milli>(split - start).count();
+  struct AddTime {
+    std::chrono::steady_clock::time_point from;
+    double* to;
+    ~AddTime() {
+      *to += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - from)
+                 .count();
+    }
+  } documents_time{split, &timings_.documents_ms};
   if (starts.size() > kMaxDocumentsPerFile) {
     result->diagnostics.push_back(fileDiagnostic(file, "invalid YAML: too many documents",
                                                  starts[kMaxDocumentsPerFile].second + 1, 1));
@@ -478,6 +490,7 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
 
 LoadResult Loader::loadText(std::string_view text, const std::string& file) {
   parsed_ = reused_ = 0;
+  timings_ = {};
   current_.clear();
   LoadResult result;
   loadFileText(text, file, &result);
@@ -494,6 +507,7 @@ LoadResult loadPath(const std::string& path) { return Loader().load(path); }
 
 LoadResult Loader::load(const std::string& path) {
   parsed_ = reused_ = 0;
+  timings_ = {};
   current_.clear();
   LoadResult result;
   namespace fs = std::filesystem;
@@ -529,8 +543,13 @@ LoadResult Loader::load(const std::string& path) {
     files.push_back(path);
   }
   for (const std::string& file : files) {
-    std::string text, error;
-    if (!readFile(file, &text, &error)) {
+    std::string& text = buffer_;
+    std::string error;
+    auto start = std::chrono::steady_clock::now();
+    bool read = readFile(file, &text, &error);
+    timings_.read_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!read) {
       result.outcome = LoadOutcome::kUnreadable;
       result.resources.clear();
       result.diagnostics.push_back(fileDiagnostic(file, "cannot read configuration: " + error));
