@@ -318,12 +318,13 @@ int countLines(std::string_view text, size_t from, size_t to) {
 
 }  // namespace
 
-std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
-  std::vector<std::pair<size_t, int>> starts = {{0, 0}};
+namespace {
+
+// Where the documents of `text` start (byte offsets; the first is 0), as splitDocuments().
+std::vector<size_t> documentOffsets(std::string_view text) {
+  std::vector<size_t> starts = {0};
   if (!text.starts_with('%') && text.find("\n%") == std::string_view::npos) {
     // No directive (the common case): only "\n---" needs looking at.
-    size_t counted = 0;  // lines are counted up to here
-    int line = 0;
     auto next = [&](size_t from) -> size_t {
       if (from >= text.size()) return std::string_view::npos;
       const void* at = memmem(text.data() + from, text.size() - from, "\n---", 4);
@@ -336,19 +337,16 @@ std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
           text[after] != '\r') {
         continue;
       }
-      line += countLines(text, counted, pos + 1);
-      counted = pos + 1;
-      starts.emplace_back(pos + 1, line);
+      starts.push_back(pos + 1);
     }
     return starts;
   }
   bool directive = false;  // the current part has a "%" line: keep it with the next document
-  int line = 0;
-  for (size_t pos = 0; pos < text.size(); ++line) {
+  for (size_t pos = 0; pos < text.size();) {
     size_t eol = text.find('\n', pos);
     std::string_view l = text.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
     if (pos > 0 && isDocumentStart(l)) {
-      if (!directive) starts.emplace_back(pos, line);
+      if (!directive) starts.push_back(pos);
       directive = false;
     } else if (l.starts_with('%')) {
       directive = true;
@@ -357,6 +355,20 @@ std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
     pos = eol + 1;
   }
   return starts;
+}
+
+}  // namespace
+
+std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
+  std::vector<std::pair<size_t, int>> out;
+  int line = 0;
+  size_t counted = 0;
+  for (size_t offset : documentOffsets(text)) {
+    line += countLines(text, counted, offset);
+    counted = offset;
+    out.emplace_back(offset, line);
+  }
+  return out;
 }
 
 Loader::Loader() = default;
@@ -374,7 +386,7 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
   if (auto it = previous_.find(file); it != previous_.end()) before = &it->second;
   DocList& now = current_[file];
   auto start = std::chrono::steady_clock::now();
-  std::vector<std::pair<size_t, int>> starts = splitDocuments(text);
+  std::vector<size_t> starts = documentOffsets(text);
   auto split = std::chrono::steady_clock::now();
   timings_.split_ms += std::chrono::duration<double, std::milli>(split - start).count();
   struct AddTime {
@@ -386,8 +398,9 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
     }
   } documents_time{split, &timings_.documents_ms};
   if (starts.size() > kMaxDocumentsPerFile) {
-    result->diagnostics.push_back(fileDiagnostic(file, "invalid YAML: too many documents",
-                                                 starts[kMaxDocumentsPerFile].second + 1, 1));
+    int line = countLines(text, 0, starts[kMaxDocumentsPerFile]);
+    result->diagnostics.push_back(
+        fileDiagnostic(file, "invalid YAML: too many documents", line + 1, 1));
     result->outcome = LoadOutcome::kSyntaxError;
     return;
   }
@@ -426,20 +439,29 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
   size_t first_resource = result->resources.size();
   size_t first_diagnostic = result->diagnostics.size();
   result->resources.reserve(first_resource + starts.size());
+  int offset = 0;  // lines before the document: the sum of the previous documents' lines
   for (size_t i = 0; i < starts.size(); ++i) {
-    size_t end = i + 1 < starts.size() ? starts[i + 1].first : text.size();
-    std::string_view piece = text.substr(starts[i].first, end - starts[i].first);
-    int offset = starts[i].second;
-    uint64_t h = textHash(piece);
+    size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
+    std::string_view piece = text.substr(starts[i], end - starts[i]);
+    if (i > 0) offset += now.back().lines;
     Doc* old = nullptr;
+    uint64_t h = 0;
     if (before != nullptr && next_before < before->size()) {
+      // Where it was: compared without hashing it.
       Doc& d = (*before)[next_before];
-      if (d.hash == h && d.moved_to == UINT32_MAX && d.text == piece) old = &d;
+      if (d.moved_to == UINT32_MAX && d.text == piece) {
+        old = &d;
+        h = d.hash;
+      }
     }
-    if (old == nullptr) old = findBefore(piece, h);
+    if (old == nullptr) {
+      h = textHash(piece);
+      old = findBefore(piece, h);
+    }
     Doc doc;
     doc.hash = h;
     if (old != nullptr) {
+      doc.lines = old->lines;
       doc.chunk = old->chunk;
       if (old->moved_to == UINT32_MAX) {
         doc.text = std::move(old->text);  // no copy of the text
@@ -458,6 +480,7 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
         }
       }
       doc.text = std::string(piece);
+      doc.lines = countLines(piece, 0, piece.size());
       if (doc.chunk != nullptr) {
         ++reused_;
       } else {

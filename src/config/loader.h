@@ -76,6 +76,7 @@ class Loader {
   struct Doc {
     std::string text;
     uint64_t hash = 0;
+    int lines = 0;  // newlines in `text`
     std::shared_ptr<const Chunk> chunk;
     uint32_t moved_to = UINT32_MAX;  // while loading: its index in the new list once reused
   };
