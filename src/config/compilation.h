@@ -220,8 +220,9 @@ class Compilation {
   std::shared_ptr<Snapshot> snapshot_;
   std::vector<Diagnostic> diagnostics_;
   CompileTimings timings_;
-  std::vector<ResourceStatus> status_;                       // parallel to resources_
-  std::vector<std::shared_ptr<const DecodedSpec>> decoded_;  // keeps the models alive
+  std::vector<ResourceStatus> status_;  // parallel to resources_
+  // Keeps alive the models of resources without a DecodeSlot (a slot keeps its own).
+  std::vector<std::shared_ptr<const DecodedSpec>> decoded_;
 
   std::set<std::tuple<std::string, std::string, std::string>> rejected_;  // (kind, ns, name)
   std::vector<GatewayItem> gateways_;

@@ -163,7 +163,7 @@ const DecodedSpec& Compilation::decoded(uint32_t i) {
     placed.file = res.file;
     if (placed.line > 0) placed.line += res.line_offset;
   }
-  decoded_.push_back(spec);
+  if (res.decoded == nullptr) decoded_.push_back(spec);  // else the slot keeps it alive
   return *spec;
 }
 
@@ -194,7 +194,6 @@ void Compilation::decodeAll() {
     }
   };
   routes_.reserve(resources_.size());
-  decoded_.reserve(resources_.size());
   for (uint32_t i = 0; i < resources_.size(); ++i) {
     const Resource& res = resources_[i];
     size_t first = diagnostics_.size();

@@ -5,6 +5,10 @@
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -326,10 +330,27 @@ std::vector<size_t> documentOffsets(std::string_view text) {
   if (!text.starts_with('%') && text.find("\n%") == std::string_view::npos) {
     // No directive (the common case): only "\n---" needs looking at.
     auto next = [&](size_t from) -> size_t {
-      if (from >= text.size()) return std::string_view::npos;
-      const void* at = memmem(text.data() + from, text.size() - from, "\n---", 4);
+      const char* p = text.data();
+      size_t n = text.size();
+      size_t i = from;
+#if defined(__SSE2__)
+      // 16 positions at a time: a newline whose next byte is '-'.
+      const __m128i newline = _mm_set1_epi8('\n'), dash = _mm_set1_epi8('-');
+      for (; i + 17 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+        unsigned mask = static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, newline), _mm_cmpeq_epi8(b, dash))));
+        for (; mask != 0; mask &= mask - 1) {
+          size_t at = i + static_cast<size_t>(__builtin_ctz(mask));
+          if (at + 4 <= n && p[at + 2] == '-' && p[at + 3] == '-') return at;
+        }
+      }
+#endif
+      if (i >= n) return std::string_view::npos;
+      const void* at = memmem(p + i, n - i, "\n---", 4);
       return at == nullptr ? std::string_view::npos
-                           : static_cast<size_t>(static_cast<const char*>(at) - text.data());
+                           : static_cast<size_t>(static_cast<const char*>(at) - p);
     };
     for (size_t pos = next(0); pos != std::string_view::npos; pos = next(pos + 1)) {
       size_t after = pos + 4;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <unordered_map>
 
 #include "common/hash.h"
 #include "router/matchers.h"
@@ -33,6 +34,14 @@ void FlatStringMap::grow() {
     while (slots_[i].value != kNone) i = (i + 1) & mask_;
     slots_[i] = s;
   }
+}
+
+void FlatStringMap::reserve(size_t keys) {
+  if (!slots_.empty()) return;
+  size_t size = 8;
+  while (size < keys * 2) size *= 2;
+  slots_.assign(size, Slot{});
+  mask_ = size - 1;
 }
 
 uint32_t FlatStringMap::insert(std::string_view key, uint32_t value) {
@@ -164,6 +173,39 @@ bool needsPreparing(const RouteSpec& route) {
   }
   return false;
 }
+
+// Entries by route hostname: a hash index over a list that sortByName() orders by hostname
+// (the order of the candidate lists), so that no lookup compares hostnames in a tree.
+class HostGroups {
+ public:
+  using Group = std::pair<std::string_view, std::vector<uint32_t>>;
+  void reserve(size_t routes) { index_.reserve(routes); }
+  std::vector<uint32_t>& get(std::string_view hostname) {
+    auto [it, inserted] = index_.try_emplace(hostname, static_cast<uint32_t>(groups_.size()));
+    if (inserted) groups_.emplace_back(hostname, std::vector<uint32_t>());
+    return groups_[it->second].second;
+  }
+  // REQUIRES: no get() after it.
+  void sortByName() {
+    std::sort(groups_.begin(), groups_.end(),
+              [](const Group& a, const Group& b) { return a.first < b.first; });
+    for (uint32_t i = 0; i < groups_.size(); ++i) index_[groups_[i].first] = i;
+  }
+  std::vector<Group>::iterator begin() { return groups_.begin(); }
+  std::vector<Group>::iterator end() { return groups_.end(); }
+  size_t size() const { return groups_.size(); }
+  std::vector<Group>::iterator find(std::string_view hostname) {
+    auto it = index_.find(hostname);
+    return it == index_.end() ? groups_.end() : groups_.begin() + it->second;
+  }
+
+ private:
+  struct Hash {
+    size_t operator()(std::string_view s) const { return fastHash(s); }
+  };
+  std::unordered_map<std::string_view, uint32_t, Hash> index_;
+  std::vector<Group> groups_;
+};
 
 int pathRank(PathType type) {
   switch (type) {
@@ -332,7 +374,8 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
     }
     l.entries.reserve(entry_count);
     // Entries grouped by route hostname.
-    std::map<std::string_view, std::vector<uint32_t>> groups;
+    HostGroups groups;
+    groups.reserve(l.spec.routes.size());
     std::vector<std::string_view> hostnames;
     for (uint32_t ri = 0; ri < l.spec.routes.size(); ++ri) {
       const RouteSpec& route = *l.spec.routes[ri];
@@ -341,7 +384,7 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       std::sort(hostnames.begin(), hostnames.end());
       hostnames.erase(std::unique(hostnames.begin(), hostnames.end()), hostnames.end());
       for (std::string_view hostname : hostnames) {
-        std::vector<uint32_t>& group = groups[hostname];
+        std::vector<uint32_t>& group = groups.get(hostname);
         for (uint32_t rule = 0; rule < route.rules.size(); ++rule) {
           const RuleSpec& rs = route.rules[rule];
           for (uint32_t mi = 0; mi < rs.matches.size(); ++mi) {
@@ -351,6 +394,7 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
         }
       }
     }
+    groups.sortByName();
     for (auto& [hostname, members] : groups) {
       std::stable_sort(members.begin(), members.end(), [&](uint32_t a, uint32_t b) {
         return precedes(l.entries[a], l.entries[b], l.spec.routes);
@@ -366,12 +410,14 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
     l.candidates.reserve(groups.size());
     // A group's candidate list: its own entries, then every less specific group that also
     // matches any host of this group, then the catch-all group.
-    for (const auto& [hostname, members] : groups) {
-      std::vector<uint32_t> list = members;
+    for (auto& [hostname, members] : groups) {
+      // Only wildcard and catch-all groups are read again (by other groups' lists).
+      bool shared = hostname.empty() || hostname.starts_with("*.");
+      std::vector<uint32_t> list = shared ? members : std::move(members);
       if (!hostname.empty()) {
         for (std::string_view w : wildcards) {
           if (w != hostname && wildcardCovers(w, hostname)) {
-            const std::vector<uint32_t>& more = groups.at(w);
+            const std::vector<uint32_t>& more = groups.find(w)->second;
             list.insert(list.end(), more.begin(), more.end());
           }
         }
@@ -382,6 +428,8 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       candidates.entries = std::move(list);
       if (candidates.entries.size() > kIndexThreshold) {
         auto index = std::make_unique<CandidateList::PathIndex>();
+        index->exact.reserve(candidates.entries.size());
+        index->prefix.reserve(candidates.entries.size());
         // (key id, position) pairs, then sorted by key id (positions stay ascending) and
         // flattened into `lists`.
         std::vector<std::pair<uint32_t, uint32_t>> keyed;

@@ -113,6 +113,8 @@ class FlatStringMap {
   static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
   // Stores `value` (not kNone) under `key` unless the key is present. Returns the value stored.
   uint32_t insert(std::string_view key, uint32_t value);
+  // Room for `keys` keys without growing. Only before the first insert.
+  void reserve(size_t keys);
   // kNone when absent.
   uint32_t find(std::string_view key) const {
     if (!hasLength(key.size())) return kNone;
