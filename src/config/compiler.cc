@@ -454,9 +454,9 @@ std::string CompileTimings::describe() const {
   char buf[200];
   std::snprintf(buf, sizeof(buf),
                 "decode %.1f, listeners %.1f, routes %.1f (%u reused, %u compiled), tables %.1f, "
-                "status %.1f",
+                "status %.1f, total %.1f",
                 decode_ms, listeners_ms, routes_ms, routes_reused, routes_compiled, tables_ms,
-                status_ms);
+                status_ms, total_ms);
   return buf;
 }
 
@@ -467,13 +467,23 @@ CompileResult compile(std::shared_ptr<const std::vector<Resource>> resources, St
                       uint64_t version, const CompileOptions& options) {
   static const DnsAnswers kNoAnswers;
   const DnsAnswers& dns = options.dns ? *options.dns : kNoAnswers;
-  internal::Compilation reusing(resources, ids, version, dns, options.local_zone, options.cache,
-                                /*reuse=*/true);
-  CompileResult result = reusing.run();
-  if (!reusing.abandoned()) return result;
-  return internal::Compilation(std::move(resources), ids, version, dns, options.local_zone,
-                               options.cache, /*reuse=*/false)
-      .run();
+  auto start = std::chrono::steady_clock::now();
+  CompileResult result;
+  bool abandoned = false;
+  {
+    internal::Compilation reusing(resources, ids, version, dns, options.local_zone, options.cache,
+                                  /*reuse=*/true);
+    result = reusing.run();
+    abandoned = reusing.abandoned();
+  }
+  if (abandoned) {
+    result = internal::Compilation(std::move(resources), ids, version, dns, options.local_zone,
+                                   options.cache, /*reuse=*/false)
+                 .run();
+  }
+  result.timings.total_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return result;
 }
 
 CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,
