@@ -430,6 +430,7 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
       }
       spec.rules.push_back(std::move(rule));
     }
+    router::RouteTable::prepare(spec);
     auto shared = std::make_shared<const router::RouteSpec>(std::move(spec));
     if (recording_ != nullptr) {
       recording_->attached.emplace_back(bit->second, shared);

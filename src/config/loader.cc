@@ -327,7 +327,13 @@ namespace {
 // Where the documents of `text` start (byte offsets; the first is 0), as splitDocuments().
 std::vector<size_t> documentOffsets(std::string_view text) {
   std::vector<size_t> starts = {0};
-  if (!text.starts_with('%') && text.find("\n%") == std::string_view::npos) {
+  // A directive is a line starting with '%' (a rare byte: memchr finds the candidates).
+  bool directives = false;
+  for (size_t at = text.find('%'); at != std::string_view::npos && !directives;
+       at = text.find('%', at + 1)) {
+    directives = at == 0 || text[at - 1] == '\n';
+  }
+  if (!directives) {
     // No directive (the common case): only "\n---" needs looking at.
     auto next = [&](size_t from) -> size_t {
       const char* p = text.data();

@@ -36,12 +36,13 @@ void FlatStringMap::grow() {
   }
 }
 
-void FlatStringMap::reserve(size_t keys) {
+void FlatStringMap::reserve(size_t keys, size_t key_bytes) {
   if (!slots_.empty()) return;
   size_t size = 8;
   while (size < keys * 2) size *= 2;
   slots_.assign(size, Slot{});
   mask_ = size - 1;
+  keys_.reserve(key_bytes);
 }
 
 uint32_t FlatStringMap::insert(std::string_view key, uint32_t value) {
@@ -345,6 +346,20 @@ bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
   return a.match_index < b.match_index;
 }
 
+void RouteTable::prepare(RouteSpec& route) {
+  for (RuleSpec& rs : route.rules) {
+    for (MatchSpec& m : rs.matches) {
+      dedupe(&m.headers, /*ignore_case=*/true);
+      dedupe(&m.query_params, /*ignore_case=*/false);
+      for (StringMatch& h : m.headers) compileMissing(&h);
+      for (StringMatch& q : m.query_params) compileMissing(&q);
+      if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr)
+        m.path_regex = compileRegex(m.path, nullptr);
+    }
+  }
+  route.prepared = true;
+}
+
 RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
   listeners_.reserve(listeners.size());
   for (ListenerSpec& spec : listeners) {
@@ -354,18 +369,9 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
     // need preparing is replaced by a prepared copy.
     size_t entry_count = 0;
     for (std::shared_ptr<const RouteSpec>& shared : l.spec.routes) {
-      if (needsPreparing(*shared)) {
+      if (!shared->prepared && needsPreparing(*shared)) {
         auto copy = std::make_shared<RouteSpec>(*shared);
-        for (RuleSpec& rs : copy->rules) {
-          for (MatchSpec& m : rs.matches) {
-            dedupe(&m.headers, /*ignore_case=*/true);
-            dedupe(&m.query_params, /*ignore_case=*/false);
-            for (StringMatch& h : m.headers) compileMissing(&h);
-            for (StringMatch& q : m.query_params) compileMissing(&q);
-            if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr)
-              m.path_regex = compileRegex(m.path, nullptr);
-          }
-        }
+        prepare(*copy);
         shared = std::move(copy);
       }
       size_t matches = 0;
@@ -396,7 +402,9 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
     }
     groups.sortByName();
     for (auto& [hostname, members] : groups) {
-      std::stable_sort(members.begin(), members.end(), [&](uint32_t a, uint32_t b) {
+      // precedes() is a total order within a group (route, rule and match indexes decide
+      // last): no need for a stable sort.
+      std::sort(members.begin(), members.end(), [&](uint32_t a, uint32_t b) {
         return precedes(l.entries[a], l.entries[b], l.spec.routes);
       });
     }
@@ -428,8 +436,10 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       candidates.entries = std::move(list);
       if (candidates.entries.size() > kIndexThreshold) {
         auto index = std::make_unique<CandidateList::PathIndex>();
-        index->exact.reserve(candidates.entries.size());
-        index->prefix.reserve(candidates.entries.size());
+        size_t key_bytes = 0;
+        for (uint32_t e : candidates.entries) key_bytes += l.entries[e].match.path.size();
+        index->exact.reserve(candidates.entries.size(), key_bytes);
+        index->prefix.reserve(candidates.entries.size(), key_bytes);
         // (key id, position) pairs, then sorted by key id (positions stay ascending) and
         // flattened into `lists`.
         std::vector<std::pair<uint32_t, uint32_t>> keyed;

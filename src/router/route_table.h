@@ -89,6 +89,9 @@ struct RouteSpec {
   // exact or "*." wildcard). Empty: any host the listener accepts.
   std::vector<std::string> hostnames;
   std::vector<RuleSpec> rules;  // in list order
+  // The matches are as the table evaluates them (RouteTable::prepare() did it): the table
+  // shares the spec without looking at them.
+  bool prepared = false;
 };
 
 // One listener (Gateway x listener) on the port.
@@ -113,8 +116,9 @@ class FlatStringMap {
   static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
   // Stores `value` (not kNone) under `key` unless the key is present. Returns the value stored.
   uint32_t insert(std::string_view key, uint32_t value);
-  // Room for `keys` keys without growing. Only before the first insert.
-  void reserve(size_t keys);
+  // Room for `keys` keys of `key_bytes` bytes in all without growing. Only before the first
+  // insert.
+  void reserve(size_t keys, size_t key_bytes);
   // kNone when absent.
   uint32_t find(std::string_view key) const {
     if (!hasLength(key.size())) return kNone;
@@ -237,6 +241,10 @@ class RouteTable {
   explicit RouteTable(std::vector<ListenerSpec> listeners);
   RouteTable(const RouteTable&) = delete;
   RouteTable& operator=(const RouteTable&) = delete;
+
+  // Prepares the matches of `route` as the table evaluates them (the first condition of each
+  // header or query name, compiled regexes) and marks it prepared.
+  static void prepare(RouteSpec& route);
 
   // Per request, any thread. Allocation-free.
   RouteDecision match(const RouteInput& in) const;
