@@ -480,6 +480,10 @@ void Compilation::replayRoute(RouteItem& route, const CompiledRoute& compiled) {
     listeners_[listener].spec.routes.push_back(spec);
   for (auto [gateway, listener] : compiled.attached_to)
     ++status_[gateways_[gateway].resource].listeners[listener].attached_routes;
+  if (compiled.status_json == nullptr) {  // not expected: dumpSource() fills it
+    status_[route.resource].parents = compiled.parents;
+    status_[route.resource].resolved_refs = compiled.resolved_refs;
+  }
   const Resource& res = resources_[route.resource];
   for (const Diagnostic& d : compiled.diagnostics) {
     diagnostics_.push_back(d);
