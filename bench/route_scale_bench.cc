@@ -170,17 +170,24 @@ void BM_ReloadOneChanged(benchmark::State& state) {
                                        loader.loadText(texts[0], "bench.yaml").resources),
                                    ids, version, options);
   size_t i = 0;
+  size_t bytes = 0;
   for (auto _ : state) {
+    state.PauseTiming();
+    size_t before = heapInUse();
+    state.ResumeTiming();
     auto loaded = loader.loadText(texts[++i % 2], "bench.yaml");
     auto resources = std::make_shared<const std::vector<Resource>>(std::move(loaded.resources));
     CompileResult r = compile(std::move(resources), ids, ++version, options);
     if (r.timings.routes_compiled != 1) state.SkipWithError("expected one compiled route");
     state.PauseTiming();
+    bytes = heapInUse() - before;  // the new version while the previous one still runs
     state.SetLabel(r.timings.describe());
     previous = std::move(r);  // the old version is freed outside the timing, as the gateway does
     state.ResumeTiming();
   }
   state.counters["routes"] = routes;
+  state.counters["version_bytes_per_1000_routes"] =
+      static_cast<double>(bytes) * 1000.0 / static_cast<double>(routes);
 }
 
 void BM_Match(benchmark::State& state) {
