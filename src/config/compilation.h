@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "config/compiler.h"
@@ -101,10 +102,37 @@ struct GatewayItem {
   std::vector<uint32_t> ports;  // indexes into Compilation::ports_
 };
 
+// A Backend materialized for a route: (index into Compilation::backends_, port for portless
+// endpoints or 0).
+using BackendKey = std::pair<uint32_t, uint16_t>;
+
+// What compiling one HTTPRoute gave, kept in the CompileCache for the next compile.
+struct CompiledRoute {
+  std::shared_ptr<DecodeSlot> slot;          // the route's document (keeps its spec alive)
+  std::vector<std::shared_ptr<Rule>> rules;  // route policies applied
+  // (index into Compilation::listeners_, the route as attached there).
+  std::vector<std::pair<uint32_t, std::shared_ptr<const router::RouteSpec>>> attached;
+  // (index into Compilation::gateways_, listener index): one more attached route each.
+  std::vector<std::pair<uint32_t, uint32_t>> attached_to;
+  std::vector<ParentStatus> parents;
+  std::optional<Condition> resolved_refs;
+  std::vector<Diagnostic> diagnostics;  // lines relative to the document
+  // Backends of portless endpoints it materialized or used, in first-use order.
+  std::vector<BackendKey> port_backends;
+  std::shared_ptr<const std::string> status_json;  // its status in /config_dump
+};
+
 struct RouteItem {
   uint32_t resource = 0;
   const HttpRouteModel& model;
-  std::vector<Rule*> rules;  // parallel to model.rules
+  std::vector<Rule*> rules;  // parallel to model.rules; empty when reused (see rule())
+  // From the CompileCache (its rules are final: route policies are not applied again, and
+  // its status is the one it had), or compiled now. Null without a cache.
+  std::shared_ptr<const CompiledRoute> compiled;
+  bool reused = false;
+  CompiledRoute* recording = nullptr;  // compiled now: `compiled`, being filled
+
+  Rule* rule(size_t i) const { return reused ? compiled->rules[i].get() : rules[i]; }
 };
 
 struct BackendItem {
@@ -120,9 +148,14 @@ struct PolicyItem {
 
 class Compilation {
  public:
+  // `cache` may be null; `reuse`: take routes from it when allowed (else only refill it).
   Compilation(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
-              uint64_t version, const DnsAnswers& dns, std::string local_zone);
+              uint64_t version, const DnsAnswers& dns, std::string local_zone, CompileCache* cache,
+              bool reuse);
   CompileResult run();
+  // run() gave up reusing routes (a reused route would not be the same as compiled now):
+  // compile again with reuse = false. Its result is not to be used.
+  bool abandoned() const { return abandoned_; }
 
  private:
   // compiler.cc
@@ -148,7 +181,17 @@ class Compilation {
   std::vector<Mirror> resolveMirrors(
       const std::vector<MirrorModel>& models, Reporter& r,
       const std::function<void(const std::string&, const std::string&)>& note);
-  const Backend* materializeBackend(const BackendItem& item, uint16_t ref_port);
+  const Backend* materializeBackend(uint32_t backend_item, uint16_t ref_port);
+  // Takes the previous compile's backends and route results when nothing but HTTPRoutes
+  // changed (sets reusing_).
+  void startReuse();
+  // Adds a route compiled by an earlier compile to this one.
+  void replayRoute(RouteItem& route, const CompiledRoute& compiled);
+  // Whether the backends of portless endpoints are the ones the previous compile made, in
+  // the same order (else the snapshot would differ from a full compile's).
+  bool sameRouteBackends() const;
+  // Stores this compile's route results in the cache for the next compile.
+  void fillCache();
   void buildBalancer(Backend& backend);
   void attachParent(uint32_t route_index, const ParentRefModel& ref, ParentStatus* status,
                     Reporter& r);
@@ -168,10 +211,20 @@ class Compilation {
   StatsIds& ids_;
   const DnsAnswers& dns_;
   std::string local_zone_;  // the gateway's zone, for zone-aware load balancing
+  CompileCache* cache_;     // may be null
+  bool reuse_;              // may take routes from cache_
+  bool reusing_ = false;    // takes routes from cache_ (startReuse())
+  bool abandoned_ = false;
+  // Resources that are not HTTPRoutes, in order: the previous compile's must be the same for
+  // its routes to be reused.
+  std::vector<std::shared_ptr<DecodeSlot>> others_;
+  CompiledRoute* recording_ = nullptr;  // the route being compiled, while attachRoutes() runs
   std::shared_ptr<Snapshot> snapshot_;
   std::vector<Diagnostic> diagnostics_;
-  std::vector<ResourceStatus> status_;                       // parallel to resources_
-  std::vector<std::shared_ptr<const DecodedSpec>> decoded_;  // keeps the models alive
+  CompileTimings timings_;
+  std::vector<ResourceStatus> status_;  // parallel to resources_
+  // Keeps alive the models of resources without a DecodeSlot (a slot keeps its own).
+  std::vector<std::shared_ptr<const DecodedSpec>> decoded_;
 
   std::set<std::tuple<std::string, std::string, std::string>> rejected_;  // (kind, ns, name)
   std::vector<GatewayItem> gateways_;
@@ -182,9 +235,8 @@ class Compilation {
   std::map<std::pair<std::string, std::string>, uint32_t> route_filter_by_name_;
   std::map<std::pair<std::string, std::string>, uint32_t> gateway_by_name_;  // (ns, name)
   std::map<std::pair<std::string, std::string>, uint32_t> backend_by_name_;
-  // Materialized Backends by (ns/name, port for portless endpoints or 0).
-  // (resource index of the Backend, port for portless endpoints or 0).
-  std::map<std::pair<uint32_t, uint16_t>, const Backend*> materialized_;
+  // Materialized Backends by (index into backends_, port for portless endpoints or 0).
+  std::map<BackendKey, const Backend*> materialized_;
   std::string scratch_;  // reused to build lookup keys without allocating
 
   std::vector<ListenerBuild> listeners_;
@@ -199,6 +251,22 @@ bool olderFirst(const Resource& a, const Resource& b);
 }  // namespace portico::config::internal
 
 namespace portico::config {
+
+struct CompileCache::State {
+  // What the routes depended on besides their own documents.
+  uint64_t stats_instance = 0;
+  DnsAnswers dns;
+  std::string local_zone;
+  std::vector<std::shared_ptr<DecodeSlot>> others;
+  // The snapshot's backends, the keys of those made for portless endpoints (first use order),
+  // and its DNS names: a compile reusing routes starts from them.
+  std::vector<std::shared_ptr<const Backend>> backends;
+  std::map<internal::BackendKey, const Backend*> materialized;
+  std::vector<internal::BackendKey> port_backends;
+  std::vector<std::string> dns_names;
+  // Every route of the last compile, by its document's DecodeSlot.
+  std::unordered_map<const DecodeSlot*, std::shared_ptr<const internal::CompiledRoute>> routes;
+};
 
 // A resource's last status and its JSON, kept in its DecodeSlot: a later compile that gives the
 // same document the same status reuses the JSON (the JSON depends on the status and on the

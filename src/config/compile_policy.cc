@@ -200,7 +200,13 @@ void Compilation::applyRoutePolicies() {
   std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     return olderFirst(resources_[policies_[a].resource], resources_[policies_[b].resource]);
   });
-  std::map<std::pair<std::string, std::string>, uint32_t> route_by_name;
+  // Routes by (ns, name), filled when some policy targets a route.
+  bool targets_routes = std::any_of(policies_.begin(), policies_.end(), [](const PolicyItem& p) {
+    return std::any_of(p.model.targets.begin(), p.model.targets.end(),
+                       [](const PolicyTargetModel& t) { return t.kind == "HTTPRoute"; });
+  });
+  if (!targets_routes) return;  // no status to set, no rule to change
+  std::map<std::pair<std::string_view, std::string_view>, uint32_t> route_by_name;
   for (uint32_t i = 0; i < routes_.size(); ++i) {
     const Resource& res = resources_[routes_[i].resource];
     if (res.kind == "HTTPRoute") route_by_name[{res.ns, res.name}] = i;  // not GRPCRoutes
@@ -233,10 +239,10 @@ void Compilation::applyRoutePolicies() {
       }
       RouteItem& route = routes_[it->second];
       bool any = false;
-      for (uint32_t ri = 0; ri < route.rules.size(); ++ri) {
+      for (uint32_t ri = 0; ri < route.model.rules.size(); ++ri) {
         if (!target.section.empty() && route.model.rules[ri].name != target.section) continue;
         any = true;
-        RuleLayers& l = layers[route.rules[ri]];
+        RuleLayers& l = layers[route.rule(ri)];
         bool rule_level = !target.section.empty();
         Level def = rule_level ? kRuleDefault : kRouteDefault;
         Level ovr = rule_level ? kRuleOverride : kRouteOverride;
@@ -268,6 +274,7 @@ void Compilation::applyRoutePolicies() {
     return v == 0 || v >= kTimeoutDisabledMs ? kTimeoutDisabledMs : static_cast<uint32_t>(v);
   };
   for (RouteItem& route : routes_) {
+    if (route.reused) continue;  // its rules are final: the policies did not change
     for (uint32_t ri = 0; ri < route.rules.size(); ++ri) {
       auto it = layers.find(route.rules[ri]);
       if (it == layers.end()) continue;

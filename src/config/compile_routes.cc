@@ -109,10 +109,21 @@ void Compilation::buildBalancer(Backend& backend) {
   }
 }
 
-const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t ref_port) {
-  auto key = std::make_pair(item.resource, ref_port);
+const Backend* Compilation::materializeBackend(uint32_t backend_item, uint16_t ref_port) {
+  BackendKey key{backend_item, ref_port};
+  if (ref_port != 0 && recording_ != nullptr &&
+      std::find(recording_->port_backends.begin(), recording_->port_backends.end(), key) ==
+          recording_->port_backends.end()) {
+    recording_->port_backends.push_back(key);
+  }
   auto it = materialized_.find(key);
   if (it != materialized_.end()) return it->second;
+  if (reusing_) {
+    // A full compile would place this backend among the previous version's ones.
+    abandoned_ = true;
+    return nullptr;
+  }
+  const BackendItem& item = backends_[backend_item];
   const Resource& res = resources_[item.resource];
   auto backend = std::make_unique<Backend>();
   backend->ns = res.ns;
@@ -154,7 +165,7 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
   buildBalancer(*backend);
   const Backend* out = backend.get();
   materialized_[key] = out;
-  snapshot_->backends.push_back(std::move(backend));
+  snapshot_->backends.push_back(std::shared_ptr<const Backend>(std::move(backend)));
   return out;
 }
 
@@ -198,7 +209,7 @@ const Backend* Compilation::resolveBackendRef(const BackendRefModel& ref, Report
             "Required value: port: " + *failure_message + "; " + std::string(consequence));
     return nullptr;
   }
-  return materializeBackend(item, item.needs_ref_port ? ref.port : 0);
+  return materializeBackend(it->second, item.needs_ref_port ? ref.port : 0);
 }
 
 std::vector<Mirror> Compilation::resolveMirrors(
@@ -236,7 +247,7 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
   route.rules.reserve(route.model.rules.size());
   for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
     const RuleModel& rm = route.model.rules[i];
-    auto rule = std::make_unique<Rule>();
+    auto rule = std::make_shared<Rule>();
     rule->route_ns = res.ns;
     rule->route_name = res.name;
     rule->rule_index = i;
@@ -339,6 +350,7 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
                 "every backendRef has weight 0: matching requests answer 500");
     }
     route.rules.push_back(rule.get());
+    if (recording_ != nullptr) recording_->rules.push_back(rule);
     snapshot_->rules.push_back(std::move(rule));
   }
   status_[route.resource].resolved_refs = resolved;
@@ -421,7 +433,13 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
       }
       spec.rules.push_back(std::move(rule));
     }
-    lb.spec.routes.push_back(std::move(spec));
+    router::RouteTable::prepare(spec);
+    auto shared = std::make_shared<const router::RouteSpec>(std::move(spec));
+    if (recording_ != nullptr) {
+      recording_->attached.emplace_back(bit->second, shared);
+      recording_->attached_to.emplace_back(g, li);
+    }
+    lb.spec.routes.push_back(std::move(shared));
     ++gw_status.listeners[li].attached_routes;
   }
   if (attached > 0) {
@@ -443,25 +461,134 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
   }
 }
 
+void Compilation::startReuse() {
+  if (!reuse_ || cache_->state == nullptr) return;
+  const CompileCache::State& st = *cache_->state;
+  if (st.stats_instance != ids_.instance() || st.local_zone != local_zone_ ||
+      st.dns.by_name != dns_.by_name || st.others != others_) {
+    return;
+  }
+  reusing_ = true;
+  snapshot_->backends = st.backends;
+  materialized_ = st.materialized;
+  snapshot_->dns_names = st.dns_names;
+}
+
+void Compilation::replayRoute(RouteItem& route, const CompiledRoute& compiled) {
+  // route.rules stays empty (see RouteItem) and so does the route's status_ entry: its JSON is
+  // the compiled route's.
+  for (const std::shared_ptr<Rule>& rule : compiled.rules) snapshot_->rules.push_back(rule);
+  for (const auto& [listener, spec] : compiled.attached)
+    listeners_[listener].spec.routes.push_back(spec);
+  for (auto [gateway, listener] : compiled.attached_to)
+    ++status_[gateways_[gateway].resource].listeners[listener].attached_routes;
+  if (compiled.status_json == nullptr) {  // not expected: dumpSource() fills it
+    status_[route.resource].parents = compiled.parents;
+    status_[route.resource].resolved_refs = compiled.resolved_refs;
+  }
+  const Resource& res = resources_[route.resource];
+  for (const Diagnostic& d : compiled.diagnostics) {
+    diagnostics_.push_back(d);
+    Diagnostic& placed = diagnostics_.back();
+    placed.file = res.file;
+    if (placed.line > 0) placed.line += res.line_offset;
+  }
+  route.reused = true;
+}
+
+bool Compilation::sameRouteBackends() const {
+  std::vector<BackendKey> order;
+  for (const RouteItem& route : routes_) {
+    for (const BackendKey& key : route.compiled->port_backends)
+      if (std::find(order.begin(), order.end(), key) == order.end()) order.push_back(key);
+  }
+  return order == cache_->state->port_backends;
+}
+
+void Compilation::fillCache() {
+  if (cache_ == nullptr) return;
+  std::unique_ptr<CompileCache::State>& st = cache_->state;
+  if (!reusing_) {
+    st = std::make_unique<CompileCache::State>();
+    st->stats_instance = ids_.instance();
+    st->dns = dns_;
+    st->local_zone = local_zone_;
+    st->others = std::move(others_);
+    st->routes.reserve(routes_.size());
+  }
+  st->backends = snapshot_->backends;
+  st->materialized = materialized_;
+  st->dns_names = snapshot_->dns_names;
+  st->port_backends.clear();
+  for (const RouteItem& route : routes_) {
+    for (const BackendKey& key : route.compiled->port_backends) {
+      if (std::find(st->port_backends.begin(), st->port_backends.end(), key) ==
+          st->port_backends.end()) {
+        st->port_backends.push_back(key);
+      }
+    }
+    if (route.reused) continue;
+    st->routes[route.compiled->slot.get()] = route.compiled;
+  }
+  // Drop the routes that are gone (replaced documents included): those not in use.
+  if (st->routes.size() != routes_.size()) {
+    std::erase_if(st->routes, [&](const auto& entry) { return entry.second.use_count() == 1; });
+  }
+}
+
 void Compilation::attachRoutes() {
   size_t rules = 0;
   for (const RouteItem& route : routes_) rules += route.model.rules.size();
   snapshot_->rules.reserve(snapshot_->rules.size() + rules);
+  startReuse();
   // Backends whose endpoints all have ports exist even when no route uses them.
-  for (const BackendItem& item : backends_)
-    if (!item.needs_ref_port) materializeBackend(item, 0);
+  if (!reusing_) {
+    for (uint32_t i = 0; i < backends_.size(); ++i)
+      if (!backends_[i].needs_ref_port) materializeBackend(i, 0);
+  }
   for (uint32_t ri = 0; ri < routes_.size(); ++ri) {
     RouteItem& route = routes_[ri];
+    const Resource& res = resources_[route.resource];
+    if (reusing_) {
+      auto it = cache_->state->routes.find(res.decoded.get());
+      if (it != cache_->state->routes.end()) {
+        route.compiled = it->second;
+        replayRoute(route, *it->second);
+        ++timings_.routes_reused;
+        continue;
+      }
+    }
+    ++timings_.routes_compiled;
+    std::shared_ptr<CompiledRoute> compiled;
+    if (cache_ != nullptr) {
+      compiled = std::make_shared<CompiledRoute>();
+      compiled->slot = res.decoded;
+      recording_ = compiled.get();
+    }
+    route.recording = compiled.get();
+    size_t first = diagnostics_.size();
     Reporter r = reporterFor(route.resource);
     compileRules(route, r);
-    status_[route.resource].parents.reserve(route.model.parent_refs.size());
+    ResourceStatus& st = status_[route.resource];
+    st.parents.reserve(route.model.parent_refs.size());
     for (const ParentRefModel& ref : route.model.parent_refs) {
       ParentStatus ps;
       ps.ref = &ref;
       attachParent(ri, ref, &ps, r);
-      status_[route.resource].parents.push_back(std::move(ps));
+      st.parents.push_back(std::move(ps));
     }
+    recording_ = nullptr;
+    if (abandoned_) return;
+    if (compiled == nullptr) continue;
+    compiled->parents = st.parents;
+    compiled->resolved_refs = st.resolved_refs;
+    compiled->diagnostics.assign(diagnostics_.begin() + static_cast<ptrdiff_t>(first),
+                                 diagnostics_.end());
+    for (Diagnostic& d : compiled->diagnostics)
+      if (d.line > 0) d.line -= res.line_offset;
+    route.compiled = std::move(compiled);
   }
+  if (reusing_ && !sameRouteBackends()) abandoned_ = true;
 }
 
 }  // namespace portico::config::internal

@@ -2,7 +2,12 @@
 // Routes: compile_routes.cc. Policies: compile_policy.cc. Status JSON: config_dump.cc.
 #include "config/compiler.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <tuple>
 #include <unordered_map>
 
@@ -97,12 +102,15 @@ bool olderFirst(const Resource& a, const Resource& b) {
 }
 
 Compilation::Compilation(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
-                         uint64_t version, const DnsAnswers& dns, std::string local_zone)
+                         uint64_t version, const DnsAnswers& dns, std::string local_zone,
+                         CompileCache* cache, bool reuse)
     : resources_ptr_(std::move(resources)),
       resources_(*resources_ptr_),
       ids_(ids),
       dns_(dns),
       local_zone_(std::move(local_zone)),
+      cache_(cache),
+      reuse_(reuse && cache != nullptr),
       snapshot_(std::make_shared<Snapshot>()),
       status_(resources_.size()) {
   snapshot_->version = version;
@@ -165,7 +173,7 @@ const DecodedSpec& Compilation::decoded(uint32_t i) {
     placed.file = res.file;
     if (placed.line > 0) placed.line += res.line_offset;
   }
-  decoded_.push_back(spec);
+  if (res.decoded == nullptr) decoded_.push_back(spec);  // else the slot keeps it alive
   return *spec;
 }
 
@@ -196,12 +204,12 @@ void Compilation::decodeAll() {
     }
   };
   routes_.reserve(resources_.size());
-  decoded_.reserve(resources_.size());
   for (uint32_t i = 0; i < resources_.size(); ++i) {
     const Resource& res = resources_[i];
     size_t first = diagnostics_.size();
     std::string problem, field;
     KindClass kind = classify(res, &problem, &field);
+    if (kind != KindClass::kHttpRoute && cache_ != nullptr) others_.push_back(res.decoded);
     if (kind == KindClass::kIgnored || kind == KindClass::kUnknown) {
       Reporter r = reporterFor(i);
       r.add(kind == KindClass::kIgnored ? Severity::kWarning : Severity::kError,
@@ -245,7 +253,7 @@ void Compilation::decodeAll() {
         break;
       case KindClass::kHttpRoute:
         if (spec.route) {
-          routes_.push_back(RouteItem{i, *spec.route, {}});
+          routes_.push_back(RouteItem{i, *spec.route, {}, nullptr, false});
           ok = true;
         }
         break;
@@ -411,16 +419,36 @@ void Compilation::fillStatsNames() {
 }
 
 CompileResult Compilation::run() {
+  auto cpu = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+  };
+  double start = cpu();
+  auto lap = [&] {
+    double now = cpu();
+    double ms = now - start;
+    start = now;
+    return ms;
+  };
   try {
     decodeAll();
+    timings_.decode_ms = lap();
     buildListeners();
     applyPolicies();
+    timings_.listeners_ms = lap();
     attachRoutes();
+    if (abandoned_) return {};
     applyRoutePolicies();
+    timings_.routes_ms = lap();
     buildPorts();
     fillStatsNames();
+    timings_.tables_ms = lap();
     snapshot_->dump = dumpSource();
+    fillCache();
+    timings_.status_ms = lap();
   } catch (const std::exception& e) {
+    if (cache_ != nullptr) cache_->state.reset();
     // Not expected: decoders catch yaml-cpp errors. Fail closed with an empty snapshot.
     Diagnostic d;
     d.message = std::string("internal error while compiling the configuration: ") + e.what();
@@ -429,17 +457,58 @@ CompileResult Compilation::run() {
     snapshot_ = std::make_shared<Snapshot>();
     snapshot_->version = version;
   }
-  return CompileResult{std::move(snapshot_), std::move(diagnostics_)};
+  return CompileResult{std::move(snapshot_), std::move(diagnostics_), timings_};
 }
 
 }  // namespace internal
 
+std::string CompileTimings::describe() const {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf),
+                "decode %.1f, listeners %.1f, routes %.1f (%u reused, %u compiled), tables %.1f, "
+                "status %.1f, total %.1f, cpu %.1f",
+                decode_ms, listeners_ms, routes_ms, routes_reused, routes_compiled, tables_ms,
+                status_ms, total_ms, cpu_ms);
+  return buf;
+}
+
+namespace {
+
+// CPU time of the calling thread, in ms.
+double threadCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+}  // namespace
+
+CompileCache::CompileCache() = default;
+CompileCache::~CompileCache() = default;
+
 CompileResult compile(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
                       uint64_t version, const CompileOptions& options) {
   static const DnsAnswers kNoAnswers;
-  return internal::Compilation(std::move(resources), ids, version,
-                               options.dns ? *options.dns : kNoAnswers, options.local_zone)
-      .run();
+  const DnsAnswers& dns = options.dns ? *options.dns : kNoAnswers;
+  auto start = std::chrono::steady_clock::now();
+  double cpu_start = threadCpuMs();
+  CompileResult result;
+  bool abandoned = false;
+  {
+    internal::Compilation reusing(resources, ids, version, dns, options.local_zone, options.cache,
+                                  /*reuse=*/true);
+    result = reusing.run();
+    abandoned = reusing.abandoned();
+  }
+  if (abandoned) {
+    result = internal::Compilation(std::move(resources), ids, version, dns, options.local_zone,
+                                   options.cache, /*reuse=*/false)
+                 .run();
+  }
+  result.timings.total_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  result.timings.cpu_ms = threadCpuMs() - cpu_start;
+  return result;
 }
 
 CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version,

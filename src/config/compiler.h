@@ -29,19 +29,56 @@ struct DnsAnswers {
   }
 };
 
+// Where one compile() spent its time (wall clock, ms), for the gateway's reload log line.
+struct CompileTimings {
+  double decode_ms = 0;        // classification, decoded specs (reused or decoded now)
+  double listeners_ms = 0;     // Gateways, listeners, ports, Gateway policies
+  double routes_ms = 0;        // HTTPRoute rules, references, attachment, route policies
+  double tables_ms = 0;        // route tables of the ports
+  double status_ms = 0;        // statuses for /config_dump
+  double total_ms = 0;         // compile() from call to return (a second try included)
+  double cpu_ms = 0;           // the same in CPU time of the calling thread (total - cpu: waiting)
+  uint32_t routes_reused = 0;  // HTTPRoutes whose previous compiled form was reused
+  uint32_t routes_compiled = 0;  // HTTPRoutes compiled now
+  // "decode 1.0, listeners 0.1, routes 2.0 (9999 reused, 1 compiled), tables 4.0, status 0.3,
+  // total 8.0, cpu 7.9"
+  std::string describe() const;
+};
+
 struct CompileResult {
   std::shared_ptr<const Snapshot> snapshot;  // never null; may have no ports
   std::vector<Diagnostic> diagnostics;       // errors: rejected parts; warnings: degraded
+  CompileTimings timings;
 };
 
 // Compiles `resources` (from loadPath/loadString) into a Snapshot with the given version.
 // `ids` assigns stats and pool ids; it must be the same object across reloads so that ids
 // stay stable. Supported kinds: Gateway and HTTPRoute (gateway.networking.k8s.io/v1, v1beta1),
 // Backend and TrafficPolicy (portico.dev/v1alpha1).
+// What one compile() leaves for the next, so that a reload that changed only HTTPRoutes
+// compiles only those: the compiled rules, attachments, statuses and diagnostics of every
+// route, by document. compile() reuses a route's when its document is the same and nothing
+// else is (every resource that is not an HTTPRoute the same document in the same order, the
+// same StatsIds, DNS answers and zone); otherwise it compiles everything and refills the
+// cache. The result is the same as without a cache (snapshot, statuses, diagnostics), except
+// that unchanged rules and backends are the previous snapshot's objects, shared.
+// Main thread only; one per gateway process, used with one StatsIds.
+class CompileCache {
+ public:
+  CompileCache();
+  ~CompileCache();
+  CompileCache(const CompileCache&) = delete;
+  CompileCache& operator=(const CompileCache&) = delete;
+
+  struct State;                  // compilation.h
+  std::unique_ptr<State> state;  // null: nothing to reuse
+};
+
 // What the gateway process adds to the resources.
 struct CompileOptions {
   const DnsAnswers* dns = nullptr;  // addresses of DNS endpoints (see Snapshot::dns_names)
   std::string local_zone;           // the gateway's zone, for zone-aware load balancing
+  CompileCache* cache = nullptr;    // reuse the previous compile's routes (see CompileCache)
 };
 
 CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version = 0,

@@ -184,13 +184,17 @@ std::string statusJson(const Resource& res, const ResourceStatus& st) {
 std::shared_ptr<const ConfigDumpSource> Compilation::dumpSource() const {
   auto dump = std::make_shared<ConfigDumpSource>();
   dump->resources = resources_ptr_;
-  dump->status.reserve(resources_.size());
+  dump->status.resize(resources_.size());
+  // Reused routes have the status they had (their status_ entries are left empty).
+  for (const RouteItem& route : routes_)
+    if (route.reused) dump->status[route.resource] = route.compiled->status_json;
   std::unordered_map<std::string_view, std::shared_ptr<const std::string>> fresh;
   for (size_t i = 0; i < resources_.size(); ++i) {
+    if (dump->status[i] != nullptr) continue;
     const Resource& res = resources_[i];
     DecodeSlot* slot = res.decoded.get();
     if (slot != nullptr && slot->status != nullptr && slot->status->status == status_[i]) {
-      dump->status.push_back(slot->status->json);
+      dump->status[i] = slot->status->json;
       continue;
     }
     std::string json = statusJson(res, status_[i]);
@@ -201,10 +205,12 @@ std::shared_ptr<const ConfigDumpSource> Compilation::dumpSource() const {
       shared = std::make_shared<const std::string>(std::move(json));
       fresh.emplace(std::string_view(*shared), shared);  // the key views the string it maps to
     }
-    dump->status.push_back(shared);
+    dump->status[i] = shared;
     if (slot != nullptr)
       slot->status = std::make_shared<StatusCache>(StatusCache{status_[i], shared});
   }
+  for (const RouteItem& route : routes_)
+    if (route.recording != nullptr) route.recording->status_json = dump->status[route.resource];
   return dump;
 }
 
@@ -262,8 +268,8 @@ std::string renderConfigDump(const Snapshot& snapshot) {
     json listeners = json::array();
     for (const router::RouteTable::Listener& l : port.routes->listeners()) {
       json routes = json::array();
-      for (const router::RouteSpec& r : l.spec.routes)
-        routes.push_back((r.kind == "HTTPRoute" ? "" : r.kind + ' ') + r.ns + '/' + r.name);
+      for (const auto& r : l.spec.routes)
+        routes.push_back((r->kind == "HTTPRoute" ? "" : r->kind + ' ') + r->ns + '/' + r->name);
       listeners.push_back({{"name", l.spec.id}, {"hostname", l.spec.hostname}, {"routes", routes}});
     }
     ports.push_back({{"address", port.bind.toString()},

@@ -5,8 +5,13 @@
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -294,15 +299,81 @@ bool isDocumentStart(std::string_view line) {
 
 }  // namespace
 
-std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
-  std::vector<std::pair<size_t, int>> starts = {{0, 0}};
+namespace {
+
+// Lines ("\n") in text[from, to), eight bytes at a time.
+int countLines(std::string_view text, size_t from, size_t to) {
+  constexpr uint64_t kLow7 = 0x7F7F7F7F7F7F7F7Full;
+  constexpr uint64_t kNewlines = 0x0A0A0A0A0A0A0A0Aull;
+  int lines = 0;
+  size_t i = from;
+  for (; i + 8 <= to; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    uint64_t x = word ^ kNewlines;  // a zero byte where a newline was
+    // The high bit of each byte set exactly where x has a zero byte.
+    uint64_t zero = ~(((x & kLow7) + kLow7) | x | kLow7);
+    // One bit per newline byte, at the byte's high bit: moved down and summed by a multiply.
+    lines += static_cast<int>(((zero >> 7) * 0x0101010101010101ull) >> 56);
+  }
+  for (; i < to; ++i) lines += text[i] == '\n';
+  return lines;
+}
+
+}  // namespace
+
+namespace {
+
+// Where the documents of `text` start (byte offsets; the first is 0), as splitDocuments().
+std::vector<size_t> documentOffsets(std::string_view text) {
+  std::vector<size_t> starts = {0};
+  // A directive is a line starting with '%' (a rare byte: memchr finds the candidates).
+  bool directives = false;
+  for (size_t at = text.find('%'); at != std::string_view::npos && !directives;
+       at = text.find('%', at + 1)) {
+    directives = at == 0 || text[at - 1] == '\n';
+  }
+  if (!directives) {
+    // No directive (the common case): only "\n---" needs looking at.
+    auto next = [&](size_t from) -> size_t {
+      const char* p = text.data();
+      size_t n = text.size();
+      size_t i = from;
+#if defined(__SSE2__)
+      // 16 positions at a time: a newline whose next byte is '-'.
+      const __m128i newline = _mm_set1_epi8('\n'), dash = _mm_set1_epi8('-');
+      for (; i + 17 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+        unsigned mask = static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, newline), _mm_cmpeq_epi8(b, dash))));
+        for (; mask != 0; mask &= mask - 1) {
+          size_t at = i + static_cast<size_t>(__builtin_ctz(mask));
+          if (at + 4 <= n && p[at + 2] == '-' && p[at + 3] == '-') return at;
+        }
+      }
+#endif
+      if (i >= n) return std::string_view::npos;
+      const void* at = memmem(p + i, n - i, "\n---", 4);
+      return at == nullptr ? std::string_view::npos
+                           : static_cast<size_t>(static_cast<const char*>(at) - p);
+    };
+    for (size_t pos = next(0); pos != std::string_view::npos; pos = next(pos + 1)) {
+      size_t after = pos + 4;
+      if (after < text.size() && text[after] != '\n' && text[after] != ' ' && text[after] != '\t' &&
+          text[after] != '\r') {
+        continue;
+      }
+      starts.push_back(pos + 1);
+    }
+    return starts;
+  }
   bool directive = false;  // the current part has a "%" line: keep it with the next document
-  int line = 0;
-  for (size_t pos = 0; pos < text.size(); ++line) {
+  for (size_t pos = 0; pos < text.size();) {
     size_t eol = text.find('\n', pos);
     std::string_view l = text.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
     if (pos > 0 && isDocumentStart(l)) {
-      if (!directive) starts.emplace_back(pos, line);
+      if (!directive) starts.push_back(pos);
       directive = false;
     } else if (l.starts_with('%')) {
       directive = true;
@@ -311,6 +382,20 @@ std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
     pos = eol + 1;
   }
   return starts;
+}
+
+}  // namespace
+
+std::vector<std::pair<size_t, int>> splitDocuments(std::string_view text) {
+  std::vector<std::pair<size_t, int>> out;
+  int line = 0;
+  size_t counted = 0;
+  for (size_t offset : documentOffsets(text)) {
+    line += countLines(text, counted, offset);
+    counted = offset;
+    out.emplace_back(offset, line);
+  }
+  return out;
 }
 
 Loader::Loader() = default;
@@ -327,10 +412,22 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
   DocList* before = nullptr;
   if (auto it = previous_.find(file); it != previous_.end()) before = &it->second;
   DocList& now = current_[file];
-  std::vector<std::pair<size_t, int>> starts = splitDocuments(text);
+  auto start = std::chrono::steady_clock::now();
+  std::vector<size_t> starts = documentOffsets(text);
+  auto split = std::chrono::steady_clock::now();
+  timings_.split_ms += std::chrono::duration<double, std::milli>(split - start).count();
+  struct AddTime {
+    std::chrono::steady_clock::time_point from;
+    double* to;
+    ~AddTime() {
+      *to += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - from)
+                 .count();
+    }
+  } documents_time{split, &timings_.documents_ms};
   if (starts.size() > kMaxDocumentsPerFile) {
-    result->diagnostics.push_back(fileDiagnostic(file, "invalid YAML: too many documents",
-                                                 starts[kMaxDocumentsPerFile].second + 1, 1));
+    int line = countLines(text, 0, starts[kMaxDocumentsPerFile]);
+    result->diagnostics.push_back(
+        fileDiagnostic(file, "invalid YAML: too many documents", line + 1, 1));
     result->outcome = LoadOutcome::kSyntaxError;
     return;
   }
@@ -369,20 +466,29 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
   size_t first_resource = result->resources.size();
   size_t first_diagnostic = result->diagnostics.size();
   result->resources.reserve(first_resource + starts.size());
+  int offset = 0;  // lines before the document: the sum of the previous documents' lines
   for (size_t i = 0; i < starts.size(); ++i) {
-    size_t end = i + 1 < starts.size() ? starts[i + 1].first : text.size();
-    std::string_view piece = text.substr(starts[i].first, end - starts[i].first);
-    int offset = starts[i].second;
-    uint64_t h = textHash(piece);
+    size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
+    std::string_view piece = text.substr(starts[i], end - starts[i]);
+    if (i > 0) offset += now.back().lines;
     Doc* old = nullptr;
+    uint64_t h = 0;
     if (before != nullptr && next_before < before->size()) {
+      // Where it was: compared without hashing it.
       Doc& d = (*before)[next_before];
-      if (d.hash == h && d.moved_to == UINT32_MAX && d.text == piece) old = &d;
+      if (d.moved_to == UINT32_MAX && d.text == piece) {
+        old = &d;
+        h = d.hash;
+      }
     }
-    if (old == nullptr) old = findBefore(piece, h);
+    if (old == nullptr) {
+      h = textHash(piece);
+      old = findBefore(piece, h);
+    }
     Doc doc;
     doc.hash = h;
     if (old != nullptr) {
+      doc.lines = old->lines;
       doc.chunk = old->chunk;
       if (old->moved_to == UINT32_MAX) {
         doc.text = std::move(old->text);  // no copy of the text
@@ -401,6 +507,7 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
         }
       }
       doc.text = std::string(piece);
+      doc.lines = countLines(piece, 0, piece.size());
       if (doc.chunk != nullptr) {
         ++reused_;
       } else {
@@ -433,6 +540,7 @@ void Loader::loadFileText(std::string_view text, const std::string& file, LoadRe
 
 LoadResult Loader::loadText(std::string_view text, const std::string& file) {
   parsed_ = reused_ = 0;
+  timings_ = {};
   current_.clear();
   LoadResult result;
   loadFileText(text, file, &result);
@@ -449,6 +557,7 @@ LoadResult loadPath(const std::string& path) { return Loader().load(path); }
 
 LoadResult Loader::load(const std::string& path) {
   parsed_ = reused_ = 0;
+  timings_ = {};
   current_.clear();
   LoadResult result;
   namespace fs = std::filesystem;
@@ -484,8 +593,13 @@ LoadResult Loader::load(const std::string& path) {
     files.push_back(path);
   }
   for (const std::string& file : files) {
-    std::string text, error;
-    if (!readFile(file, &text, &error)) {
+    std::string& text = buffer_;
+    std::string error;
+    auto start = std::chrono::steady_clock::now();
+    bool read = readFile(file, &text, &error);
+    timings_.read_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!read) {
       result.outcome = LoadOutcome::kUnreadable;
       result.resources.clear();
       result.diagnostics.push_back(fileDiagnostic(file, "cannot read configuration: " + error));

@@ -59,6 +59,15 @@ class Loader {
   // Documents parsed and documents reused by the last load.
   size_t parsedDocuments() const { return parsed_; }
   size_t reusedDocuments() const { return reused_; }
+  // Where the last load spent its time (wall clock, ms): reading files, splitting them into
+  // documents, matching documents with the previous load's (parsing the changed ones) and
+  // listing their resources.
+  struct Timings {
+    double read_ms = 0;
+    double split_ms = 0;
+    double documents_ms = 0;
+  };
+  const Timings& timings() const { return timings_; }
 
   struct Chunk;  // the outcome of parsing one document's text
 
@@ -67,6 +76,7 @@ class Loader {
   struct Doc {
     std::string text;
     uint64_t hash = 0;
+    int lines = 0;  // newlines in `text`
     std::shared_ptr<const Chunk> chunk;
     uint32_t moved_to = UINT32_MAX;  // while loading: its index in the new list once reused
   };
@@ -79,6 +89,8 @@ class Loader {
   std::unordered_map<std::string, DocList> current_;  // being filled by this load
   size_t parsed_ = 0;
   size_t reused_ = 0;
+  Timings timings_;
+  std::string buffer_;  // the file being loaded; kept: a reload reads into the same memory
 };
 
 // Where the documents of `text` start, as splitting for Loader does: pairs of (byte offset,

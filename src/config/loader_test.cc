@@ -414,6 +414,47 @@ TEST(LoaderTest, SplitsDocumentsOnlyAtDocumentStartLines) {
   EXPECT_EQ(result.outcome, LoadOutcome::kOk) << joined(result.diagnostics);
 }
 
+TEST(LoaderTest, SplitsWithoutDirectivesAtTheSameLines) {
+  // The loader's fast path (no "%" line): only "\n---" followed by the end, a space, a tab,
+  // "\r" or a newline starts a document.
+  std::string text =
+      "a: |\n"
+      "  ---\n"    // indented: not a marker
+      "---x: 1\n"  // not a marker
+      "----\n"     // not a marker
+      "---\r\n"    // marker (1)
+      "b: 1\n"
+      "---\n"  // marker (2)
+      "---\n"  // marker (3): an empty document
+      "c: 1\n"
+      "--- {d: 1}\n"  // marker (4)
+      "---";          // marker (5) at the end
+  std::vector<std::pair<size_t, int>> starts = splitDocuments(text);
+  std::vector<int> lines;
+  for (const auto& [offset, line] : starts) lines.push_back(line);
+  EXPECT_EQ(lines, (std::vector<int>{0, 4, 6, 7, 9, 10}));
+  for (size_t i = 1; i < starts.size(); ++i) EXPECT_EQ(text.substr(starts[i].first, 3), "---");
+}
+
+TEST(LoaderTest, LinesFollowDocumentsThatChangeSize) {
+  // A reload reuses the later documents; their lines move with the changed one's.
+  Loader loader;
+  std::string one = backendDoc("a") + "---\n" + backendDoc("b") + "---\n" + backendDoc("c");
+  LoadResult first = loader.loadText(one, "f.yaml");
+  ASSERT_EQ(first.resources.size(), 3u);
+  std::string two =
+      backendDoc("a") + "# one more line\n---\n" + backendDoc("b") + "---\n" + backendDoc("c");
+  LoadResult second = loader.loadText(two, "f.yaml");
+  ASSERT_EQ(second.resources.size(), 3u);
+  EXPECT_EQ(loader.parsedDocuments(), 1u);
+  LoadResult fresh = loadString(two, "f.yaml");
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(second.resources[i].line_offset, fresh.resources[i].line_offset) << i;
+    EXPECT_EQ(second.resources[i].mark.line, fresh.resources[i].mark.line) << i;
+  }
+  EXPECT_EQ(second.resources[2].line_offset, first.resources[2].line_offset + 1);
+}
+
 TEST(LoaderQuotesTest, UnclosedQuoteIsASyntaxError) {
   // yaml-cpp alone would read the rest of the input into the name.
   LoadResult r = loadString(

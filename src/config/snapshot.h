@@ -222,8 +222,10 @@ struct ConfigDumpSource;  // config_dump.cc
 struct Snapshot {
   uint64_t version = 0;
   std::vector<Port> ports;
-  std::vector<std::unique_ptr<Backend>> backends;  // stable addresses for WeightedBackend
-  std::vector<std::unique_ptr<Rule>> rules;        // stable addresses for route results
+  // Stable addresses for WeightedBackend and route results. Shared: a reload that did not
+  // change a route reuses its rules, and the backends they point at, from the previous version.
+  std::vector<std::shared_ptr<const Backend>> backends;
+  std::vector<std::shared_ptr<const Rule>> rules;
   std::vector<std::string> dns_names;  // DNS endpoint names the config uses (may repeat)
   // The resources and their status, for admin /config_dump (config::renderConfigDump, main
   // thread only: workers never touch it).

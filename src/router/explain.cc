@@ -73,7 +73,7 @@ Explanation explain(const RouteTable& table, const RouteInput& in) {
       std::string reason;
       if (out.rule == nullptr && e.check(in, &reason)) {
         out.rule = e.rule;
-        out.matched_route = routeName(chosen->spec.routes[e.route]);
+        out.matched_route = routeName(*chosen->spec.routes[e.route]);
         out.rule_index = static_cast<int32_t>(e.rule_index);
         out.match_index = static_cast<int32_t>(e.match_index);
         out.matched_hostname = e.hostname;
@@ -82,7 +82,7 @@ Explanation explain(const RouteTable& table, const RouteInput& in) {
       }
       if (out.rule != nullptr) continue;  // after the winner: not evaluated
       NearMiss miss;
-      miss.route = routeName(chosen->spec.routes[e.route]);
+      miss.route = routeName(*chosen->spec.routes[e.route]);
       miss.rule_index = static_cast<int32_t>(e.rule_index);
       miss.match_index = static_cast<int32_t>(e.match_index);
       miss.route_hostname = e.hostname;
@@ -91,7 +91,7 @@ Explanation explain(const RouteTable& table, const RouteInput& in) {
     }
   }
   for (uint32_t ri = 0; ri < chosen->spec.routes.size(); ++ri) {
-    const RouteSpec& route = chosen->spec.routes[ri];
+    const RouteSpec& route = *chosen->spec.routes[ri];
     if (is_candidate[ri]) continue;
     NearMiss miss;
     miss.route = routeName(route);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <unordered_map>
 
 #include "common/hash.h"
 #include "router/matchers.h"
@@ -33,6 +34,15 @@ void FlatStringMap::grow() {
     while (slots_[i].value != kNone) i = (i + 1) & mask_;
     slots_[i] = s;
   }
+}
+
+void FlatStringMap::reserve(size_t keys, size_t key_bytes) {
+  if (!slots_.empty()) return;
+  size_t size = 8;
+  while (size < keys * 2) size *= 2;
+  slots_.assign(size, Slot{});
+  mask_ = size - 1;
+  keys_.reserve(key_bytes);
 }
 
 uint32_t FlatStringMap::insert(std::string_view key, uint32_t value) {
@@ -136,6 +146,67 @@ void dedupe(std::vector<StringMatch>* list, bool ignore_case) {
 void compileMissing(StringMatch* m) {
   if (m->is_regex && m->regex == nullptr) m->regex = compileRegex(m->value, nullptr);
 }
+
+// Whether dedupe() would drop a condition of `list`.
+bool hasDuplicateNames(const std::vector<StringMatch>& list, bool ignore_case) {
+  for (size_t i = 1; i < list.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (ignore_case ? equalsIgnoreCase(list[i].name, list[j].name) : list[i].name == list[j].name)
+        return true;
+    }
+  }
+  return false;
+}
+
+// Whether the table must prepare a copy of the route's matches (see RouteTable()).
+bool needsPreparing(const RouteSpec& route) {
+  auto uncompiled = [](const StringMatch& m) { return m.is_regex && m.regex == nullptr; };
+  for (const RuleSpec& rs : route.rules) {
+    for (const MatchSpec& m : rs.matches) {
+      if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr) return true;
+      if (std::any_of(m.headers.begin(), m.headers.end(), uncompiled) ||
+          std::any_of(m.query_params.begin(), m.query_params.end(), uncompiled) ||
+          hasDuplicateNames(m.headers, /*ignore_case=*/true) ||
+          hasDuplicateNames(m.query_params, /*ignore_case=*/false)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// Entries by route hostname: a hash index over a list that sortByName() orders by hostname
+// (the order of the candidate lists), so that no lookup compares hostnames in a tree.
+class HostGroups {
+ public:
+  using Group = std::pair<std::string_view, std::vector<uint32_t>>;
+  void reserve(size_t routes) { index_.reserve(routes); }
+  std::vector<uint32_t>& get(std::string_view hostname) {
+    auto [it, inserted] = index_.try_emplace(hostname, static_cast<uint32_t>(groups_.size()));
+    if (inserted) groups_.emplace_back(hostname, std::vector<uint32_t>());
+    return groups_[it->second].second;
+  }
+  // REQUIRES: no get() after it.
+  void sortByName() {
+    std::sort(groups_.begin(), groups_.end(),
+              [](const Group& a, const Group& b) { return a.first < b.first; });
+    for (uint32_t i = 0; i < groups_.size(); ++i) index_[groups_[i].first] = i;
+  }
+  std::vector<Group>::iterator begin() { return groups_.begin(); }
+  std::vector<Group>::iterator end() { return groups_.end(); }
+  size_t size() const { return groups_.size(); }
+  std::vector<Group>::iterator find(std::string_view hostname) {
+    auto it = index_.find(hostname);
+    return it == index_.end() ? groups_.end() : groups_.begin() + it->second;
+  }
+
+ private:
+  struct Hash {
+    size_t operator()(std::string_view s) const { return fastHash(s); }
+  };
+  std::unordered_map<std::string_view, uint32_t, Hash> index_;
+  std::vector<Group> groups_;
+};
 
 int pathRank(PathType type) {
   switch (type) {
@@ -243,8 +314,15 @@ int compareNsName(const RouteSpec& a, const RouteSpec& b) {
 
 }  // namespace
 
+ListenerSpec::ListenerSpec(std::string id, std::string hostname, std::vector<RouteSpec> routes)
+    : id(std::move(id)), hostname(std::move(hostname)) {
+  this->routes.reserve(routes.size());
+  for (RouteSpec& r : routes)
+    this->routes.push_back(std::make_shared<const RouteSpec>(std::move(r)));
+}
+
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
-              const std::vector<RouteSpec>& routes) {
+              const std::vector<std::shared_ptr<const RouteSpec>>& routes) {
   const GrpcRank& ag = a.match.grpc;
   const GrpcRank& bg = b.match.grpc;
   if (ag.grpc != bg.grpc) return ag.grpc;
@@ -266,8 +344,8 @@ bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
   if (a.match.query_params.size() != b.match.query_params.size())
     return a.match.query_params.size() > b.match.query_params.size();
   if (a.route != b.route) {
-    const RouteSpec& ra = routes[a.route];
-    const RouteSpec& rb = routes[b.route];
+    const RouteSpec& ra = *routes[a.route];
+    const RouteSpec& rb = *routes[b.route];
     if (ra.created_us != rb.created_us) return ra.created_us < rb.created_us;
     // Alphabetical by "{namespace}/{name}".
     if (int c = compareNsName(ra, rb); c != 0) return c < 0;
@@ -277,41 +355,51 @@ bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
   return a.match_index < b.match_index;
 }
 
+void RouteTable::prepare(RouteSpec& route) {
+  for (RuleSpec& rs : route.rules) {
+    for (MatchSpec& m : rs.matches) {
+      dedupe(&m.headers, /*ignore_case=*/true);
+      dedupe(&m.query_params, /*ignore_case=*/false);
+      for (StringMatch& h : m.headers) compileMissing(&h);
+      for (StringMatch& q : m.query_params) compileMissing(&q);
+      if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr)
+        m.path_regex = compileRegex(m.path, nullptr);
+    }
+  }
+  route.prepared = true;
+}
+
 RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
   listeners_.reserve(listeners.size());
   for (ListenerSpec& spec : listeners) {
     Listener l;
     l.spec = std::move(spec);
-    l.spec.routes.shrink_to_fit();  // before the entries view into it
-    // The matches as the entries evaluate them, prepared in place (entries point at them).
+    // The matches as the entries evaluate them (entries point at them): a route whose matches
+    // need preparing is replaced by a prepared copy.
     size_t entry_count = 0;
-    for (RouteSpec& route : l.spec.routes) {
-      size_t matches = 0;
-      for (RuleSpec& rs : route.rules) {
-        for (MatchSpec& m : rs.matches) {
-          dedupe(&m.headers, /*ignore_case=*/true);
-          dedupe(&m.query_params, /*ignore_case=*/false);
-          for (StringMatch& h : m.headers) compileMissing(&h);
-          for (StringMatch& q : m.query_params) compileMissing(&q);
-          if (m.path_type == PathType::kRegularExpression && m.path_regex == nullptr)
-            m.path_regex = compileRegex(m.path, nullptr);
-        }
-        matches += rs.matches.size();
+    for (std::shared_ptr<const RouteSpec>& shared : l.spec.routes) {
+      if (!shared->prepared && needsPreparing(*shared)) {
+        auto copy = std::make_shared<RouteSpec>(*shared);
+        prepare(*copy);
+        shared = std::move(copy);
       }
-      entry_count += matches * std::max<size_t>(route.hostnames.size(), 1);
+      size_t matches = 0;
+      for (const RuleSpec& rs : shared->rules) matches += rs.matches.size();
+      entry_count += matches * std::max<size_t>(shared->hostnames.size(), 1);
     }
     l.entries.reserve(entry_count);
     // Entries grouped by route hostname.
-    std::map<std::string_view, std::vector<uint32_t>> groups;
+    HostGroups groups;
+    groups.reserve(l.spec.routes.size());
     std::vector<std::string_view> hostnames;
     for (uint32_t ri = 0; ri < l.spec.routes.size(); ++ri) {
-      const RouteSpec& route = l.spec.routes[ri];
+      const RouteSpec& route = *l.spec.routes[ri];
       hostnames.assign(route.hostnames.begin(), route.hostnames.end());
       if (hostnames.empty()) hostnames.emplace_back();
       std::sort(hostnames.begin(), hostnames.end());
       hostnames.erase(std::unique(hostnames.begin(), hostnames.end()), hostnames.end());
       for (std::string_view hostname : hostnames) {
-        std::vector<uint32_t>& group = groups[hostname];
+        std::vector<uint32_t>& group = groups.get(hostname);
         for (uint32_t rule = 0; rule < route.rules.size(); ++rule) {
           const RuleSpec& rs = route.rules[rule];
           for (uint32_t mi = 0; mi < rs.matches.size(); ++mi) {
@@ -321,8 +409,11 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
         }
       }
     }
+    groups.sortByName();
     for (auto& [hostname, members] : groups) {
-      std::stable_sort(members.begin(), members.end(), [&](uint32_t a, uint32_t b) {
+      // precedes() is a total order within a group (route, rule and match indexes decide
+      // last): no need for a stable sort.
+      std::sort(members.begin(), members.end(), [&](uint32_t a, uint32_t b) {
         return precedes(l.entries[a], l.entries[b], l.spec.routes);
       });
     }
@@ -336,12 +427,14 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
     l.candidates.reserve(groups.size());
     // A group's candidate list: its own entries, then every less specific group that also
     // matches any host of this group, then the catch-all group.
-    for (const auto& [hostname, members] : groups) {
-      std::vector<uint32_t> list = members;
+    for (auto& [hostname, members] : groups) {
+      // Only wildcard and catch-all groups are read again (by other groups' lists).
+      bool shared = hostname.empty() || hostname.starts_with("*.");
+      std::vector<uint32_t> list = shared ? members : std::move(members);
       if (!hostname.empty()) {
         for (std::string_view w : wildcards) {
           if (w != hostname && wildcardCovers(w, hostname)) {
-            const std::vector<uint32_t>& more = groups.at(w);
+            const std::vector<uint32_t>& more = groups.find(w)->second;
             list.insert(list.end(), more.begin(), more.end());
           }
         }
@@ -352,6 +445,10 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       candidates.entries = std::move(list);
       if (candidates.entries.size() > kIndexThreshold) {
         auto index = std::make_unique<CandidateList::PathIndex>();
+        size_t key_bytes = 0;
+        for (uint32_t e : candidates.entries) key_bytes += l.entries[e].match.path.size();
+        index->exact.reserve(candidates.entries.size(), key_bytes);
+        index->prefix.reserve(candidates.entries.size(), key_bytes);
         // (key id, position) pairs, then sorted by key id (positions stay ascending) and
         // flattened into `lists`.
         std::vector<std::pair<uint32_t, uint32_t>> keyed;

@@ -99,13 +99,21 @@ struct RouteSpec {
   std::vector<std::string> hostnames;
   std::vector<RuleSpec> rules;     // in list order
   std::string kind = "HTTPRoute";  // or "GRPCRoute"
+  // The matches are as the table evaluates them (RouteTable::prepare() did it): the table
+  // shares the spec without looking at them.
+  bool prepared = false;
 };
 
 // One listener (Gateway x listener) on the port.
 struct ListenerSpec {
   std::string id;        // "ns/gateway/listener"
   std::string hostname;  // "" (any), "a.example.com" or "*.example.com"
-  std::vector<RouteSpec> routes;
+  // Immutable once shared: a reload reuses the RouteSpecs of the routes it did not change.
+  std::vector<std::shared_ptr<const RouteSpec>> routes;
+
+  ListenerSpec() = default;
+  // Takes each route into its own shared RouteSpec.
+  ListenerSpec(std::string id, std::string hostname, std::vector<RouteSpec> routes = {});
 };
 
 // An open-addressing hash map from strings to uint32_t values, for lookups on the request
@@ -118,6 +126,9 @@ class FlatStringMap {
   static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
   // Stores `value` (not kNone) under `key` unless the key is present. Returns the value stored.
   uint32_t insert(std::string_view key, uint32_t value);
+  // Room for `keys` keys of `key_bytes` bytes in all without growing. Only before the first
+  // insert.
+  void reserve(size_t keys, size_t key_bytes);
   // kNone when absent.
   uint32_t find(std::string_view key) const {
     if (!hasLength(key.size())) return kNone;
@@ -234,10 +245,16 @@ class RouteTable {
   };
 
   // Builds the table. Listener hostnames should be distinct on a port (the compiler rejects
-  // conflicting listeners); for a duplicate hostname the first listener wins.
+  // conflicting listeners); for a duplicate hostname the first listener wins. A RouteSpec
+  // whose matches the table must prepare (uncompiled regexes, a header or query name given
+  // twice) is copied; the others are shared as they are.
   explicit RouteTable(std::vector<ListenerSpec> listeners);
   RouteTable(const RouteTable&) = delete;
   RouteTable& operator=(const RouteTable&) = delete;
+
+  // Prepares the matches of `route` as the table evaluates them (the first condition of each
+  // header or query name, compiled regexes) and marks it prepared.
+  static void prepare(RouteSpec& route);
 
   // Per request, any thread. Allocation-free.
   RouteDecision match(const RouteInput& in) const;
@@ -267,6 +284,6 @@ class RouteTable {
 // not merge the two kinds); between themselves they rank by GrpcRank: more service characters,
 // then more method characters, then more header matches, then the same route tie-breaks.
 bool precedes(const RouteTable::Entry& a, const RouteTable::Entry& b,
-              const std::vector<RouteSpec>& routes);
+              const std::vector<std::shared_ptr<const RouteSpec>>& routes);
 
 }  // namespace portico::router

@@ -109,6 +109,32 @@ spec:
         self.assertIn("HTTPRoute default/two is invalid: keeping its last good version",
                       self.gw.output())
 
+    def applied_line(self, version):
+        for line in self.gw.output().splitlines():
+            if f"configuration version {version} applied" in line:
+                return line
+        return ""
+
+    def test_a_reload_compiles_only_the_routes_that_changed(self):
+        self.write(self.two_routes("a", "a"))
+        self.wait_applied(2)
+        # Only route one changes: route two keeps its compiled form.
+        self.write(self.two_routes("b", "a"))
+        self.wait_applied(3)
+        self.assertEqual(self.path_served_by("/one"), "b")
+        self.assertEqual(self.path_served_by("/two"), "a")
+        self.assertIn("(1 reused, 1 compiled)", self.applied_line(3))
+        # A Backend changes (b now points at a's echo): every route is compiled again.
+        self.write(self.two_routes("b", "a").replace(f"port: {self.b}", f"port: {self.a}"))
+        self.wait_applied(4)
+        self.assertEqual(self.path_served_by("/one"), "a")
+        self.assertEqual(self.path_served_by("/two"), "a")
+        self.assertIn("(0 reused, 2 compiled)", self.applied_line(4))
+        dump = json.loads(self.admin_get("/config_dump")[1])
+        parents = {r["metadata"]["name"]: r["status"]["parents"][0]["conditions"][0]["status"]
+                   for r in dump["resources"] if r["kind"] == "HTTPRoute"}
+        self.assertEqual(parents, {"one": "True", "two": "True"})
+
     def test_sighup_reloads(self):
         # Change the file where inotify cannot see it being written... it will; so check that
         # SIGHUP on an unchanged file is harmless and a changed one is applied.
