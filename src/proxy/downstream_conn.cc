@@ -373,7 +373,10 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     return phase_ == Phase::kHead;
   }
   cb_request_ = true;
-  lb_hash_ = backend_->lb.hash_on == config::HashOn::kNone ? 0 : requestHash(in);
+  lb_hash_ = backend_->lb.hash_on == config::HashOn::kNone
+                 ? 0
+                 : requestHash(*backend_, in, peer_family_, peer_addr_, worker_.random(),
+                               worker_.random());
   if (!pickEndpoint(nullptr)) return reject(503, "no endpoints for backend\n");
   // Effective settings: a Gateway policy's overrides, else the rule's (its own fields and the
   // policies on the route), else the Gateway's defaults.

@@ -101,8 +101,6 @@ class DownstreamConn final : public Connection,
   // Chooses the endpoint of the next attempt, avoiding `avoid` when another exists.
   // False when the backend has no endpoint left to try.
   bool pickEndpoint(const config::Endpoint* avoid);
-  // The key a hashing load balancer uses for this request (before the head is consumed).
-  uint64_t requestHash(const router::RouteInput& in);
   // Circuit breaker overflow: 503 with x-portico-overloaded naming the limit.
   void overflow(std::string_view limit);
   // Passive outlier detection input for the current endpoint.

@@ -278,7 +278,10 @@ void H2Stream::route() {
     return;
   }
   cb_request_ = true;
-  lb_hash_ = backend_->lb.hash_on == config::HashOn::kNone ? 0 : requestHash(in);
+  lb_hash_ = backend_->lb.hash_on == config::HashOn::kNone
+                 ? 0
+                 : requestHash(*backend_, in, conn_.peerFamily(), conn_.peerAddr(), w.random(),
+                               w.random());
   if (!pickEndpoint()) {
     respondLocal(503, "no endpoints for backend\n");
     return;
@@ -330,35 +333,6 @@ bool H2Stream::pickEndpoint() {
   lb_index_ = i;
   endpoint_ = &backend_->endpoints[static_cast<size_t>(i)];
   return true;
-}
-
-uint64_t H2Stream::requestHash(const router::RouteInput& in) {
-  using config::HashOn;
-  std::string_view key;
-  switch (backend_->lb.hash_on) {
-    case HashOn::kNone:
-      return 0;
-    case HashOn::kHeader:
-      for (uint32_t i = 0; i < in.header_count && key.empty(); ++i)
-        if (equalsIgnoreCase(in.headers[i].name, backend_->lb.hash_name)) key = in.headers[i].value;
-      break;
-    case HashOn::kCookie:
-      for (uint32_t i = 0; i < in.header_count && key.data() == nullptr; ++i) {
-        if (in.headers[i].name != "cookie") continue;
-        key = cookieValue(in.headers[i].value, backend_->lb.hash_name);
-      }
-      break;
-    case HashOn::kQueryParameter:
-      key = queryValue(in.query, backend_->lb.hash_name);
-      break;
-    case HashOn::kSourceIp:
-      key = std::string_view(reinterpret_cast<const char*>(conn_.peerAddr()),
-                             conn_.peerFamily() == AF_INET6 ? 16 : 4);
-      break;
-  }
-  Worker& w = conn_.worker();
-  if (key.data() == nullptr) return (uint64_t{w.random()} << 32) | w.random();
-  return upstream::hashKey(key);
 }
 
 uint32_t H2Stream::remainingMs() const {

@@ -114,7 +114,6 @@ class H2Stream final : public upstream::UpstreamOwner,
   // What is left of the request deadline, in ms (kTimeoutDisabledMs: none).
   uint32_t remainingMs() const;
   bool pickEndpoint();
-  uint64_t requestHash(const router::RouteInput& in);
   void startHttp1(bool fresh_only = false);
   void startHttp2();
   void serializeHttp1Head(Buffer& out);

@@ -1,6 +1,10 @@
 #include "proxy/http_util.h"
 
+#include <netinet/in.h>
+
 #include <cstdio>
+
+#include "upstream/load_balancer.h"
 
 namespace portico::proxy {
 
@@ -94,6 +98,35 @@ void appendLocalResponse(Buffer& out, int status, std::string_view body, size_t 
   appendDecimal(out, content_length);
   out.append(close ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n");
   out.append(body);
+}
+
+uint64_t requestHash(const config::Backend& backend, const router::RouteInput& in,
+                     uint8_t peer_family, const uint8_t* peer_addr, uint32_t r1, uint32_t r2) {
+  using config::HashOn;
+  std::string_view key;
+  switch (backend.lb.hash_on) {
+    case HashOn::kNone:
+      return 0;
+    case HashOn::kHeader:
+      for (uint32_t i = 0; i < in.header_count && key.empty(); ++i)
+        if (equalsIgnoreCase(in.headers[i].name, backend.lb.hash_name)) key = in.headers[i].value;
+      break;
+    case HashOn::kCookie:
+      for (uint32_t i = 0; i < in.header_count && key.data() == nullptr; ++i) {
+        if (!equalsIgnoreCase(in.headers[i].name, "cookie")) continue;
+        key = cookieValue(in.headers[i].value, backend.lb.hash_name);
+      }
+      break;
+    case HashOn::kQueryParameter:
+      key = queryValue(in.query, backend.lb.hash_name);
+      break;
+    case HashOn::kSourceIp:
+      key = std::string_view(reinterpret_cast<const char*>(peer_addr),
+                             peer_family == AF_INET6 ? 16 : 4);
+      break;
+  }
+  if (key.data() == nullptr) return (uint64_t{r1} << 32) | r2;
+  return upstream::hashKey(key);
 }
 
 std::string_view cookieValue(std::string_view header, std::string_view name) {

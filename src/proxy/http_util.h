@@ -6,7 +6,9 @@
 
 #include "common/buffer.h"
 #include "config/filters.h"
+#include "config/snapshot.h"
 #include "http1/parser.h"
+#include "router/router.h"
 
 namespace portico::proxy {
 
@@ -35,6 +37,12 @@ std::string_view cookieValue(std::string_view header, std::string_view name);
 // The value of parameter `name` in a query string ("a=1&b"), as written (not decoded);
 // data() == nullptr when absent, empty for "b".
 std::string_view queryValue(std::string_view query, std::string_view name);
+
+// The key a hashing load balancer (RingHash, Maglev) uses for a request to `backend`: the
+// header, cookie, query parameter or client address its hashOn names. A request without the
+// key gets a random one (`r1`, `r2`: uniform 32-bit), spreading it like Random would.
+uint64_t requestHash(const config::Backend& backend, const router::RouteInput& in,
+                     uint8_t peer_family, const uint8_t* peer_addr, uint32_t r1, uint32_t r2);
 
 // RFC 9110 §9.2.2: a request with one of these methods may be sent again.
 inline bool isIdempotent(std::string_view method) {

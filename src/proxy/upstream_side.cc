@@ -55,35 +55,6 @@ bool DownstreamConn::pickEndpoint(const config::Endpoint* avoid) {
   return true;
 }
 
-uint64_t DownstreamConn::requestHash(const router::RouteInput& in) {
-  using config::HashOn;
-  std::string_view key;
-  switch (backend_->lb.hash_on) {
-    case HashOn::kNone:
-      return 0;
-    case HashOn::kHeader:
-      for (uint32_t i = 0; i < in.header_count && key.empty(); ++i)
-        if (equalsIgnoreCase(in.headers[i].name, backend_->lb.hash_name)) key = in.headers[i].value;
-      break;
-    case HashOn::kCookie:
-      for (uint32_t i = 0; i < in.header_count && key.empty(); ++i) {
-        if (!equalsIgnoreCase(in.headers[i].name, "cookie")) continue;
-        key = cookieValue(in.headers[i].value, backend_->lb.hash_name);
-      }
-      break;
-    case HashOn::kQueryParameter:
-      key = queryValue(in.query, backend_->lb.hash_name);
-      break;
-    case HashOn::kSourceIp:
-      key = std::string_view(reinterpret_cast<const char*>(peer_addr_),
-                             peer_family_ == AF_INET6 ? 16 : 4);
-      break;
-  }
-  // No key in the request: spread it like Random would.
-  if (key.data() == nullptr) return (uint64_t{worker_.random()} << 32) | worker_.random();
-  return upstream::hashKey(key);
-}
-
 void DownstreamConn::overflow(std::string_view limit) {
   stats::BackendStats& bs = worker_.stats().backends.at(backend_->stats_id);
   bs.overflows.inc();
