@@ -10,6 +10,7 @@ implementation. Tests of behaviour nginx lacks are marked `portico_only`."""
 import base64
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -724,6 +725,59 @@ http {{ access_log off; client_body_temp_path {self.tmp}; client_max_body_size 0
             self.assertEqual(r.stdout, b"201", r.stderr.decode())
             with open(os.path.join(self.root, name), "rb") as f:
                 self.assertEqual(f.read(), data)
+
+
+@portico_only("Portico's drain")
+class Drain(GatewayTestCase):
+    """SIGTERM: an HTTP/2 client gets GOAWAY naming the last stream Portico took; a stream in
+    flight still completes; a new stream after GOAWAY is not served."""
+
+    def test_goaway_on_drain_and_the_stream_in_flight_completes(self):
+        release = threading.Event()
+
+        class Slow(QuietHandler):
+            def do_GET(self):
+                release.wait(10)
+                body = b"late answer"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        slow = HttpPeer(Slow)
+        self.addCleanup(slow.close)
+        port = start_proxy(self, [("/slow", slow.port, "http")])
+        c = H2Frames(port)
+        self.addCleanup(c.close)
+        c.handshake()
+        c.send(c.get(1, "/slow/x"))
+        time.sleep(0.3)  # the request reached the upstream
+        self.gw.proc.send_signal(signal.SIGTERM)
+        goaway = c.frames(lambda f: f.type == GOAWAY, seconds=5)
+        self.assertIsNotNone(goaway, c.seen)
+        last_stream = struct.unpack(">I", goaway.payload[:4])[0] & 0x7FFFFFFF
+        self.assertEqual(last_stream, 1)
+        self.assertEqual(goaway.error_code, 0)  # NO_ERROR: a graceful shutdown
+        release.set()
+        hdrs, body = {}, b""
+        while True:
+            f = c.read()
+            self.assertIsNotNone(f, "the stream in flight did not complete")
+            if f.stream_id != 1:
+                continue
+            if f.type == HEADERS:
+                hdrs.update(c.decode(f))
+            elif f.type == DATA:
+                body += f.payload
+            if f.flags & END_STREAM:
+                break
+        self.assertEqual(hdrs.get(":status"), "200")
+        self.assertEqual(body, b"late answer")
+        # Then the connection closes (the drain is over for it).
+        end = time.time() + 5
+        while not c.eof and time.time() < end:
+            c.read()
+        self.assertTrue(c.eof)
 
 
 if __name__ == "__main__":
