@@ -16,6 +16,7 @@
 #include "config/policy.h"
 #include "http1/message.h"
 #include "net/address.h"
+#include "net/tls.h"
 
 namespace portico::router {
 class RouteTable;
@@ -208,6 +209,9 @@ struct Port {
   uint16_t port = 0;
   PortSettings settings;
   std::shared_ptr<const router::RouteTable> routes;  // listeners on this port and their routes
+  // HTTPS: the port's TLS context (certificates by SNI, ALPN, client verification); null for
+  // plain HTTP. Offered ALPN protocols: tls->settings().alpn.
+  std::shared_ptr<const net::ServerTlsContext> tls;
 };
 
 struct ConfigDumpSource;  // config_dump.cc

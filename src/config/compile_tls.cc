@@ -1,0 +1,172 @@
+// HTTPS listeners: certificateRefs and caCertificateRefs resolved to Secrets, ConfigMaps and
+// files, certificates parsed and checked; the TLS context of each HTTPS port.
+//
+// Files are read here, at every compile (decoding depends on the document alone), so a reload
+// picks up rotated certificates.
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "config/compilation.h"
+
+namespace portico::config::internal {
+namespace {
+
+constexpr size_t kMaxPemFile = 1 << 20;
+
+// `path` relative to the directory of `config_file` unless absolute.
+std::string resolvePath(const std::string& path, const std::string& config_file) {
+  if (path.empty() || path[0] == '/') return path;
+  size_t slash = config_file.rfind('/');
+  if (slash == std::string::npos) return path;
+  return config_file.substr(0, slash + 1) + path;
+}
+
+// Reads a PEM file into *out; "" on success, else the problem.
+std::string readPemFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "cannot read " + path + ": " + std::strerror(errno);
+  std::ostringstream text;
+  text << in.rdbuf();
+  *out = text.str();
+  if (out->size() > kMaxPemFile) return path + " is larger than 1 MiB";
+  return "";
+}
+
+std::string describe(const Resource& res) {
+  std::string out = res.kind + ' ' + res.ns + '/' + res.name;
+  if (!res.mark.is_null())
+    out += " (" + (res.file.empty() ? std::string("<input>") : res.file) + ':' +
+           std::to_string(res.mark.line + 1) + ')';
+  return out;
+}
+
+}  // namespace
+
+std::optional<net::TlsListenerSettings> Compilation::resolveListenerTls(const GatewayItem& gw,
+                                                                        const ListenerModel& lm,
+                                                                        const std::string& id,
+                                                                        Reporter& r,
+                                                                        Condition* failed) {
+  const Resource& gw_res = resources_[gw.resource];
+  const ListenerTlsModel& tls = *lm.tls;
+  net::TlsListenerSettings out;
+  out.id = id;
+  out.hostname = lm.hostname;
+  out.min_version = tls.min_version;
+  bool ok = true;
+  auto fail = [&](const Where& where, std::string reason, const std::string& message) {
+    r.error(where.mark, where.path, "ResolvedRefs=False/" + reason + ": " + message);
+    if (ok) *failed = Condition{"ResolvedRefs", false, std::move(reason), message};
+    ok = false;
+  };
+  // A Secret or ConfigMap in the Gateway's namespace (no ReferenceGrant support yet).
+  auto lookup = [&](const CertificateRefModel& ref) -> const SecretModel* {
+    std::string ns = ref.ns.empty() ? gw_res.ns : ref.ns;
+    if (ns != gw_res.ns) {
+      fail(ref.where, "RefNotPermitted",
+           ref.kind + ' ' + ns + '/' + ref.name +
+               " is in another namespace than the Gateway (ReferenceGrant is not supported yet)");
+      return nullptr;
+    }
+    auto it = secret_by_name_.find({ref.kind, ns, ref.name});
+    if (it == secret_by_name_.end()) {
+      bool invalid = rejected_.count({ref.kind, ns, ref.name}) > 0;
+      fail(ref.where, "InvalidCertificateRef",
+           ref.kind + ' ' + ns + '/' + ref.name +
+               (invalid ? " is invalid (see its errors)" : " not found"));
+      return nullptr;
+    }
+    return it->second.second;
+  };
+  auto describeRef = [&](const CertificateRefModel& ref) {
+    std::string ns = ref.ns.empty() ? gw_res.ns : ref.ns;
+    auto it = secret_by_name_.find({ref.kind, ns, ref.name});
+    return it == secret_by_name_.end() ? ref.kind + ' ' + ns + '/' + ref.name
+                                       : describe(resources_[it->second.first]);
+  };
+
+  for (const CertificateRefModel& ref : tls.certificate_refs) {
+    const SecretModel* s = lookup(ref);
+    if (s == nullptr) continue;
+    if (!s->has_tls_crt || !s->has_tls_key) {
+      fail(ref.where, "InvalidCertificateRef",
+           describeRef(ref) + " has no " + (s->has_tls_crt ? "tls.key" : "tls.crt") +
+               " (a kubernetes.io/tls Secret has tls.crt and tls.key)");
+      continue;
+    }
+    auto cert = net::TlsCertificate::fromPem(s->tls_crt, s->tls_key);
+    if (!cert.ok()) {
+      fail(ref.where, "InvalidCertificateRef", describeRef(ref) + ": " + cert.status().message());
+      continue;
+    }
+    out.certificates.push_back(std::move(cert.value()));
+  }
+  if (!tls.certificate_file.empty()) {
+    std::string cert_path = resolvePath(tls.certificate_file, gw_res.file);
+    std::string key_path = resolvePath(tls.key_file, gw_res.file);
+    std::string cert_pem, key_pem;
+    std::string problem = readPemFile(cert_path, &cert_pem);
+    if (problem.empty()) problem = readPemFile(key_path, &key_pem);
+    if (problem.empty()) {
+      auto cert = net::TlsCertificate::fromPem(cert_pem, key_pem);
+      if (cert.ok()) {
+        out.certificates.push_back(std::move(cert.value()));
+      } else {
+        problem = cert_path + " / " + key_path + ": " + cert.status().message();
+      }
+    }
+    if (!problem.empty()) fail(tls.certificate_file_where, "InvalidCertificateRef", problem);
+  }
+
+  std::string ca_pem;
+  for (const CertificateRefModel& ref : tls.ca_refs) {
+    const SecretModel* s = lookup(ref);
+    if (s == nullptr) continue;
+    if (!s->has_ca_crt) {
+      fail(ref.where, "InvalidCACertificateRef", describeRef(ref) + " has no ca.crt");
+      continue;
+    }
+    ca_pem += s->ca_crt;
+    ca_pem += '\n';
+  }
+  if (!tls.ca_file.empty()) {
+    std::string pem;
+    std::string problem = readPemFile(resolvePath(tls.ca_file, gw_res.file), &pem);
+    if (!problem.empty()) {
+      fail(tls.ca_file_where, "InvalidCACertificateRef", problem);
+    } else {
+      ca_pem += pem;
+    }
+  }
+  if (ok && (!tls.ca_refs.empty() || !tls.ca_file.empty())) {
+    auto bundle = net::TlsCaBundle::fromPem(ca_pem);
+    if (!bundle.ok()) {
+      fail(tls.ca_refs.empty() ? tls.ca_file_where : tls.ca_refs[0].where,
+           "InvalidCACertificateRef", bundle.status().message());
+    } else {
+      out.client_ca = std::move(bundle.value());
+      out.client_mode = tls.client_mode == ClientCertModel::kOptional
+                            ? net::ClientCertMode::kOptional
+                            : net::ClientCertMode::kRequired;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::shared_ptr<const net::ServerTlsContext> Compilation::buildPortTls(const PortBuild& pb) {
+  net::TlsPortSettings settings;
+  for (uint32_t l : pb.listeners)
+    if (listeners_[l].tls) settings.listeners.push_back(*listeners_[l].tls);
+  auto ctx = net::ServerTlsContext::build(std::move(settings));
+  if (ctx.ok()) return std::move(ctx.value());
+  Diagnostic d;
+  d.message = "port " + std::to_string(pb.port) + ": TLS: " + ctx.status().message() +
+              "; the port is not served";
+  diagnostics_.push_back(std::move(d));
+  return nullptr;
+}
+
+}  // namespace portico::config::internal
