@@ -198,6 +198,7 @@ class Compilation {
   std::map<std::tuple<std::string, std::string, std::string>,
            std::pair<uint32_t, const SecretModel*>>
       secret_by_name_;
+  std::set<uint32_t> reported_secrets_;  // Secrets whose content errors were reported
   // Materialized Backends by (ns/name, port for portless endpoints or 0).
   // (resource index of the Backend, port for portless endpoints or 0).
   std::map<std::pair<uint32_t, uint16_t>, const Backend*> materialized_;

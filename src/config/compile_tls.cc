@@ -99,22 +99,34 @@ std::optional<net::TlsListenerSettings> Compilation::resolveListenerTls(const Ga
     auto cert = net::TlsCertificate::fromPem(s->tls_crt, s->tls_key);
     if (!cert.ok()) {
       fail(ref.where, "InvalidCertificateRef", describeRef(ref) + ": " + cert.status().message());
+      // Also on the Secret, once: a reload then keeps the Secret's last good version.
+      uint32_t secret = secret_by_name_[{ref.kind, gw_res.ns, ref.name}].first;
+      if (reported_secrets_.insert(secret).second) {
+        const Where& at =
+            cert.status().message().starts_with("tls.crt") ? s->tls_crt_where : s->tls_key_where;
+        reporterFor(secret).error(at.mark, at.path, cert.status().message());
+      }
       continue;
     }
     out.certificates.push_back(std::move(cert.value()));
   }
   if (!tls.certificate_file.empty()) {
     std::string cert_path = resolvePath(tls.certificate_file, gw_res.file);
-    std::string key_path = resolvePath(tls.key_file, gw_res.file);
+    std::string key_path =
+        tls.key_file.empty() ? cert_path : resolvePath(tls.key_file, gw_res.file);
     std::string cert_pem, key_pem;
+    out.files.push_back(cert_path);
+    if (key_path != cert_path) out.files.push_back(key_path);
     std::string problem = readPemFile(cert_path, &cert_pem);
-    if (problem.empty()) problem = readPemFile(key_path, &key_pem);
+    if (problem.empty())
+      problem = key_path == cert_path ? (key_pem = cert_pem, "") : readPemFile(key_path, &key_pem);
     if (problem.empty()) {
       auto cert = net::TlsCertificate::fromPem(cert_pem, key_pem);
       if (cert.ok()) {
         out.certificates.push_back(std::move(cert.value()));
       } else {
-        problem = cert_path + " / " + key_path + ": " + cert.status().message();
+        problem = cert_path + (key_path == cert_path ? "" : " / " + key_path) + ": " +
+                  cert.status().message();
       }
     }
     if (!problem.empty()) fail(tls.certificate_file_where, "InvalidCertificateRef", problem);
@@ -133,7 +145,8 @@ std::optional<net::TlsListenerSettings> Compilation::resolveListenerTls(const Ga
   }
   if (!tls.ca_file.empty()) {
     std::string pem;
-    std::string problem = readPemFile(resolvePath(tls.ca_file, gw_res.file), &pem);
+    out.files.push_back(resolvePath(tls.ca_file, gw_res.file));
+    std::string problem = readPemFile(out.files.back(), &pem);
     if (!problem.empty()) {
       fail(tls.ca_file_where, "InvalidCACertificateRef", problem);
     } else {

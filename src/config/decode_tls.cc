@@ -218,10 +218,9 @@ void decodeListenerTls(MapReader& listener, ListenerModel* out) {
   bool has_mode = false;
   decodeOptions(r, t.take("options"), t.childPath("options"), &tls, &has_mode);
   std::string options = t.childPath("options");
-  if (tls.certificate_file.empty() != tls.key_file.empty()) {
-    r.error(t.markOf("options"), options,
-            "Required value: " + std::string(kCertificateFile) + " and " + std::string(kKeyFile) +
-                " go together");
+  if (tls.certificate_file.empty() && !tls.key_file.empty()) {
+    r.error(t.markOf("options"), fieldPath(options, kKeyFile),
+            "Forbidden: needs option " + std::string(kCertificateFile));
   }
   if (tls.certificate_refs.empty() && tls.certificate_file.empty() && mode == "Terminate") {
     r.error(t.mark(), t.childPath("certificateRefs"),

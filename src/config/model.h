@@ -63,6 +63,7 @@ struct ListenerTlsModel {
   Where where;
   std::vector<CertificateRefModel> certificate_refs;
   // options portico.dev/certificate-file and key-file: PEM files (relative to the config file).
+  // Without key-file, the key is read from the certificate file.
   std::string certificate_file;
   std::string key_file;
   Where certificate_file_where;

@@ -317,6 +317,19 @@ Result<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::build(TlsPortS
 
 ServerTlsContext::~ServerTlsContext() { SSL_CTX_free(ctx_); }
 
+bool ServerTlsContext::misdirected(size_t handshake_listener, std::string_view listener_id) const {
+  const std::vector<TlsListenerSettings>& ls = settings_.listeners;
+  if (handshake_listener < ls.size() && ls[handshake_listener].id == listener_id) return false;
+  for (const TlsListenerSettings& l : ls) {
+    if (l.id != listener_id) continue;
+    if (l.client_ca == nullptr) return false;
+    const TlsListenerSettings* h =
+        handshake_listener < ls.size() ? &ls[handshake_listener] : nullptr;
+    return h == nullptr || h->client_ca != l.client_ca || h->client_mode != l.client_mode;
+  }
+  return false;
+}
+
 // ---- Peer certificate ------------------------------------------------------------------
 
 std::string PeerCertificateInfo::xfcc() const {

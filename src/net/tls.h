@@ -81,6 +81,7 @@ struct TlsListenerSettings {
   std::string hostname;  // the listener's hostname: "" (any), "a.example.com", "*.example.com"
   std::vector<std::shared_ptr<const TlsCertificate>> certificates;  // at least one
   std::shared_ptr<const TlsCaBundle> client_ca;                     // null: no client certs
+  std::vector<std::string> files;  // files the certificates and CAs were read from (reloads)
   ClientCertMode client_mode = ClientCertMode::kNone;
   int min_version = 0x0303;  // TLS1_2_VERSION or TLS1_3_VERSION
 };
@@ -111,6 +112,10 @@ class ServerTlsContext {
 
   SSL_CTX* ctx() const { return ctx_; }
   const TlsPortSettings& settings() const { return settings_; }
+  // Whether a request that Host routes to listener `listener_id` must be refused (421) on a
+  // connection whose handshake chose listener `handshake_listener` (SNI): the routed listener
+  // verifies client certificates and the handshake did not apply its verification.
+  bool misdirected(size_t handshake_listener, std::string_view listener_id) const;
 
  private:
   ServerTlsContext() = default;

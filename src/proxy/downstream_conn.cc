@@ -301,6 +301,9 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     st.global.no_route.inc();
     return reject(404, "no route matches on listener " + std::string(d.listener) + "\n");
   }
+  // Host names a listener that verifies client certificates, SNI chose another one.
+  if (port->tls && port->tls->misdirected(transport_.listenerIndex(), d.listener))
+    return reject(421, "misdirected request: this connection was not made for this host\n");
   rule_ = d.rule;
   stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
   rs.requests.inc();

@@ -344,6 +344,10 @@ class BadCertificates(TlsTestCase):
                       "spec.listeners[1].tls.certificateRefs[0]: "
                       "ResolvedRefs=False/InvalidCertificateRef: Secret default/bad", out)
         self.assertIn("tls.crt: no PEM certificate", out)
+        # The Secret itself is in error too, at its field (a reload keeps its last good version).
+        crt_line = next(i for i, l in enumerate(lines) if "tls.crt: not a certificate" in l) + 1
+        self.assertIn(f"{path}:{crt_line}:12: error: Secret default/bad: stringData.tls.crt: "
+                      "tls.crt: no PEM certificate could be read", out)
         self.assertIn("spec.listeners[2].tls.certificateRefs[0]: ResolvedRefs=False/"
                       "InvalidCertificateRef", out)
         self.assertIn("tls.key does not match the certificate", out)
@@ -360,6 +364,19 @@ class BadCertificates(TlsTestCase):
         programmed = next(c for c in bad_status["conditions"] if c["type"] == "Programmed")
         self.assertEqual(programmed["status"], "False")
 
+    def test_host_of_an_mtls_listener_on_another_listeners_connection_is_misdirected(self):
+        a = self.pki.issue("a", "a.example.com", dns=["a.example.com"])
+        b = self.pki.issue("b", "b.example.com", dns=["b.example.com"])
+        mtls = self.listener("b", "b.example.com", ["cert-b"], ca_refs=["client-ca"])
+        self.gateway(self.yaml([self.listener("a", "a.example.com", ["cert-a"]), mtls],
+                               secret_data("cert-a", *a), secret_data("cert-b", *b),
+                               config_map_ca("client-ca", self.pki.ca_crt)))
+        # SNI a.example.com (no client certificate asked), Host b.example.com (mTLS).
+        code, status, body = self.curl("a.example.com", extra=["-H", "Host: b.example.com"])
+        self.assertEqual((code, status), (0, 421), body)
+        code, status, body = self.curl("a.example.com")
+        self.assertEqual((code, status), (0, 200), body)
+
     def test_passthrough_is_not_supported_yet(self):
         path = os.path.join(self.tmp, "gw.yaml")
         listener = self.listener("tls", None, ["x"]).replace("Terminate", "Passthrough")
@@ -372,6 +389,43 @@ class BadCertificates(TlsTestCase):
 
 
 class Rotation(TlsTestCase):
+    def test_certificate_file_change_reloads_by_itself(self):
+        # One file with the certificate and its key: replaced by one rename.
+        crt, key = self.pki.issue("v1", "v1.example.com", dns=["rot.example.com"])
+        live = os.path.join(self.tmp, "site.pem")
+        with open(live, "w") as f:
+            f.write(read(crt) + read(key))
+        self.gateway(self.yaml([self.listener(
+            "https", None, options={"portico.dev/certificate-file": "site.pem"})]))
+        self.assertEqual(self.served_subject("rot.example.com"), "v1.example.com")
+        crt2, key2 = self.pki.issue("v2", "v2.example.com", dns=["rot.example.com"])
+        with open(live + ".tmp", "w") as f:
+            f.write(read(crt2) + read(key2))
+        os.rename(live + ".tmp", live)
+        deadline = time.time() + 5
+        while time.time() < deadline and self.served_subject("rot.example.com") != "v2.example.com":
+            time.sleep(0.05)
+        self.assertEqual(self.served_subject("rot.example.com"), "v2.example.com",
+                         self.gw.output())
+
+    def test_a_bad_secret_on_reload_keeps_the_last_good_certificate(self):
+        good = self.pki.issue("good", "good.example.com", dns=["good.example.com"])
+        listeners = [self.listener("https", None, ["cert"])]
+        self.gateway(self.yaml(listeners, secret_data("cert", *good)))
+        self.assertEqual(self.served_subject("good.example.com"), "good.example.com")
+        other = self.pki.issue("other", "other.example.com", dns=["other.example.com"])
+        path = os.path.join(self.tmp, "gateway.yaml")
+        with open(path + ".tmp", "w") as f:
+            f.write(self.yaml(listeners, secret_data("cert", good[0], other[1])))
+        os.rename(path + ".tmp", path)
+        deadline = time.time() + 5
+        while time.time() < deadline and "keeping its last good" not in self.gw.output():
+            time.sleep(0.05)
+        self.assertIn("Secret default/cert is invalid: keeping its last good version",
+                      self.gw.output())
+        code, status, body = self.curl("good.example.com")
+        self.assertEqual((code, status), (0, 200), body)
+
     def test_reload_rotates_the_certificate_and_keeps_open_connections(self):
         crt, key = self.pki.issue("v1", "v1.example.com", dns=["rot.example.com"])
         live_crt, live_key = os.path.join(self.tmp, "live.crt"), os.path.join(self.tmp, "live.key")
