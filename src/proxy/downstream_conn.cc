@@ -320,7 +320,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     scratch_.clear();
     scratch_.append("location: ");
     appendRedirectLocation(*rule_->redirect(), authority, local_port_, in.path, in.query,
-                           rule_->rewritePrefix(), scratch_);
+                           rule_->rewritePrefix(), scratch_, transport_.isTls() ? "https" : "http");
     scratch_.append("\r\n");
     in_.consume(head_len);
     respondLocal(rule_->redirect()->status_code, "", !req_bodyless_, scratch_.view());

@@ -176,6 +176,18 @@ class Sni(TlsTestCase):
         code, status, body = self.curl("shop.apps.example.com")
         self.assertEqual((code, status), (0, 200), body)
 
+    def test_redirect_keeps_the_https_scheme(self):
+        crt = self.pki.issue("m", "moved.example.com", dns=["moved.example.com"])
+        moved = ("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                 "metadata: {name: moved}\nspec:\n  parentRefs: [{name: gw}]\n"
+                 "  hostnames: [moved.example.com]\n  rules:\n  - filters:\n"
+                 "    - {type: RequestRedirect, requestRedirect: {hostname: new.example.com}}\n")
+        self.gateway(self.yaml([self.listener("https", None, ["m"])], secret_data("m", *crt),
+                               moved))
+        code, status, out = self.curl("moved.example.com", "/x?y=1", extra=["-i"])
+        self.assertEqual((code, status), (0, 302), out)
+        self.assertIn(f"location: https://new.example.com:{self.port}/x?y=1", out.lower())
+
     def test_certificate_from_files_relative_to_the_config(self):
         crt, key = self.pki.issue("file", "files.example.com", dns=["files.example.com"])
         self.gateway(self.yaml([self.listener(
