@@ -330,6 +330,50 @@ bool ServerTlsContext::misdirected(size_t handshake_listener, std::string_view l
   return false;
 }
 
+// ---- Client context --------------------------------------------------------------------
+
+Result<std::shared_ptr<const ClientTlsContext>> ClientTlsContext::build(
+    ClientTlsSettings settings) {
+  std::shared_ptr<ClientTlsContext> c(new ClientTlsContext());
+  c->settings_ = std::move(settings);
+  ERR_clear_error();
+  c->ctx_ = SSL_CTX_new(TLS_client_method());
+  if (c->ctx_ == nullptr) return Status::error("SSL_CTX_new: " + opensslError());
+  SSL_CTX* ctx = c->ctx_;
+  const ClientTlsSettings& s = c->settings_;
+  SSL_CTX_set_min_proto_version(ctx, s.min_version);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  if (s.insecure_skip_verify) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (s.ca != nullptr) {
+      SSL_CTX_set1_cert_store(ctx, s.ca->store());
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return Status::error("no default CA certificates: " + opensslError());
+    }
+  }
+  if (s.client_certificate != nullptr) {
+    const TlsCertificate& cert = *s.client_certificate;
+    if (SSL_CTX_use_cert_and_key(ctx, cert.cert(), cert.key(), cert.chain(), 1) != 1)
+      return Status::error("client certificate: " + opensslError());
+  }
+  std::string wire;
+  for (const std::string& p : s.alpn) {
+    if (p.empty() || p.size() > 255) continue;
+    wire.push_back(static_cast<char>(p.size()));
+    wire += p;
+  }
+  if (!wire.empty())
+    SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(wire.data()),
+                            static_cast<unsigned int>(wire.size()));
+  return std::shared_ptr<const ClientTlsContext>(std::move(c));
+}
+
+ClientTlsContext::~ClientTlsContext() { SSL_CTX_free(ctx_); }
+
 // ---- Peer certificate ------------------------------------------------------------------
 
 std::string PeerCertificateInfo::xfcc() const {
@@ -376,6 +420,26 @@ Transport::Transport(int fd, std::shared_ptr<const ServerTlsContext> tls)
   }
 }
 
+Transport::Transport(int fd, std::shared_ptr<const ClientTlsContext> tls,
+                     const std::string& server_name)
+    : fd_(fd), client_(std::move(tls)) {
+  ssl_ = SSL_new(client_->ctx());
+  bool ok = ssl_ != nullptr && SSL_set_fd(ssl_, fd_) == 1;
+  if (ok && !server_name.empty()) {
+    ok = SSL_set_tlsext_host_name(ssl_, server_name.c_str()) == 1;
+    if (ok && !client_->settings().insecure_skip_verify)
+      ok = SSL_set1_host(ssl_, server_name.c_str()) == 1;
+  }
+  if (ok) {
+    SSL_set_connect_state(ssl_);
+    SSL_set_app_data(ssl_, this);
+  } else {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    ERR_clear_error();
+  }
+}
+
 Transport::Transport(Transport&& o) noexcept { *this = std::move(o); }
 
 Transport& Transport::operator=(Transport&& o) noexcept {
@@ -384,6 +448,7 @@ Transport& Transport::operator=(Transport&& o) noexcept {
   fd_ = std::exchange(o.fd_, -1);
   ssl_ = std::exchange(o.ssl_, nullptr);
   tls_ = std::move(o.tls_);
+  client_ = std::move(o.client_);
   want_write_ = std::exchange(o.want_write_, false);
   want_read_ = std::exchange(o.want_read_, false);
   peer_done_ = std::exchange(o.peer_done_, false);
@@ -394,11 +459,11 @@ Transport& Transport::operator=(Transport&& o) noexcept {
 }
 
 bool Transport::handshakeDone() const {
-  return tls_ == nullptr || (ssl_ != nullptr && SSL_is_init_finished(ssl_));
+  return !isTls() || (ssl_ != nullptr && SSL_is_init_finished(ssl_));
 }
 
 ssize_t Transport::read(char* buf, size_t len) {
-  if (tls_ == nullptr) return ::recv(fd_, buf, len, 0);
+  if (!isTls()) return ::recv(fd_, buf, len, 0);
   if (ssl_ == nullptr) {
     errno = ECONNRESET;
     return -1;
@@ -413,7 +478,7 @@ ssize_t Transport::read(char* buf, size_t len) {
 }
 
 ssize_t Transport::write(const char* buf, size_t len) {
-  if (tls_ == nullptr) return ::send(fd_, buf, len, MSG_NOSIGNAL);
+  if (!isTls()) return ::send(fd_, buf, len, MSG_NOSIGNAL);
   if (ssl_ == nullptr) {
     errno = ECONNRESET;
     return -1;
@@ -522,6 +587,7 @@ void Transport::close() {
     ssl_ = nullptr;
   }
   tls_.reset();
+  client_.reset();
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;

@@ -125,6 +125,32 @@ class ServerTlsContext {
   friend struct TlsCallbacks;
 };
 
+// The client side of TLS towards upstreams (one per Backend TLS setting). Immutable after
+// build(); shared by every worker. Not wired to Backends yet: the building block for
+// upstream TLS (Transport's client constructor).
+struct ClientTlsSettings {
+  std::shared_ptr<const TlsCaBundle> ca;  // null: the system's default CA paths
+  bool insecure_skip_verify = false;      // no verification of the server certificate at all
+  std::shared_ptr<const TlsCertificate> client_certificate;  // null: none (else mTLS)
+  std::vector<std::string> alpn = {"http/1.1"};
+  int min_version = 0x0303;
+};
+
+class ClientTlsContext {
+ public:
+  static Result<std::shared_ptr<const ClientTlsContext>> build(ClientTlsSettings settings);
+  ~ClientTlsContext();
+  ClientTlsContext(const ClientTlsContext&) = delete;
+  ClientTlsContext& operator=(const ClientTlsContext&) = delete;
+  SSL_CTX* ctx() const { return ctx_; }
+  const ClientTlsSettings& settings() const { return settings_; }
+
+ private:
+  ClientTlsContext() = default;
+  SSL_CTX* ctx_ = nullptr;
+  ClientTlsSettings settings_;
+};
+
 // What the verified client certificate says, for x-forwarded-client-cert.
 struct PeerCertificateInfo {
   bool present = false;  // a client certificate was presented and verified
@@ -150,6 +176,9 @@ class Transport {
   // A TLS server stream on `fd` (accept state). When the SSL object cannot be created the
   // transport is closed at once (fd() < 0 is not set; read() fails).
   Transport(int fd, std::shared_ptr<const ServerTlsContext> tls);
+  // A TLS client stream on a connected (or connecting) `fd`: sends `server_name` as SNI and,
+  // unless the context skips verification, checks the server certificate against it.
+  Transport(int fd, std::shared_ptr<const ClientTlsContext> tls, const std::string& server_name);
   Transport(Transport&& o) noexcept;
   Transport& operator=(Transport&& o) noexcept;
   Transport(const Transport&) = delete;
@@ -157,7 +186,7 @@ class Transport {
   ~Transport() { close(); }
 
   int fd() const { return fd_; }
-  bool isTls() const { return tls_ != nullptr; }
+  bool isTls() const { return tls_ != nullptr || client_ != nullptr; }
   bool handshakeDone() const;
 
   ssize_t read(char* buf, size_t len);
@@ -190,6 +219,7 @@ class Transport {
   int fd_ = -1;
   SSL* ssl_ = nullptr;
   std::shared_ptr<const ServerTlsContext> tls_;
+  std::shared_ptr<const ClientTlsContext> client_;
   bool want_write_ = false;
   bool want_read_ = false;
   bool peer_done_ = false;
