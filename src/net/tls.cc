@@ -243,7 +243,7 @@ struct TlsCallbacks {
     std::string sni = clientHelloServerName(ssl);
     const std::vector<TlsListenerSettings>& listeners = self->settings_.listeners;
     size_t li = selectListener(listeners, sni);
-    if (transport != nullptr) transport->listener_index_ = li;
+    if (transport != nullptr) transport->listener_index_ = static_cast<uint16_t>(li);
     const TlsListenerSettings& l = listeners[li];
     const TlsCertificate& cert = *l.certificates[selectCertificate(l.certificates, sni)];
     if (SSL_use_cert_and_key(ssl, cert.cert(), cert.key(), cert.chain(), 1) != 1) {
@@ -408,8 +408,9 @@ std::string PeerCertificateInfo::xfcc() const {
 // ---- Transport -------------------------------------------------------------------------
 
 Transport::Transport(int fd, std::shared_ptr<const ServerTlsContext> tls)
-    : fd_(fd), tls_(std::move(tls)) {
-  ssl_ = SSL_new(tls_->ctx());
+    : fd_(fd), mode_(Mode::kServer) {
+  ssl_ = SSL_new(tls->ctx());
+  context_ = std::move(tls);
   if (ssl_ != nullptr && SSL_set_fd(ssl_, fd_) == 1) {
     SSL_set_accept_state(ssl_);
     SSL_set_app_data(ssl_, this);
@@ -422,14 +423,15 @@ Transport::Transport(int fd, std::shared_ptr<const ServerTlsContext> tls)
 
 Transport::Transport(int fd, std::shared_ptr<const ClientTlsContext> tls,
                      const std::string& server_name)
-    : fd_(fd), client_(std::move(tls)) {
-  ssl_ = SSL_new(client_->ctx());
+    : fd_(fd), mode_(Mode::kClient) {
+  ssl_ = SSL_new(tls->ctx());
   bool ok = ssl_ != nullptr && SSL_set_fd(ssl_, fd_) == 1;
   if (ok && !server_name.empty()) {
     ok = SSL_set_tlsext_host_name(ssl_, server_name.c_str()) == 1;
-    if (ok && !client_->settings().insecure_skip_verify)
+    if (ok && !tls->settings().insecure_skip_verify)
       ok = SSL_set1_host(ssl_, server_name.c_str()) == 1;
   }
+  context_ = std::move(tls);
   if (ok) {
     SSL_set_connect_state(ssl_);
     SSL_set_app_data(ssl_, this);
@@ -447,11 +449,10 @@ Transport& Transport::operator=(Transport&& o) noexcept {
   close();
   fd_ = std::exchange(o.fd_, -1);
   ssl_ = std::exchange(o.ssl_, nullptr);
-  tls_ = std::move(o.tls_);
-  client_ = std::move(o.client_);
+  mode_ = std::exchange(o.mode_, Mode::kPlain);
+  context_ = std::move(o.context_);
   want_write_ = std::exchange(o.want_write_, false);
   want_read_ = std::exchange(o.want_read_, false);
-  peer_done_ = std::exchange(o.peer_done_, false);
   listener_index_ = o.listener_index_;
   peer_ = std::move(o.peer_);
   if (ssl_ != nullptr) SSL_set_app_data(ssl_, this);
@@ -586,8 +587,7 @@ void Transport::close() {
     SSL_free(ssl_);
     ssl_ = nullptr;
   }
-  tls_.reset();
-  client_.reset();
+  context_.reset();
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;

@@ -186,7 +186,7 @@ class Transport {
   ~Transport() { close(); }
 
   int fd() const { return fd_; }
-  bool isTls() const { return tls_ != nullptr || client_ != nullptr; }
+  bool isTls() const { return mode_ != Mode::kPlain; }
   bool handshakeDone() const;
 
   ssize_t read(char* buf, size_t len);
@@ -216,14 +216,15 @@ class Transport {
   friend struct TlsCallbacks;
   ssize_t fail(int ssl_result, bool is_write);
 
+  enum class Mode : uint8_t { kPlain, kServer, kClient };
+
   int fd_ = -1;
-  SSL* ssl_ = nullptr;
-  std::shared_ptr<const ServerTlsContext> tls_;
-  std::shared_ptr<const ClientTlsContext> client_;
+  Mode mode_ = Mode::kPlain;
   bool want_write_ = false;
   bool want_read_ = false;
-  bool peer_done_ = false;
-  size_t listener_index_ = 0;
+  uint16_t listener_index_ = 0;
+  SSL* ssl_ = nullptr;
+  std::shared_ptr<const void> context_;  // the ServerTlsContext or ClientTlsContext
   std::unique_ptr<PeerCertificateInfo> peer_;
 };
 
