@@ -164,6 +164,12 @@ Result<std::shared_ptr<const TlsCertificate>> TlsCertificate::fromPem(std::strin
     if (!cn.empty()) c->names_.push_back(lower(cn));
   }
   c->subject_ = nameText(X509_get_subject_name(c->cert_));
+  BioPtr time_bio(BIO_new(BIO_s_mem()));
+  if (ASN1_TIME_print(time_bio.get(), X509_get0_notAfter(c->cert_)) == 1) {
+    char* data = nullptr;
+    long len = BIO_get_mem_data(time_bio.get(), &data);
+    c->not_after_.assign(data, static_cast<size_t>(len));
+  }
   return std::shared_ptr<const TlsCertificate>(std::move(c));
 }
 

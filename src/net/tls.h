@@ -39,6 +39,7 @@ class TlsCertificate {
   // The names SNI is matched against: the DNS SANs, else the subject CN; lowercase.
   const std::vector<std::string>& names() const { return names_; }
   const std::string& subject() const { return subject_; }
+  const std::string& notAfter() const { return not_after_; }  // "Nov 26 17:00:00 2027 GMT"
   X509* cert() const { return cert_; }
   EVP_PKEY* key() const { return key_; }
   STACK_OF(X509) * chain() const { return chain_; }
@@ -50,6 +51,7 @@ class TlsCertificate {
   STACK_OF(X509) * chain_ = nullptr;
   std::vector<std::string> names_;
   std::string subject_;
+  std::string not_after_;
 };
 
 // A bundle of CA certificates that client certificates are verified against. Immutable.

@@ -62,7 +62,11 @@ void DownstreamConn::start() {
   worker_.loop().add(fd_, interest_, this);
   worker_.addConnection(this);
   const config::Port* port = findPort();
-  worker_.loop().timers().schedule(&timer_, port ? port->settings.idle_timeout_ms : 60'000);
+  // TLS: the handshake and the first request head must arrive within the header timeout.
+  uint32_t first_ms = port ? (transport_.isTls() ? port->settings.header_timeout_ms
+                                                 : port->settings.idle_timeout_ms)
+                           : 60'000;
+  worker_.loop().timers().schedule(&timer_, first_ms);
 }
 
 const config::Port* DownstreamConn::findPort() {

@@ -253,6 +253,21 @@ class Protocol(TlsTestCase):
         code, status, body = self.curl("srv.example.com")
         self.assertEqual((code, status), (0, 200), body)
 
+    def test_a_stalled_handshake_is_closed_at_the_header_timeout(self):
+        policy = ("apiVersion: portico.dev/v1alpha1\nkind: TrafficPolicy\n"
+                  "metadata: {name: p}\nspec:\n"
+                  "  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n"
+                  "  timeouts: {requestHeaders: 1s}\n")
+        self.gateway(self.yaml([self.listener("https", None, ["srv"])],
+                               secret_data("srv", *self.cert), policy))
+        start = time.time()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(b"\x16\x03\x01\x00\xff")  # the start of a ClientHello, never finished
+            self.assertEqual(s.recv(100), b"")
+        self.assertLess(time.time() - start, 3)
+        code, status, body = self.curl("srv.example.com")
+        self.assertEqual((code, status), (0, 200), body)
+
     def test_http_and_https_listeners_on_one_port_conflict(self):
         path = os.path.join(self.tmp, "gw.yaml")
         http_listener = f"- name: plain\n  port: {self.port}\n  protocol: HTTP\n"
@@ -369,6 +384,13 @@ class BadCertificates(TlsTestCase):
         code, status, body = self.curl("good.example.com")
         self.assertEqual((code, status), (0, 200), body)
         _, dump = self.admin_get("/config_dump")
+        # Secrets are listed, never their content.
+        self.assertNotIn(base64.b64encode(read(good[1]).encode()).decode()[:40], dump)
+        self.assertNotIn("not a key", dump)
+        port = json.loads(dump)["ports"][0]
+        self.assertEqual(port["tls"]["alpn"], ["http/1.1"])
+        self.assertEqual(port["tls"]["listeners"][0]["certificates"][0]["names"],
+                         ["good.example.com"])
         gw = next(r for r in json.loads(dump)["resources"] if r["kind"] == "Gateway")
         bad_status = gw["status"]["listeners"][1]
         refs = next(c for c in bad_status["conditions"] if c["type"] == "ResolvedRefs")
