@@ -241,6 +241,14 @@ class Protocol(TlsTestCase):
             second = self.s_client("srv.example.com", [version, "-sess_in", sess], request)
             self.assertIn("Reused,", second, version)
             self.assertIn("HTTP/1.1 200 OK", second)
+        # The ticket key is the process's: sessions resume across a reload.
+        applied = self.gw.output().count("applied")
+        self.gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and self.gw.output().count("applied") == applied:
+            time.sleep(0.05)
+        third = self.s_client("srv.example.com", ["-tls1_3", "-sess_in", sess], request)
+        self.assertIn("Reused,", third)
 
     def test_plain_http_to_the_tls_port_is_refused_and_the_port_keeps_serving(self):
         self.gateway(self.yaml([self.listener("https", None, ["srv"])],
