@@ -171,6 +171,10 @@ class Compilation {
                                                              Condition* failed);
   // The TLS context of a port whose listeners are HTTPS; null (reported) when it fails.
   std::shared_ptr<const net::ServerTlsContext> buildPortTls(const PortBuild& pb);
+  // Backends with spec.tls: their client contexts; a Backend whose CA or client certificate
+  // does not resolve is rejected (reported, removed from backend_by_name_).
+  void resolveBackendTls();
+  std::shared_ptr<const net::ClientTlsContext> backendTls(uint32_t resource) const;
 
   // config_dump.cc
   std::shared_ptr<const ConfigDumpSource> dumpSource() const;
@@ -199,6 +203,7 @@ class Compilation {
            std::pair<uint32_t, const SecretModel*>>
       secret_by_name_;
   std::set<uint32_t> reported_secrets_;  // Secrets whose content errors were reported
+  std::map<uint32_t, std::shared_ptr<const net::ClientTlsContext>> backend_tls_;  // by resource
   // Materialized Backends by (ns/name, port for portless endpoints or 0).
   // (resource index of the Backend, port for portless endpoints or 0).
   std::map<std::pair<uint32_t, uint16_t>, const Backend*> materialized_;

@@ -123,6 +123,10 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
   backend->passive_health = item.model.passive_health;
   backend->circuit_breaker = item.model.circuit_breaker;
   backend->pool = item.model.pool;
+  if (item.model.tls) {
+    backend->tls = backendTls(item.resource);  // null only for a rejected Backend (unreferenced)
+    backend->tls_server_name = item.model.tls->sni;
+  }
   for (const EndpointModel& e : item.model.endpoints) {
     uint16_t port = e.port != 0 ? e.port : ref_port;
     if (port == 0) continue;  // validated by the decoder; defensive
@@ -138,7 +142,10 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
       Endpoint endpoint;
       endpoint.address = address;
       endpoint.authority = address.toString();
-      endpoint.pool_id = ids_.pool(endpoint.authority);
+      // TLS connections are pooled per Backend (its CA, client certificate and SNI).
+      endpoint.pool_id = ids_.pool(item.model.tls ? "tls:" + res.ns + '/' + res.name + '@' +
+                                                        endpoint.authority
+                                                  : endpoint.authority);
       // Health is per backend (two Backends may check one address differently).
       endpoint.health_id = ids_.health(res.ns + '/' + res.name + '@' + endpoint.authority);
       endpoint.weight = e.weight;

@@ -169,6 +169,89 @@ std::optional<net::TlsListenerSettings> Compilation::resolveListenerTls(const Ga
   return out;
 }
 
+void Compilation::resolveBackendTls() {
+  for (const BackendItem& item : backends_) {
+    if (!item.model.tls) continue;
+    const BackendTlsModel& tls = *item.model.tls;
+    const Resource& res = resources_[item.resource];
+    Reporter r = reporterFor(item.resource);
+    std::string problem;
+    Where at = tls.where;
+    net::ClientTlsSettings settings;
+    settings.insecure_skip_verify = tls.insecure_skip_verify;
+    auto find = [&](const CertificateRefModel& ref) -> const SecretModel* {
+      std::string ns = ref.ns.empty() ? res.ns : ref.ns;
+      auto it = secret_by_name_.find({ref.kind, ns, ref.name});
+      if (ns != res.ns) {
+        problem = ref.kind + ' ' + ns + '/' + ref.name +
+                  " is in another namespace than the Backend (ReferenceGrant is not supported yet)";
+      } else if (it == secret_by_name_.end()) {
+        problem = ref.kind + ' ' + ns + '/' + ref.name +
+                  (rejected_.count({ref.kind, ns, ref.name}) ? " is invalid (see its errors)"
+                                                             : " not found");
+      } else {
+        return it->second.second;
+      }
+      at = ref.where;
+      return nullptr;
+    };
+    std::string ca_pem;
+    for (const CertificateRefModel& ref : tls.ca_refs) {
+      if (!problem.empty()) break;
+      if (const SecretModel* s = find(ref)) {
+        if (!s->has_ca_crt) {
+          problem = describe(resources_[secret_by_name_[{ref.kind, res.ns, ref.name}].first]) +
+                    " has no ca.crt";
+          at = ref.where;
+        }
+        ca_pem += s->ca_crt + "\n";
+      }
+    }
+    if (problem.empty() && !tls.ca_file.empty()) {
+      std::string pem;
+      problem = readPemFile(resolvePath(tls.ca_file, res.file), &pem);
+      ca_pem += pem;
+      if (!problem.empty()) at = Where{tls.where.mark, fieldPath(tls.where.path, "caFile")};
+    }
+    if (problem.empty() && !ca_pem.empty()) {
+      auto bundle = net::TlsCaBundle::fromPem(ca_pem);
+      if (bundle.ok()) {
+        settings.ca = std::move(bundle.value());
+      } else {
+        problem = bundle.status().message();
+      }
+    }
+    if (problem.empty() && tls.client_certificate) {
+      if (const SecretModel* s = find(*tls.client_certificate)) {
+        auto cert = net::TlsCertificate::fromPem(s->tls_crt, s->tls_key);
+        if (cert.ok()) {
+          settings.client_certificate = std::move(cert.value());
+        } else {
+          problem = cert.status().message();
+          at = tls.client_certificate->where;
+        }
+      }
+    }
+    if (problem.empty()) {
+      auto ctx = net::ClientTlsContext::build(std::move(settings));
+      if (ctx.ok()) {
+        backend_tls_[item.resource] = std::move(ctx.value());
+        continue;
+      }
+      problem = ctx.status().message();
+    }
+    r.error(at.mark, at.path, "ResolvedRefs=False/InvalidCACertificateRef: " + problem);
+    backend_by_name_.erase({res.ns, res.name});
+    rejected_.insert({"Backend", res.ns, res.name});
+    status_[item.resource].conditions = {Condition{"Accepted", false, "Invalid", problem}};
+  }
+}
+
+std::shared_ptr<const net::ClientTlsContext> Compilation::backendTls(uint32_t resource) const {
+  auto it = backend_tls_.find(resource);
+  return it == backend_tls_.end() ? nullptr : it->second;
+}
+
 std::shared_ptr<const net::ServerTlsContext> Compilation::buildPortTls(const PortBuild& pb) {
   net::TlsPortSettings settings;
   for (uint32_t l : pb.listeners)

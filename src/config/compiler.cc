@@ -442,6 +442,7 @@ void Compilation::fillStatsNames() {
 CompileResult Compilation::run() {
   try {
     decodeAll();
+    resolveBackendTls();
     buildListeners();
     applyPolicies();
     attachRoutes();

@@ -385,8 +385,8 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
     readMs(cp, "idleTimeout", &b.pool.idle_timeout_ms);
     cp.finish();
   }
-  for (std::string_view key : {"protocol", "tls"})
-    spec.unsupported(key, std::string("spec.") + std::string(key));
+  spec.unsupported("protocol", "spec.protocol");
+  decodeBackendTls(spec, &b);
   spec.finish();
   if (r.errorCount() > errors_before) return std::nullopt;
   return b;

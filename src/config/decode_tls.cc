@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "config/model.h"
+#include "config/syntax.h"
 
 namespace portico::config {
 namespace {
@@ -231,6 +232,63 @@ void decodeListenerTls(MapReader& listener, ListenerModel* out) {
     r.error(t.markOf("options"), fieldPath(options, kClientMode),
             "Forbidden: needs frontendValidation.caCertificateRefs or option " +
                 std::string(kClientCaFile));
+  }
+  t.finish();
+  out->tls = std::move(tls);
+}
+
+void decodeBackendTls(MapReader& spec, BackendModel* out) {
+  Reporter& r = spec.reporter();
+  if (!spec.has("tls")) {
+    spec.ignore("tls");
+    return;
+  }
+  MapReader t(r, spec.take("tls"), spec.childPath("tls"));
+  BackendTlsModel tls;
+  tls.where = Where{t.mark(), t.path()};
+  if (std::optional<std::string> sni = t.string("sni")) {
+    std::string problem = checkHostname(*sni, /*allow_wildcard=*/false);
+    if (!problem.empty()) r.error(t.markOf("sni"), t.childPath("sni"), invalidValue(*sni, problem));
+    tls.sni = *sni;
+  }
+  forEachItem(r, t.take("caCertificateRefs"), t.childPath("caCertificateRefs"), kMaxCertificateRefs,
+              [&](const YAML::Node& item, const std::string& path, size_t) {
+                if (auto ref = decodeRef(r, item, path, "")) tls.ca_refs.push_back(std::move(*ref));
+              });
+  tls.ca_file = t.string("caFile").value_or("");
+  if (std::optional<std::string> wk = t.string("wellKnownCACertificates")) {
+    if (*wk == "System") {
+      tls.system_cas = true;
+    } else {
+      r.error(t.markOf("wellKnownCACertificates"), t.childPath("wellKnownCACertificates"),
+              "Unsupported value: \"" + *wk + "\": supported values: \"System\"");
+    }
+  }
+  if (t.has("insecureSkipVerify")) {
+    YAML::Node v = t.take("insecureSkipVerify");
+    if (v.IsScalar() && (v.Scalar() == "true" || v.Scalar() == "false")) {
+      tls.insecure_skip_verify = v.Scalar() == "true";
+    } else {
+      r.error(markOf(v), t.childPath("insecureSkipVerify"), "must be a boolean");
+    }
+  }
+  YAML::Node client = t.take("clientCertificateRef");
+  if (!isAbsent(client)) {
+    if (auto ref = decodeRef(r, client, t.childPath("clientCertificateRef"), "Secret"))
+      tls.client_certificate = std::move(*ref);
+  }
+  int sources = (tls.ca_refs.empty() ? 0 : 1) + (tls.ca_file.empty() ? 0 : 1) +
+                (tls.system_cas ? 1 : 0) + (tls.insecure_skip_verify ? 1 : 0);
+  if (sources == 0) {
+    r.error(t.mark(), t.path(),
+            "Required value: one of caCertificateRefs, caFile, wellKnownCACertificates: System "
+            "or insecureSkipVerify: true");
+  } else if (tls.insecure_skip_verify && sources > 1) {
+    r.error(t.markOf("insecureSkipVerify"), t.childPath("insecureSkipVerify"),
+            "Forbidden: insecureSkipVerify verifies nothing: remove the CA settings or it");
+  } else if (tls.system_cas && sources > 1) {
+    r.error(t.markOf("wellKnownCACertificates"), t.childPath("wellKnownCACertificates"),
+            "Forbidden: not with caCertificateRefs or caFile");
   }
   t.finish();
   out->tls = std::move(tls);

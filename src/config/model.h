@@ -204,8 +204,20 @@ struct EndpointModel {
   std::string zone;
 };
 
+// A Backend's spec.tls: TLS to its endpoints.
+struct BackendTlsModel {
+  Where where;
+  std::string sni;  // server name sent and verified; "" = none sent, verification by CA only
+  std::vector<CertificateRefModel> ca_refs;  // caCertificateRefs (ConfigMap/Secret ca.crt)
+  std::string ca_file;                       // caFile (relative to the config file)
+  bool system_cas = false;                   // wellKnownCACertificates: System
+  bool insecure_skip_verify = false;
+  std::optional<CertificateRefModel> client_certificate;  // clientCertificateRef (Secret)
+};
+
 struct BackendModel {
   std::vector<EndpointModel> endpoints;
+  std::optional<BackendTlsModel> tls;
   LoadBalancerSettings load_balancer;
   std::optional<ActiveHealthSettings> active_health;
   std::optional<PassiveHealthSettings> passive_health;
@@ -276,5 +288,7 @@ std::optional<RouteFilterModel> decodeRouteFilter(const Resource& res, Reporter&
 std::optional<SecretModel> decodeSecret(const Resource& res, Reporter& r);
 // A listener's `tls` into out->tls (decode_tls.cc).
 void decodeListenerTls(MapReader& listener, ListenerModel* out);
+// A Backend's spec.tls into out->tls (decode_tls.cc).
+void decodeBackendTls(MapReader& spec, BackendModel* out);
 
 }  // namespace portico::config

@@ -55,6 +55,9 @@ struct Backend {
   std::optional<PassiveHealthSettings> passive_health;
   CircuitBreakerSettings circuit_breaker;
   ConnectionPoolSettings pool;
+  // spec.tls: connections speak TLS with this context and SNI (null: plain TCP).
+  std::shared_ptr<const net::ClientTlsContext> tls;
+  std::string tls_server_name;
   // Endpoint choice; endpoints[] is in the balancer's order (its pick() indexes it).
   std::shared_ptr<const upstream::LoadBalancer> balancer;
 };

@@ -429,7 +429,14 @@ Transport::Transport(int fd, std::shared_ptr<const ServerTlsContext> tls)
 
 Transport::Transport(int fd, std::shared_ptr<const ClientTlsContext> tls,
                      const std::string& server_name)
-    : fd_(fd), mode_(Mode::kClient) {
+    : fd_(fd) {
+  startClientTls(std::move(tls), server_name);
+}
+
+bool Transport::startClientTls(std::shared_ptr<const ClientTlsContext> tls,
+                               const std::string& server_name) {
+  if (mode_ != Mode::kPlain || fd_ < 0) return false;
+  mode_ = Mode::kClient;
   ssl_ = SSL_new(tls->ctx());
   bool ok = ssl_ != nullptr && SSL_set_fd(ssl_, fd_) == 1;
   if (ok && !server_name.empty()) {
@@ -446,6 +453,7 @@ Transport::Transport(int fd, std::shared_ptr<const ClientTlsContext> tls,
     ssl_ = nullptr;
     ERR_clear_error();
   }
+  return ok;
 }
 
 Transport::Transport(Transport&& o) noexcept { *this = std::move(o); }
@@ -478,7 +486,7 @@ ssize_t Transport::read(char* buf, size_t len) {
   ERR_clear_error();
   int n = SSL_read(ssl_, buf, static_cast<int>(std::min<size_t>(len, INT32_MAX)));
   if (n > 0) {
-    want_write_ = want_read_ = false;
+    want_write_ = false;
     return n;
   }
   return fail(n, /*is_write=*/false);
@@ -493,7 +501,10 @@ ssize_t Transport::write(const char* buf, size_t len) {
   if (len == 0) return 0;
   ERR_clear_error();
   int n = SSL_write(ssl_, buf, static_cast<int>(std::min<size_t>(len, INT32_MAX)));
-  if (n > 0) return n;
+  if (n > 0) {
+    want_read_ = false;
+    return n;
+  }
   return fail(n, /*is_write=*/true);
 }
 
@@ -502,12 +513,19 @@ ssize_t Transport::fail(int ssl_result, bool is_write) {
   int err = SSL_get_error(ssl_, ssl_result);
   switch (err) {
     case SSL_ERROR_WANT_READ:
-      if (!is_write) want_write_ = false;
-      want_read_ = true;
+      if (is_write) {
+        want_read_ = true;
+      } else {
+        want_write_ = false;
+      }
       errno = EAGAIN;
       return -1;
     case SSL_ERROR_WANT_WRITE:
-      if (!is_write) want_write_ = true;
+      if (is_write) {
+        want_read_ = false;
+      } else {
+        want_write_ = true;
+      }
       errno = EAGAIN;
       return -1;
     case SSL_ERROR_ZERO_RETURN:

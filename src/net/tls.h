@@ -181,6 +181,9 @@ class Transport {
   // A TLS client stream on a connected (or connecting) `fd`: sends `server_name` as SNI and,
   // unless the context skips verification, checks the server certificate against it.
   Transport(int fd, std::shared_ptr<const ClientTlsContext> tls, const std::string& server_name);
+  // Turns a plain transport into that TLS client stream (same socket). False when the SSL
+  // object cannot be made (the transport then fails every read and write).
+  bool startClientTls(std::shared_ptr<const ClientTlsContext> tls, const std::string& server_name);
   Transport(Transport&& o) noexcept;
   Transport& operator=(Transport&& o) noexcept;
   Transport(const Transport&) = delete;
@@ -193,9 +196,11 @@ class Transport {
 
   ssize_t read(char* buf, size_t len);
   ssize_t write(const char* buf, size_t len);
-  // The last read() or write() returned EAGAIN because TLS must write (read) the socket first:
-  // wait for EPOLLOUT (EPOLLIN) and call the same operation again.
+  // The last read() returned EAGAIN because TLS must write the socket first (a handshake
+  // flight): wait for EPOLLOUT, then read() again.
   bool wantsWrite() const { return want_write_; }
+  // The last write() returned EAGAIN because TLS must read the socket first (a client's
+  // handshake waiting for the server): wait for EPOLLIN, then write() again.
   bool wantsRead() const { return want_read_; }
   // Decrypted bytes buffered inside TLS that read() returns without touching the socket.
   size_t pending() const;

@@ -15,7 +15,10 @@ import textwrap
 import time
 import unittest
 
-from harness import BIN, GatewayTestCase, free_port, raw_request, status_of
+import http.server
+import threading
+
+from harness import BIN, GatewayTestCase, QuietHandler, free_port, raw_request, status_of
 
 
 def run(args, **kw):
@@ -498,6 +501,105 @@ class Rotation(TlsTestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(json.loads(r.read())["path"], "/after")
         keep.close()
+
+
+class TlsUpstream:
+    """An HTTPS/1.1 peer that answers JSON with the SNI and client certificate it saw."""
+
+    def __init__(self, cert, client_ca=None):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*cert)
+        self.sni = []
+        ctx.sni_callback = lambda sock, name, c: self.sni.append(name)
+        if client_ca:
+            ctx.load_verify_locations(client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+
+        class Handler(QuietHandler):
+            def do_GET(h):
+                peer = h.connection.getpeercert()
+                client = dict(x[0] for x in peer["subject"])["commonName"] if peer else ""
+                body = json.dumps({"path": h.path, "client": client}).encode()
+                h.send_response(200)
+                h.send_header("content-length", str(len(body)))
+                h.end_headers()
+                h.wfile.write(body)
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class UpstreamTls(TlsTestCase):
+    def setUp(self):
+        super().setUp()
+        self.up_cert = self.pki.issue("up", "upstream.example.com", dns=["upstream.example.com"])
+        self.gw_client = self.pki.issue("gwc", "portico-gw", client=True)
+        self.upstream = TlsUpstream(self.up_cert, client_ca=self.pki.ca_crt)
+        self.addCleanup(self.upstream.close)
+
+    def config(self, tls):
+        listener = f"- name: plain\n  port: {self.port}\n  protocol: HTTP\n"
+        route = ("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                 "metadata: {name: secure}\nspec:\n  parentRefs: [{name: gw}]\n"
+                 "  hostnames: [secure.test]\n  rules:\n  - backendRefs: [{name: secure}]\n")
+        backend = ("apiVersion: portico.dev/v1alpha1\nkind: Backend\nmetadata: {name: secure}\n"
+                   f"spec:\n  endpoints: [{{address: 127.0.0.1, port: {self.upstream.port}}}]\n"
+                   f"  tls: {tls}\n")
+        return self.yaml([listener], route, backend, config_map_ca("upstream-ca", self.pki.ca_crt),
+                         secret_data("gw-client", *self.gw_client))
+
+    def get(self, conn, path="/"):
+        conn.request("GET", path, headers={"Host": "secure.test"})
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    def test_verified_tls_with_sni_and_client_certificate_pooled(self):
+        self.gateway(self.config("{sni: upstream.example.com, caCertificateRefs: [{group: '', "
+                                 "kind: ConfigMap, name: upstream-ca}], clientCertificateRef: "
+                                 "{name: gw-client}}"))
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        for i in range(3):
+            status, body = self.get(c, f"/r{i}")
+            self.assertEqual(status, 200, body)
+            self.assertEqual(json.loads(body), {"path": f"/r{i}", "client": "portico-gw"})
+        self.assertEqual(self.upstream.sni, ["upstream.example.com"])  # one pooled connection
+
+    def test_wrong_server_name_or_ca_fails_and_insecure_skip_verify_does_not_check(self):
+        self.gateway(self.config("{sni: other.example.com, caCertificateRefs: [{group: '', "
+                                 "kind: ConfigMap, name: upstream-ca}], clientCertificateRef: "
+                                 "{name: gw-client}}"))
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        status, body = self.get(c)
+        self.assertEqual(status, 502, body)
+        self.gw.stop()
+        self.procs.remove(self.gw)
+        self.gateway(self.config("{insecureSkipVerify: true, clientCertificateRef: "
+                                 "{name: gw-client}}"))
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        status, body = self.get(c)
+        self.assertEqual(status, 200, body)
+
+    def test_unresolved_ca_rejects_the_backend(self):
+        path = os.path.join(self.tmp, "gw.yaml")
+        with open(path, "w") as f:
+            f.write(self.config("{caCertificateRefs: [{group: '', kind: ConfigMap, name: nope}]}"))
+        p = run([BIN, "check", "-c", path])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("error: Backend default/secure: spec.tls.caCertificateRefs[0]: "
+                      "ResolvedRefs=False/InvalidCACertificateRef: ConfigMap default/nope not found",
+                      p.stdout + p.stderr)
 
 
 if __name__ == "__main__":
