@@ -126,6 +126,7 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
   if (item.model.tls) {
     backend->tls = backendTls(item.resource);  // null only for a rejected Backend (unreferenced)
     backend->tls_server_name = item.model.tls->sni;
+    if (backend->active_health) backend->active_health->http = false;  // no TLS checks yet
   }
   for (const EndpointModel& e : item.model.endpoints) {
     uint16_t port = e.port != 0 ? e.port : ref_port;

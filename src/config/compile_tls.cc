@@ -236,6 +236,10 @@ void Compilation::resolveBackendTls() {
       auto ctx = net::ClientTlsContext::build(std::move(settings));
       if (ctx.ok()) {
         backend_tls_[item.resource] = std::move(ctx.value());
+        if (item.model.active_health && item.model.active_health->http) {
+          r.warning(tls.where.mark, tls.where.path,
+                    "active HTTP health checks do not speak TLS yet: they run as TCP checks");
+        }
         continue;
       }
       problem = ctx.status().message();

@@ -127,5 +127,59 @@ unknown: 1
       << joined(d);
 }
 
+TEST_F(CompilerTest, BackendTlsDecoding) {
+  std::vector<std::string> d = compileText(R"(apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {name: none}
+spec:
+  endpoints: [{address: 10.0.0.1, port: 443}]
+  tls: {sni: "bad_name"}
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {name: both}
+spec:
+  endpoints: [{address: 10.0.0.1, port: 443}]
+  tls: {insecureSkipVerify: true, caFile: ca.pem, wellKnownCACertificates: Mozilla}
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {name: missing}
+spec:
+  endpoints: [{address: 10.0.0.1, port: 443}]
+  tls: {caCertificateRefs: [{group: "", kind: ConfigMap, name: nope}], insecureSkipVerify: "no"}
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {name: unresolved}
+spec:
+  endpoints: [{address: 10.0.0.1, port: 443}]
+  tls: {caCertificateRefs: [{group: "", kind: ConfigMap, name: nope}]}
+)");
+  ASSERT_EQ(d.size(), 6u) << joined(d);
+  EXPECT_NE(d[0].find("F:6:14: error: Backend default/none: spec.tls.sni: Invalid value: "
+                      "\"bad_name\""),
+            std::string::npos)
+      << d[0];
+  EXPECT_EQ(d[1],
+            "F:6:8: error: Backend default/none: spec.tls: Required value: one of "
+            "caCertificateRefs, caFile, wellKnownCACertificates: System or insecureSkipVerify: "
+            "true");
+  EXPECT_EQ(d[2],
+            "F:13:76: error: Backend default/both: spec.tls.wellKnownCACertificates: Unsupported "
+            "value: \"Mozilla\": supported values: \"System\"");
+  EXPECT_EQ(d[3],
+            "F:13:29: error: Backend default/both: spec.tls.insecureSkipVerify: Forbidden: "
+            "insecureSkipVerify verifies nothing: remove the CA settings or it");
+  EXPECT_EQ(d[4],
+            "F:20:92: error: Backend default/missing: spec.tls.insecureSkipVerify: must be a "
+            "boolean");
+  EXPECT_EQ(d[5],
+            "F:27:29: error: Backend default/unresolved: spec.tls.caCertificateRefs[0]: "
+            "ResolvedRefs=False/InvalidCACertificateRef: ConfigMap default/nope not found");
+  nlohmann::json b = dumpOf("Backend", "unresolved");
+  EXPECT_EQ(b["status"]["conditions"][0]["status"], "False");
+}
+
 }  // namespace
 }  // namespace portico::config::testing
