@@ -144,9 +144,9 @@ const Backend* Compilation::materializeBackend(const BackendItem& item, uint16_t
       endpoint.address = address;
       endpoint.authority = address.toString();
       // TLS connections are pooled per Backend (its CA, client certificate and SNI).
-      endpoint.pool_id = ids_.pool(item.model.tls ? "tls:" + res.ns + '/' + res.name + '@' +
-                                                        endpoint.authority
-                                                  : endpoint.authority);
+      endpoint.pool_id =
+          ids_.pool(item.model.tls ? "tls:" + res.ns + '/' + res.name + '@' + endpoint.authority
+                                   : endpoint.authority);
       // Health is per backend (two Backends may check one address differently).
       endpoint.health_id = ids_.health(res.ns + '/' + res.name + '@' + endpoint.authority);
       endpoint.weight = e.weight;

@@ -246,15 +246,14 @@ spec:
   - {name: tls, port: 8443, protocol: TLS, tls: {mode: Passthrough}}
   - {name: wrong, port: 9090, protocol: HTTP, hostname: "*.*.example.com"}
 )");
-  EXPECT_EQ(d,
-            (std::vector<std::string>{
-                "F:7:23: error: Gateway default/gw: spec.listeners[1].port: Invalid value: 0: "
-                "must be an integer between 1 and 65535, inclusive",
-                "F:8:39: warning: Gateway default/gw: spec.listeners[2].protocol: protocol TLS "
-                "is not supported yet; listener skipped",
-                "F:9:57: error: Gateway default/gw: spec.listeners[3].hostname: Invalid value: "
-                "\"*.*.example.com\": a wildcard is allowed only as the whole first label "
-                "(\"*.example.com\")"}))
+  EXPECT_EQ(d, (std::vector<std::string>{
+                   "F:7:23: error: Gateway default/gw: spec.listeners[1].port: Invalid value: 0: "
+                   "must be an integer between 1 and 65535, inclusive",
+                   "F:8:39: warning: Gateway default/gw: spec.listeners[2].protocol: protocol TLS "
+                   "is not supported yet; listener skipped",
+                   "F:9:57: error: Gateway default/gw: spec.listeners[3].hostname: Invalid value: "
+                   "\"*.*.example.com\": a wildcard is allowed only as the whole first label "
+                   "(\"*.example.com\")"}))
       << joined(d);
   ASSERT_EQ(snap().ports.size(), 1u);
   EXPECT_EQ(snap().ports[0].port, 8080);
