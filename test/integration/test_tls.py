@@ -18,7 +18,8 @@ import unittest
 import http.server
 import threading
 
-from harness import BIN, GatewayTestCase, QuietHandler, free_port, raw_request, status_of
+from harness import (BIN, GatewayTestCase, HttpPeer, QuietHandler, free_port, raw_request,
+                     sha256, status_of)
 
 
 def run(args, **kw):
@@ -252,6 +253,40 @@ class Protocol(TlsTestCase):
             time.sleep(0.05)
         third = self.s_client("srv.example.com", ["-tls1_3", "-sess_in", sess], request)
         self.assertIn("Reused,", third)
+
+    def test_large_bodies_both_ways_over_tls(self):
+        size = 8 << 20
+        payload = os.urandom(size)
+
+        class Big(QuietHandler):
+            def do_GET(h):
+                h.send_response(200)
+                h.send_header("content-length", str(size))
+                h.end_headers()
+                h.wfile.write(payload)
+
+        big = HttpPeer(Big)
+        self.addCleanup(big.close)
+        backend = ("apiVersion: portico.dev/v1alpha1\nkind: Backend\nmetadata: {name: big}\n"
+                   f"spec:\n  endpoints: [{{address: 127.0.0.1, port: {big.port}}}]\n")
+        route = ("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                 "metadata: {name: big}\nspec:\n  parentRefs: [{name: gw}]\n"
+                 "  hostnames: [big.example.com]\n  rules:\n  - backendRefs: [{name: big}]\n")
+        self.gateway(self.yaml([self.listener("https", None, ["srv"])],
+                               secret_data("srv", *self.cert), backend, route))
+        ctx = ssl.create_default_context(cafile=self.pki.ca_crt)
+        ctx.check_hostname = False
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
+        c.request("GET", "/", headers={"Host": "big.example.com"})
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(sha256(r.read()), sha256(payload))
+        # Upload on the same connection: the echo counts the bytes.
+        c.request("POST", "/up", body=payload, headers={"Host": "srv.example.com"})
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(r.read())["body_bytes"], size)
+        c.close()
 
     def test_plain_http_to_the_tls_port_is_refused_and_the_port_keeps_serving(self):
         self.gateway(self.yaml([self.listener("https", None, ["srv"])],
