@@ -333,6 +333,18 @@ class Gateway {
       dns_answers_.by_name.erase(n);
     }
     dns_tracked_ = std::move(names);
+    // Certificate and CA files of HTTPS listeners: a change reloads, as a config change does.
+    // Watchers are only added (never freed inside a reload that a watcher may have started).
+    for (const auto& p : snapshot->ports) {
+      if (!p.tls) continue;
+      for (const auto& l : p.tls->settings().listeners) {
+        for (const std::string& f : l.files) {
+          if (tls_watchers_.count(f) == 0)
+            tls_watchers_[f] =
+                std::make_unique<config::FileWatcher>(loop_, f, [this] { reload(); });
+        }
+      }
+    }
   }
 
   // A DNS endpoint name resolved to a new address set: recompile the running resources.
@@ -553,6 +565,7 @@ class Gateway {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<config::FileWatcher> watcher_;
+  std::map<std::string, std::unique_ptr<config::FileWatcher>> tls_watchers_;  // by file
   config::Loader loader_;        // keeps the parsed documents: a reload parses changed ones only
   double load_ms_ = 0;           // last loadConfig(): reading and parsing
   double compile_ms_ = 0;        // last loadConfig(): compiling, last-good substitution included

@@ -14,6 +14,7 @@
 
 #include "config/compiler.h"
 #include "config/model.h"
+#include "net/tls.h"
 #include "router/route_table.h"
 
 namespace portico::config {
@@ -27,6 +28,7 @@ struct DecodedSpec {
   std::optional<BackendModel> backend;
   std::optional<TrafficPolicyModel> policy;
   std::optional<RouteFilterModel> route_filter;
+  std::optional<SecretModel> secret;  // Secret or ConfigMap
   // The decoder's diagnostics, lines relative to the document (Resource::line_offset not added).
   std::vector<Diagnostic> diagnostics;
 };
@@ -43,6 +45,7 @@ struct ListenerStatus {
   bool resolved_refs = true;            // false when allowedRoutes.kinds has unsupported kinds
   bool http_route = true;               // supportedKinds: HTTPRoute
   bool grpc_route = true;               // supportedKinds: GRPCRoute
+  std::optional<Condition> refs_failed;  // ResolvedRefs=False for another reason (TLS refs)
   bool programmed = false;
   uint32_t attached_routes = 0;
   bool operator==(const ListenerStatus&) const = default;
@@ -84,6 +87,7 @@ struct ListenerBuild {
   // The last route item attached: a route's parentRefs are attached one after the other, so
   // this dedupes a listener selected by several parentRefs of one route.
   uint32_t last_route = UINT32_MAX;
+  std::optional<net::TlsListenerSettings> tls;  // HTTPS listeners (compile_tls.cc)
 };
 
 // A listening socket being compiled.
@@ -203,6 +207,20 @@ class Compilation {
   void targetNotFound(uint32_t policy_resource, const PolicyTargetModel& target, AncestorStatus as,
                       Reporter& r);
 
+  // compile_tls.cc
+  // The TLS settings of an HTTPS listener: certificates and CA bundles read from its Secrets,
+  // ConfigMaps and files. nullopt (reported, *failed set) when a reference does not resolve.
+  std::optional<net::TlsListenerSettings> resolveListenerTls(const GatewayItem& gw,
+                                                             const ListenerModel& lm,
+                                                             const std::string& id, Reporter& r,
+                                                             Condition* failed);
+  // The TLS context of a port whose listeners are HTTPS; null (reported) when it fails.
+  std::shared_ptr<const net::ServerTlsContext> buildPortTls(const PortBuild& pb);
+  // Backends with spec.tls: their client contexts; a Backend whose CA or client certificate
+  // does not resolve is rejected (reported, removed from backend_by_name_).
+  void resolveBackendTls();
+  std::shared_ptr<const net::ClientTlsContext> backendTls(uint32_t resource) const;
+
   // config_dump.cc
   std::shared_ptr<const ConfigDumpSource> dumpSource() const;
 
@@ -235,6 +253,12 @@ class Compilation {
   std::map<std::pair<std::string, std::string>, uint32_t> route_filter_by_name_;
   std::map<std::pair<std::string, std::string>, uint32_t> gateway_by_name_;  // (ns, name)
   std::map<std::pair<std::string, std::string>, uint32_t> backend_by_name_;
+  // Secrets and ConfigMaps by (kind, ns, name): resource index and decoded content.
+  std::map<std::tuple<std::string, std::string, std::string>,
+           std::pair<uint32_t, const SecretModel*>>
+      secret_by_name_;
+  std::set<uint32_t> reported_secrets_;  // Secrets whose content errors were reported
+  std::map<uint32_t, std::shared_ptr<const net::ClientTlsContext>> backend_tls_;  // by resource
   // Materialized Backends by (index into backends_, port for portless endpoints or 0).
   std::map<BackendKey, const Backend*> materialized_;
   std::string scratch_;  // reused to build lookup keys without allocating

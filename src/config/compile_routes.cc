@@ -136,6 +136,11 @@ const Backend* Compilation::materializeBackend(uint32_t backend_item, uint16_t r
   backend->circuit_breaker = item.model.circuit_breaker;
   backend->pool = item.model.pool;
   backend->protocol = item.model.protocol;
+  if (item.model.tls) {
+    backend->tls = backendTls(item.resource);  // null only for a rejected Backend (unreferenced)
+    backend->tls_server_name = item.model.tls->sni;
+    if (backend->active_health) backend->active_health->http = false;  // no TLS checks yet
+  }
   for (const EndpointModel& e : item.model.endpoints) {
     uint16_t port = e.port != 0 ? e.port : ref_port;
     if (port == 0) continue;  // validated by the decoder; defensive
@@ -151,7 +156,10 @@ const Backend* Compilation::materializeBackend(uint32_t backend_item, uint16_t r
       Endpoint endpoint;
       endpoint.address = address;
       endpoint.authority = address.toString();
-      endpoint.pool_id = ids_.pool(endpoint.authority);
+      // TLS connections are pooled per Backend (its CA, client certificate and SNI).
+      endpoint.pool_id =
+          ids_.pool(item.model.tls ? "tls:" + res.ns + '/' + res.name + '@' + endpoint.authority
+                                   : endpoint.authority);
       // Health is per backend (two Backends may check one address differently).
       endpoint.health_id = ids_.health(res.ns + '/' + res.name + '@' + endpoint.authority);
       endpoint.weight = e.weight;

@@ -23,6 +23,7 @@ enum class KindClass {
   kBackend,
   kTrafficPolicy,
   kRouteFilter,
+  kSecret,  // core v1 Secret or ConfigMap
   kIgnored,
   kUnknown
 };
@@ -59,6 +60,9 @@ KindClass classify(const Resource& res, std::string* problem, std::string* field
         return KindClass::kIgnored;
       }
     }
+  } else if (group.empty() && version == "v1" &&
+             (res.kind == "Secret" || res.kind == "ConfigMap")) {
+    return KindClass::kSecret;
   } else if (group == kPorticoGroup) {
     if (res.kind == "Backend" || res.kind == "TrafficPolicy" || res.kind == "HTTPRouteFilter") {
       if (version == "v1alpha1") {
@@ -75,7 +79,8 @@ KindClass classify(const Resource& res, std::string* problem, std::string* field
   *problem =
       "Unsupported value: kind " + res.kind + " of apiVersion \"" + res.api_version +
       "\": supported kinds are Gateway, HTTPRoute and GRPCRoute (gateway.networking.k8s.io/v1), "
-      "Backend, TrafficPolicy and HTTPRouteFilter (portico.dev/v1alpha1)";
+      "Backend, TrafficPolicy and HTTPRouteFilter (portico.dev/v1alpha1), Secret and "
+      "ConfigMap (v1)";
   return KindClass::kUnknown;
 }
 
@@ -160,6 +165,9 @@ const DecodedSpec& Compilation::decoded(uint32_t i) {
         break;
       case KindClass::kRouteFilter:
         fresh->route_filter = decodeRouteFilter(res, r);
+        break;
+      case KindClass::kSecret:
+        fresh->secret = decodeSecret(res, r);
         break;
       default:
         break;
@@ -282,6 +290,12 @@ void Compilation::decodeAll() {
           ok = true;
         }
         break;
+      case KindClass::kSecret:
+        if (spec.secret) {
+          secret_by_name_[{res.kind, res.ns, res.name}] = {i, &*spec.secret};
+          ok = true;
+        }
+        break;
       default:
         break;
     }
@@ -317,21 +331,42 @@ void Compilation::buildListeners() {
       ListenerStatus& ls = st.listeners[li];
       if (!lm.accepted) continue;
       std::string id = res.ns + '/' + res.name + '/' + lm.name;
-      // Listeners on one socket must differ in hostname; the older Gateway keeps it.
+      std::optional<net::TlsListenerSettings> tls;
+      if (lm.tls) {
+        Condition failed;
+        tls = resolveListenerTls(gw, lm, id, r, &failed);
+        if (!tls) {
+          ls.refs_failed = failed;
+          continue;
+        }
+      }
+      // Listeners on one socket must differ in hostname and agree on TLS; the older Gateway
+      // keeps it.
       std::string conflict;
+      bool protocol_conflict = false;
       for (const std::string& ip : ips) {
         auto pit = port_by_key_.find({ip, lm.port});
         if (pit == port_by_key_.end()) continue;
         for (uint32_t other : ports_[pit->second].listeners) {
-          if (listeners_[other].spec.hostname == lm.hostname) conflict = listeners_[other].spec.id;
+          if (listeners_[other].tls.has_value() != lm.tls.has_value()) {
+            conflict = listeners_[other].spec.id;
+            protocol_conflict = true;
+          } else if (listeners_[other].spec.hostname == lm.hostname) {
+            conflict = listeners_[other].spec.id;
+          }
         }
       }
       if (!conflict.empty()) {
-        std::string message = "Conflicted: port " + std::to_string(lm.port) + " with hostname \"" +
-                              lm.hostname + "\" is already served by listener " + conflict;
+        std::string message =
+            protocol_conflict
+                ? "Conflicted: port " + std::to_string(lm.port) + " is already served by " +
+                      "listener " + conflict + " with another protocol (HTTP and HTTPS)"
+                : "Conflicted: port " + std::to_string(lm.port) + " with hostname \"" +
+                      lm.hostname + "\" is already served by listener " + conflict;
+        std::string reason = protocol_conflict ? "ProtocolConflict" : "HostnameConflict";
         r.error(lm.where.mark, lm.where.path, message);
-        ls.accepted = Condition{"Accepted", false, "HostnameConflict", message};
-        ls.conflicted = Condition{"Conflicted", true, "HostnameConflict", message};
+        ls.accepted = Condition{"Accepted", false, reason, message};
+        ls.conflicted = Condition{"Conflicted", true, reason, message};
         continue;
       }
       uint32_t build = static_cast<uint32_t>(listeners_.size());
@@ -340,6 +375,7 @@ void Compilation::buildListeners() {
       lb.listener = li;
       lb.spec.id = id;
       lb.spec.hostname = lm.hostname;
+      lb.tls = std::move(tls);
       listeners_.push_back(std::move(lb));
       listener_build_[{g, li}] = build;
       for (const std::string& ip : ips) {
@@ -406,6 +442,10 @@ void Compilation::buildPorts() {
     for (const auto& [field, policy] : pb.set_by)
       port.settings.policy_sources.push_back(field + ": " + policy);
     port.routes = std::make_shared<const router::RouteTable>(std::move(specs));
+    if (!pb.listeners.empty() && listeners_[pb.listeners[0]].tls) {
+      port.tls = buildPortTls(pb);
+      if (port.tls == nullptr) continue;  // reported
+    }
     snapshot_->ports.push_back(std::move(port));
   }
 }
@@ -433,6 +473,7 @@ CompileResult Compilation::run() {
   };
   try {
     decodeAll();
+    resolveBackendTls();
     timings_.decode_ms = lap();
     buildListeners();
     applyPolicies();

@@ -243,18 +243,17 @@ spec:
   listeners:
   - {name: http, port: 8080, protocol: HTTP}
   - {name: bad, port: 0, protocol: HTTP}
-  - {name: tls, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: c}]}}
+  - {name: tls, port: 8443, protocol: TLS, tls: {mode: Passthrough}}
   - {name: wrong, port: 9090, protocol: HTTP, hostname: "*.*.example.com"}
 )");
-  EXPECT_EQ(d,
-            (std::vector<std::string>{
-                "F:7:23: error: Gateway default/gw: spec.listeners[1].port: Invalid value: 0: "
-                "must be an integer between 1 and 65535, inclusive",
-                "F:8:39: warning: Gateway default/gw: spec.listeners[2].protocol: protocol HTTPS "
-                "is not supported yet; listener skipped",
-                "F:9:57: error: Gateway default/gw: spec.listeners[3].hostname: Invalid value: "
-                "\"*.*.example.com\": a wildcard is allowed only as the whole first label "
-                "(\"*.example.com\")"}))
+  EXPECT_EQ(d, (std::vector<std::string>{
+                   "F:7:23: error: Gateway default/gw: spec.listeners[1].port: Invalid value: 0: "
+                   "must be an integer between 1 and 65535, inclusive",
+                   "F:8:39: warning: Gateway default/gw: spec.listeners[2].protocol: protocol TLS "
+                   "is not supported yet; listener skipped",
+                   "F:9:57: error: Gateway default/gw: spec.listeners[3].hostname: Invalid value: "
+                   "\"*.*.example.com\": a wildcard is allowed only as the whole first label "
+                   "(\"*.example.com\")"}))
       << joined(d);
   ASSERT_EQ(snap().ports.size(), 1u);
   EXPECT_EQ(snap().ports[0].port, 8080);
@@ -296,7 +295,7 @@ spec:
           "F:14:7: error: Service default/s: kind: Unsupported value: kind Service of "
           "apiVersion \"v1\": supported kinds are Gateway, HTTPRoute and GRPCRoute "
           "(gateway.networking.k8s.io/v1), Backend, TrafficPolicy and HTTPRouteFilter "
-          "(portico.dev/v1alpha1)",
+          "(portico.dev/v1alpha1), Secret and ConfigMap (v1)",
           "F:17:13: error: Backend default/b: apiVersion: Unsupported value: \"portico.dev/v1\": "
           "Backend is served as portico.dev/v1alpha1",
           "F:24:9: error: Gateway default/gw: metadata.name: Duplicate value: Gateway "

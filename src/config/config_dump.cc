@@ -129,10 +129,11 @@ std::string statusJson(const Resource& res, const ResourceStatus& st) {
       const ListenerStatus& ls = st.listeners[i];
       if (i > 0) out.push_back(',');
       std::vector<Condition> conditions = {ls.accepted};
-      conditions.push_back(ls.resolved_refs ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
-                                            : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
-                                                        "only HTTPRoute and GRPCRoute are "
-                                                        "supported"});
+      conditions.push_back(ls.refs_failed    ? *ls.refs_failed
+                           : ls.resolved_refs ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
+                                              : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
+                                                          "only HTTPRoute and GRPCRoute are "
+                                                          "supported"});
       conditions.push_back(ls.programmed ? Condition{"Programmed", true, "Programmed", ""}
                                          : Condition{"Programmed", false, "Invalid", ""});
       if (ls.conflicted) conditions.push_back(*ls.conflicted);
@@ -220,6 +221,25 @@ namespace {
 
 using nlohmann::json;
 
+// An HTTPS port's certificates and client validation (never keys or PEM text).
+json tlsJson(const net::TlsPortSettings& s) {
+  json listeners = json::array();
+  for (const net::TlsListenerSettings& l : s.listeners) {
+    json certs = json::array();
+    for (const auto& c : l.certificates)
+      certs.push_back(
+          {{"subject", c->subject()}, {"names", c->names()}, {"notAfter", c->notAfter()}});
+    const char* mode = l.client_mode == net::ClientCertMode::kRequired   ? "Required"
+                       : l.client_mode == net::ClientCertMode::kOptional ? "Optional"
+                                                                         : "None";
+    listeners.push_back({{"name", l.id},
+                         {"certificates", certs},
+                         {"clientCertificates", mode},
+                         {"minVersion", l.min_version == 0x0304 ? "1.3" : "1.2"}});
+  }
+  return {{"alpn", s.alpn}, {"listeners", listeners}};
+}
+
 json settingsJson(const PortSettings& s) {
   return {{"requestHeadersTimeoutMs", s.header_timeout_ms},
           {"requestBodyTimeoutMs", s.body_timeout_ms},
@@ -272,9 +292,11 @@ std::string renderConfigDump(const Snapshot& snapshot) {
         routes.push_back((r->kind == "HTTPRoute" ? "" : r->kind + ' ') + r->ns + '/' + r->name);
       listeners.push_back({{"name", l.spec.id}, {"hostname", l.spec.hostname}, {"routes", routes}});
     }
-    ports.push_back({{"address", port.bind.toString()},
-                     {"listeners", listeners},
-                     {"settings", settingsJson(port.settings)}});
+    json entry = {{"address", port.bind.toString()},
+                  {"listeners", listeners},
+                  {"settings", settingsJson(port.settings)}};
+    if (port.tls) entry["tls"] = tlsJson(port.tls->settings());
+    ports.push_back(std::move(entry));
   }
   json backends = json::array();
   for (const auto& b : snapshot.backends) {

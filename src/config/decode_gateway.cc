@@ -84,11 +84,11 @@ ListenerModel decodeListener(Reporter& r, const YAML::Node& node, const std::str
   }
   std::optional<std::string> protocol = m.string("protocol", Need::kRequired);
   l.protocol = protocol.value_or("");
-  if (protocol && *protocol != "HTTP") {
+  if (protocol && *protocol != "HTTP" && *protocol != "HTTPS") {
     m.ignore("tls");
     m.ignore("allowedRoutes");
     m.finish();
-    if (*protocol == "HTTPS" || *protocol == "TLS" || *protocol == "TCP" || *protocol == "UDP") {
+    if (*protocol == "TLS" || *protocol == "TCP" || *protocol == "UDP") {
       r.warning(m.markOf("protocol"), m.childPath("protocol"),
                 "protocol " + *protocol + " is not supported yet; listener skipped");
       l.reason = "UnsupportedProtocol";
@@ -96,18 +96,22 @@ ListenerModel decodeListener(Reporter& r, const YAML::Node& node, const std::str
     } else {
       r.error(m.markOf("protocol"), m.childPath("protocol"),
               "Unsupported value: \"" + *protocol +
-                  "\": supported values: \"HTTP\" (\"HTTPS\", \"TLS\", \"TCP\", \"UDP\" later)");
+                  "\": supported values: \"HTTP\", \"HTTPS\" (\"TLS\", \"TCP\", \"UDP\" later)");
       l.reason = "UnsupportedProtocol";
       l.message = "unknown protocol " + *protocol;
     }
     l.accepted = false;
     return l;
   }
-  if (m.has("tls")) {
-    r.error(m.markOf("tls"), m.childPath("tls"),
-            "Forbidden: tls must not be set for protocol HTTP");
+  if (protocol && *protocol == "HTTPS") {
+    decodeListenerTls(m, &l);
+  } else {
+    if (m.has("tls")) {
+      r.error(m.markOf("tls"), m.childPath("tls"),
+              "Forbidden: tls must not be set for protocol HTTP");
+    }
+    m.ignore("tls");
   }
-  m.ignore("tls");
   decodeAllowedRoutes(m, &l);
   m.finish();
   if (r.errorCount() > errors_before) {

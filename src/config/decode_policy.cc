@@ -405,7 +405,7 @@ std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r) {
                   "\": supported values: \"http1\", \"http2\", \"grpc\"");
     }
   }
-  spec.unsupported("tls", "spec.tls");
+  decodeBackendTls(spec, &b);
   spec.finish();
   if (r.errorCount() > errors_before) return std::nullopt;
   return b;

@@ -45,6 +45,45 @@ struct Condition {
 
 // ---- Gateway ---------------------------------------------------------------------------
 
+// ---- TLS (listener tls, Secret, ConfigMap) --------------------------------------------
+
+// A certificateRefs / caCertificateRefs item.
+struct CertificateRefModel {
+  Where where;
+  std::string group;  // "" = core
+  std::string kind;   // "Secret" (certificateRefs default), "ConfigMap"
+  std::string ns;     // defaults to the Gateway's namespace
+  std::string name;
+};
+
+enum class ClientCertModel : uint8_t { kRequired, kOptional };
+
+// A Gateway listener's `tls` (protocol HTTPS, mode Terminate).
+struct ListenerTlsModel {
+  Where where;
+  std::vector<CertificateRefModel> certificate_refs;
+  // options portico.dev/certificate-file and key-file: PEM files (relative to the config file).
+  // Without key-file, the key is read from the certificate file.
+  std::string certificate_file;
+  std::string key_file;
+  Where certificate_file_where;
+  // frontendValidation.caCertificateRefs, or option portico.dev/client-ca-file.
+  std::vector<CertificateRefModel> ca_refs;
+  std::string ca_file;
+  Where ca_file_where;
+  ClientCertModel client_mode = ClientCertModel::kRequired;  // portico.dev/client-certificate-mode
+  int min_version = 0x0303;  // portico.dev/min-version: TLS1_2_VERSION or TLS1_3_VERSION
+};
+
+// A core v1 Secret (type kubernetes.io/tls or Opaque) or ConfigMap: the PEM entries Portico
+// reads (tls.crt, tls.key, ca.crt), base64-decoded from `data` or plain from `stringData`.
+struct SecretModel {
+  std::string type;  // Secret type ("kubernetes.io/tls"); "" for a ConfigMap
+  std::string tls_crt, tls_key, ca_crt;
+  Where tls_crt_where, tls_key_where, ca_crt_where;
+  bool has_tls_crt = false, has_tls_key = false, has_ca_crt = false;
+};
+
 struct ListenerModel {
   Where where;
   std::string name;
@@ -54,6 +93,7 @@ struct ListenerModel {
   bool allow_all_namespaces = false;  // allowedRoutes.namespaces.from: All (else Same)
   bool allows_http_route = true;      // allowedRoutes.kinds includes HTTPRoute (or is unset)
   bool allows_grpc_route = true;      // allowedRoutes.kinds includes GRPCRoute (or is unset)
+  std::optional<ListenerTlsModel> tls;  // protocol HTTPS
   // Accepted=False with this reason/message when the listener is not served.
   bool accepted = true;
   std::string reason = "Accepted";
@@ -170,9 +210,21 @@ struct EndpointModel {
   std::string zone;
 };
 
+// A Backend's spec.tls: TLS to its endpoints.
+struct BackendTlsModel {
+  Where where;
+  std::string sni;  // server name sent and verified; "" = none sent, verification by CA only
+  std::vector<CertificateRefModel> ca_refs;  // caCertificateRefs (ConfigMap/Secret ca.crt)
+  std::string ca_file;                       // caFile (relative to the config file)
+  bool system_cas = false;                   // wellKnownCACertificates: System
+  bool insecure_skip_verify = false;
+  std::optional<CertificateRefModel> client_certificate;  // clientCertificateRef (Secret)
+};
+
 struct BackendModel {
   BackendProtocol protocol = BackendProtocol::kHttp1;  // spec.protocol
   std::vector<EndpointModel> endpoints;
+  std::optional<BackendTlsModel> tls;
   LoadBalancerSettings load_balancer;
   std::optional<ActiveHealthSettings> active_health;
   std::optional<PassiveHealthSettings> passive_health;
@@ -245,5 +297,11 @@ std::optional<HttpRouteModel> decodeGrpcRoute(const Resource& res, Reporter& r);
 std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r);
 std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Reporter& r);
 std::optional<RouteFilterModel> decodeRouteFilter(const Resource& res, Reporter& r);
+// Secret and ConfigMap (core v1; their content is at the top level, not in spec).
+std::optional<SecretModel> decodeSecret(const Resource& res, Reporter& r);
+// A listener's `tls` into out->tls (decode_tls.cc).
+void decodeListenerTls(MapReader& listener, ListenerModel* out);
+// A Backend's spec.tls into out->tls (decode_tls.cc).
+void decodeBackendTls(MapReader& spec, BackendModel* out);
 
 }  // namespace portico::config

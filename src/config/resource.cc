@@ -138,6 +138,10 @@ std::optional<Resource> decodeResource(const YAML::Node& doc, const std::string&
 
   res.spec = top.take("spec");
   top.ignore("status");
+  // Core Secret and ConfigMap keep their content at the top level (decode_tls.cc reads it).
+  if (res.api_version == "v1" && (res.kind == "Secret" || res.kind == "ConfigMap"))
+    for (std::string_view k : {"type", "data", "stringData", "binaryData", "immutable"})
+      top.ignore(k);
   top.finish();
   if (r.errorCount() > 0) return std::nullopt;
   return res;

@@ -16,6 +16,7 @@
 #include "config/policy.h"
 #include "http1/message.h"
 #include "net/address.h"
+#include "net/tls.h"
 
 namespace portico::router {
 class RouteTable;
@@ -55,6 +56,9 @@ struct Backend {
   CircuitBreakerSettings circuit_breaker;
   ConnectionPoolSettings pool;
   BackendProtocol protocol = BackendProtocol::kHttp1;  // spec.protocol (grpc implies HTTP/2)
+  // spec.tls: connections speak TLS with this context and SNI (null: plain TCP).
+  std::shared_ptr<const net::ClientTlsContext> tls;
+  std::string tls_server_name;
   // Endpoint choice; endpoints[] is in the balancer's order (its pick() indexes it).
   std::shared_ptr<const upstream::LoadBalancer> balancer;
 };
@@ -215,6 +219,9 @@ struct Port {
   uint16_t port = 0;
   PortSettings settings;
   std::shared_ptr<const router::RouteTable> routes;  // listeners on this port and their routes
+  // HTTPS: the port's TLS context (certificates by SNI, ALPN, client verification); null for
+  // plain HTTP. Offered ALPN protocols: tls->settings().alpn.
+  std::shared_ptr<const net::ServerTlsContext> tls;
 };
 
 struct ConfigDumpSource;  // config_dump.cc

@@ -27,11 +27,27 @@ namespace portico::proxy {
 
 namespace {
 constexpr uint32_t kLingerMs = 1000;
+
+// x-forwarded-client-cert, which clients may not send (Envoy's SANITIZE).
+bool isClientCertHeader(std::string_view name) {
+  constexpr std::string_view kName = "x-forwarded-client-cert";
+  if (name.size() != kName.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kName[i]) return false;
+  }
+  return true;
+}
 constexpr size_t kMaxPipelined = 64 * 1024;  // unparsed input kept while a request is in flight
 }  // namespace
 
-DownstreamConn::DownstreamConn(Worker& worker, int fd, const sockaddr* peer, uint16_t local_port)
-    : worker_(worker), fd_(fd), local_port_(local_port) {
+DownstreamConn::DownstreamConn(Worker& worker, net::Transport transport, const sockaddr* peer,
+                               uint16_t local_port)
+    : worker_(worker),
+      fd_(transport.fd()),
+      transport_(std::move(transport)),
+      local_port_(local_port) {
   peer_family_ = static_cast<uint8_t>(peer->sa_family);
   if (peer->sa_family == AF_INET) {
     std::memcpy(peer_addr_, &reinterpret_cast<const sockaddr_in*>(peer)->sin_addr, 4);
@@ -42,16 +58,18 @@ DownstreamConn::DownstreamConn(Worker& worker, int fd, const sockaddr* peer, uin
   up_timer_.set(&DownstreamConn::onUpTimer, this);
 }
 
-DownstreamConn::~DownstreamConn() {
-  if (fd_ >= 0) ::close(fd_);
-}
+DownstreamConn::~DownstreamConn() = default;  // transport_ closes the socket
 
 void DownstreamConn::start() {
   interest_ = EPOLLIN;
   worker_.loop().add(fd_, interest_, this);
   worker_.addConnection(this);
   const config::Port* port = findPort();
-  worker_.loop().timers().schedule(&timer_, port ? port->settings.idle_timeout_ms : 60'000);
+  // TLS: the handshake and the first request head must arrive within the header timeout.
+  uint32_t first_ms = port ? (transport_.isTls() ? port->settings.header_timeout_ms
+                                                 : port->settings.idle_timeout_ms)
+                           : 60'000;
+  worker_.loop().timers().schedule(&timer_, first_ms);
 }
 
 const config::Port* DownstreamConn::findPort() {
@@ -85,19 +103,20 @@ void DownstreamConn::onIo(uint32_t events) {
   if (events & EPOLLOUT) {
     if (!flushOut()) return;
   }
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) readDownstream();
+  // A TLS read (the handshake) may wait for the socket to be writable.
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || transport_.wantsWrite()) readDownstream();
   if (phase_ != Phase::kClosed) updateInterest();
 }
 
 void DownstreamConn::readDownstream() {
   if (phase_ == Phase::kLinger) {
     char sink[4096];
-    ssize_t n = ::recv(fd_, sink, sizeof sink, 0);
+    ssize_t n = transport_.read(sink, sizeof sink);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close();
     return;
   }
   char* p = in_.reserve(kReadSize);
-  ssize_t n = ::recv(fd_, p, in_.writable(), 0);
+  ssize_t n = transport_.read(p, in_.writable());
   if (n > 0) {
     in_.commit(static_cast<size_t>(n));
     process();
@@ -332,6 +351,9 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     st.global.no_route.inc();
     return reject(404, "no route matches on listener " + std::string(d.listener) + "\n");
   }
+  // Host names a listener that verifies client certificates, SNI chose another one.
+  if (port->tls && port->tls->misdirected(transport_.listenerIndex(), d.listener))
+    return reject(421, "misdirected request: this connection was not made for this host\n");
   rule_ = d.rule;
   stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
   rs.requests.inc();
@@ -349,7 +371,7 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
     scratch_.clear();
     scratch_.append("location: ");
     appendRedirectLocation(*rule_->redirect(), authority, local_port_, in.path, in.query,
-                           rule_->rewritePrefix(), scratch_);
+                           rule_->rewritePrefix(), scratch_, transport_.isTls() ? "https" : "http");
     scratch_.append("\r\n");
     in_.consume(head_len);
     respondLocal(rule_->redirect()->status_code, "", !req_bodyless_, scratch_.view());
@@ -466,6 +488,7 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
         continue;
       default:
         if (isHopByHop(h.tag)) continue;
+        if (isClientCertHeader(h.name)) continue;  // only Portico sets it
         if (head.info.connection_other_tokens &&
             nominatedByConnection(head.headers, head.header_count, h.name)) {
           continue;
@@ -525,7 +548,17 @@ void DownstreamConn::serializeRequestHead(const http1::RequestHead& head, std::s
   char ip[INET6_ADDRSTRLEN];
   inet_ntop(peer_family_, peer_addr_, ip, sizeof ip);
   out.append(ip, std::strlen(ip));
-  out.append("\r\nx-forwarded-proto: http\r\n\r\n");
+  out.append(transport_.isTls() ? "\r\nx-forwarded-proto: https\r\n"
+                                : "\r\nx-forwarded-proto: http\r\n");
+  if (transport_.isTls()) {
+    const net::PeerCertificateInfo& peer = transport_.peerCertificateInfo();
+    if (peer.present) {
+      out.append("x-forwarded-client-cert: ");
+      out.append(peer.xfcc());
+      out.append("\r\n");
+    }
+  }
+  out.append("\r\n");
 }
 
 bool DownstreamConn::needsStreamPath(const config::Rule& rule, const http1::RequestHead& head) {
@@ -653,7 +686,7 @@ bool DownstreamConn::forwardRequestBody() {
 
 bool DownstreamConn::flushOut() {
   while (!out_.empty()) {
-    ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    ssize_t n = transport_.write(out_.data(), out_.size());
     if (n > 0) {
       out_.consume(static_cast<size_t>(n));
       continue;
@@ -695,7 +728,7 @@ void DownstreamConn::updateInterest() {
   } else if (phase_ == Phase::kTunnel && up_ != nullptr && up_->out.size() > kHighWater) {
     want = 0;
   }
-  if (!out_.empty()) want |= EPOLLOUT;
+  if (!out_.empty() || transport_.wantsWrite()) want |= EPOLLOUT;
   if (want != interest_) {
     interest_ = want;
     worker_.loop().modify(fd_, want, this);
@@ -761,7 +794,7 @@ void DownstreamConn::beginClose() {
   releaseUpstream(false);
   // Half-close and drain what the client still sends, so our response is not destroyed by a
   // reset when unread input remains (lingering close).
-  ::shutdown(fd_, SHUT_WR);
+  transport_.shutdownWrite();
   phase_ = Phase::kLinger;
   in_.clear();
   in_.release();
@@ -784,11 +817,9 @@ void DownstreamConn::close() {
   phase_ = Phase::kClosed;
   timer_.cancel();
   up_timer_.cancel();
-  if (fd_ >= 0) {
-    worker_.loop().remove(fd_);
-    ::close(fd_);
-    fd_ = -1;
-  }
+  if (fd_ >= 0) worker_.loop().remove(fd_);
+  transport_.close();
+  fd_ = -1;
   in_.clear();
   in_.release();
   out_.clear();

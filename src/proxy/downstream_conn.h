@@ -20,6 +20,7 @@
 #include "config/snapshot.h"
 #include "http1/parser.h"
 #include "net/event_loop.h"
+#include "net/tls.h"
 #include "proxy/connection.h"
 #include "router/router.h"
 #include "upstream/upstream_conn.h"
@@ -36,7 +37,9 @@ class DownstreamConn final : public Connection,
                              public net::Deferred,
                              public upstream::UpstreamOwner {
  public:
-  DownstreamConn(Worker& worker, int fd, const sockaddr* peer, uint16_t local_port);
+  // `transport` (plain or TLS) owns the accepted socket; every read and write goes through it.
+  DownstreamConn(Worker& worker, net::Transport transport, const sockaddr* peer,
+                 uint16_t local_port);
   ~DownstreamConn() override;
 
   void start();
@@ -136,7 +139,8 @@ class DownstreamConn final : public Connection,
   static void onUpTimer(void* ctx);
 
   Worker& worker_;
-  int fd_;
+  int fd_;  // transport_.fd(), for the event loop; -1 once closed
+  net::Transport transport_;
   Phase phase_ = Phase::kHead;
   UpTimer up_timer_kind_ = UpTimer::kNone;
   uint8_t peer_family_;

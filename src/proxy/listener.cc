@@ -27,6 +27,20 @@ void Listener::close() {
   fd_ = -1;
 }
 
+const std::shared_ptr<const net::ServerTlsContext>& Listener::tlsContext() {
+  const config::Snapshot& snap = worker_.currentSnapshot();
+  if (snap.version == tls_version_) return tls_;
+  tls_version_ = snap.version;
+  tls_.reset();
+  for (const config::Port& p : snap.ports) {
+    if (p.port == port_ && p.bind.ipString() == bind_.ipString()) {
+      tls_ = p.tls;
+      break;
+    }
+  }
+  return tls_;
+}
+
 void Listener::onIo(uint32_t) {
   // Accept a bounded batch per wake-up so one busy port cannot starve the loop.
   for (int i = 0; i < 64 && fd_ >= 0; ++i) {
@@ -35,7 +49,10 @@ void Listener::onIo(uint32_t) {
     int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or EMFILE & co: try again on the next event
     net::tuneStream(fd);
-    auto* conn = new DownstreamConn(worker_, fd, reinterpret_cast<sockaddr*>(&peer), port_);
+    const std::shared_ptr<const net::ServerTlsContext>& tls = tlsContext();
+    net::Transport transport = tls ? net::Transport(fd, tls) : net::Transport(fd);
+    auto* conn = new DownstreamConn(worker_, std::move(transport),
+                                    reinterpret_cast<sockaddr*>(&peer), port_);
     conn->start();
   }
 }

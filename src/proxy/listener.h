@@ -1,10 +1,14 @@
-// Listener: a worker's SO_REUSEPORT listening socket for one Snapshot port.
+// Listener: a worker's SO_REUSEPORT listening socket for one Snapshot port. Accepted sockets
+// become DownstreamConns with a plain or TLS net::Transport (the port's TLS context in the
+// worker's current snapshot).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "net/address.h"
 #include "net/event_loop.h"
+#include "net/tls.h"
 
 namespace portico::proxy {
 
@@ -22,8 +26,13 @@ class Listener final : public net::IoHandler {
   uint16_t port() const { return port_; }
 
  private:
+  // The TLS context of this port in the current snapshot (null: plain), cached per version.
+  const std::shared_ptr<const net::ServerTlsContext>& tlsContext();
+
   Worker& worker_;
   int fd_;
+  uint64_t tls_version_ = ~0ull;
+  std::shared_ptr<const net::ServerTlsContext> tls_;
   net::Address bind_;
   uint16_t port_;
 };

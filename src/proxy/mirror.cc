@@ -42,6 +42,8 @@ MirrorRequest* MirrorRequest::start(Worker& worker, const config::Backend& backe
     m->finish(false, false);
     return has_body ? m : nullptr;
   }
+  // A fresh connection to a TLS Backend starts TLS (a pooled one has already: a no-op).
+  if (backend.tls) m->up_->startTls(backend.tls, backend.tls_server_name);
   worker.loop().timers().schedule(&m->timer_, timeout_ms);
   m->up_->out.append(head);
   m->flush();
@@ -114,7 +116,7 @@ void MirrorRequest::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events) 
 
 void MirrorRequest::readResponse() {
   char* p = up_->in.reserve(kReadSize);
-  ssize_t n = ::recv(up_->fd(), p, up_->in.writable(), 0);
+  ssize_t n = up_->read(p, up_->in.writable());
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n <= 0) {
     bool until_close = resp_head_done_ && resp_body_.kind() == http1::BodyKind::kUntilClose;

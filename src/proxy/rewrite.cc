@@ -46,8 +46,9 @@ std::string_view hostWithoutPort(std::string_view host) {
 
 void appendRedirectLocation(const config::Redirect& redirect, std::string_view host,
                             uint16_t listener_port, std::string_view path, std::string_view query,
-                            std::string_view prefix, Buffer& out) {
-  std::string_view scheme = redirect.scheme.empty() ? "http" : std::string_view(redirect.scheme);
+                            std::string_view prefix, Buffer& out, std::string_view request_scheme) {
+  std::string_view scheme =
+      redirect.scheme.empty() ? request_scheme : std::string_view(redirect.scheme);
   uint16_t port = redirect.port;
   if (port == 0) {
     if (!redirect.scheme.empty()) {

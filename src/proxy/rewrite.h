@@ -27,11 +27,13 @@ void appendModifiedPath(const config::PathModifier& modifier, std::string_view p
 std::string_view hostWithoutPort(std::string_view host);
 
 // Appends the Location of a RequestRedirect for a request to `host` (Host header) on
-// `listener_port` with `path` and `query` ("" when none). Scheme: the filter's, else http.
+// `listener_port` with `path` and `query` ("" when none). Scheme: the filter's, else the
+// request's (`request_scheme`).
 // Port: the filter's; else 80/443 when the filter sets a scheme; else the listener port.
 // The port is omitted for http:80 and https:443.
 void appendRedirectLocation(const config::Redirect& redirect, std::string_view host,
                             uint16_t listener_port, std::string_view path, std::string_view query,
-                            std::string_view prefix, Buffer& out);
+                            std::string_view prefix, Buffer& out,
+                            std::string_view request_scheme = "http");
 
 }  // namespace portico::proxy

@@ -118,6 +118,7 @@ bool DownstreamConn::connectUpstream() {
                                    backend_->stats_id, in_progress, &bs.connections_active,
                                    &load.connections);
   up_->owner = this;
+  if (backend_->tls) up_->startTls(backend_->tls, backend_->tls_server_name);
   up_->max_requests = backend_->pool.max_requests_per_connection;
   up_->max_idle = backend_->pool.max_idle_per_worker;
   up_->idle_timeout_ms = backend_->pool.idle_timeout_ms;
@@ -191,7 +192,7 @@ void DownstreamConn::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events)
 
 void DownstreamConn::readUpstream() {
   char* p = up_->in.reserve(kReadSize);
-  ssize_t n = ::recv(up_->fd(), p, up_->in.writable(), 0);
+  ssize_t n = up_->read(p, up_->in.writable());
   if (n > 0) {
     up_->in.commit(static_cast<size_t>(n));
     up_->bytes_received += static_cast<uint64_t>(n);

@@ -17,6 +17,7 @@ UpstreamConn::UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, u
       loop_(loop),
       pool_(pool),
       fd_(fd),
+      transport_(fd),
       pool_id_(pool_id),
       backend_stats_id_(backend_stats_id),
       active_gauge_(active_gauge),
@@ -26,12 +27,15 @@ UpstreamConn::UpstreamConn(net::EventLoop& loop, ConnectionPool& pool, int fd, u
   loop_.add(fd_, interest_, this);
 }
 
-UpstreamConn::~UpstreamConn() {
-  if (fd_ >= 0) ::close(fd_);
-}
+UpstreamConn::~UpstreamConn() = default;  // transport_ closes the socket
 
 void UpstreamConn::onIo(uint32_t events) {
   if (fd_ < 0) return;
+  if ((events & EPOLLIN) && transport_.wantsRead() && !out.empty()) {
+    // A TLS write waited for the server's handshake flight: continue it first.
+    if (!flush()) events |= EPOLLERR;
+    setInterest(interest_ | EPOLLIN | (out.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT)));
+  }
   if (owner != nullptr) {
     owner->onUpstreamIo(this, events);
   } else {
@@ -40,6 +44,8 @@ void UpstreamConn::onIo(uint32_t events) {
 }
 
 void UpstreamConn::setInterest(uint32_t events) {
+  // A TLS write waiting for the server's handshake flight needs EPOLLIN, not EPOLLOUT.
+  if (transport_.wantsRead() && (events & EPOLLOUT)) events = (events & ~EPOLLOUT) | EPOLLIN;
   if (fd_ < 0 || events == interest_) return;
   interest_ = events;
   loop_.modify(fd_, events, this);
@@ -47,7 +53,7 @@ void UpstreamConn::setInterest(uint32_t events) {
 
 bool UpstreamConn::flush() {
   while (!out.empty()) {
-    ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
+    ssize_t n = transport_.write(out.data(), out.size());
     if (n > 0) {
       out.consume(static_cast<size_t>(n));
       bytes_sent += static_cast<uint64_t>(n);
@@ -65,7 +71,7 @@ void UpstreamConn::close() {
   if (fd_ < 0) return;
   idle_timer.cancel();
   loop_.remove(fd_);
-  ::close(fd_);
+  transport_.close();
   fd_ = -1;
   if (active_gauge_ != nullptr) active_gauge_->dec();
   if (shared_count_ != nullptr) shared_count_->fetch_sub(1, std::memory_order_relaxed);

@@ -9,6 +9,7 @@
 
 #include "common/buffer.h"
 #include "net/event_loop.h"
+#include "net/tls.h"
 #include "stats/stats.h"
 
 namespace portico::upstream {
@@ -41,6 +42,12 @@ class UpstreamConn final : public net::IoHandler, public net::Deferred {
   void setInterest(uint32_t events);
   // Writes as much of `out` as the socket takes. Returns false on a socket error.
   bool flush();
+  // Reads like recv() (through TLS when started).
+  ssize_t read(char* buf, size_t len) { return transport_.read(buf, len); }
+  // Speaks TLS to the upstream from now on (before the first byte): SNI `server_name`.
+  bool startTls(std::shared_ptr<const net::ClientTlsContext> tls, const std::string& server_name) {
+    return transport_.startClientTls(std::move(tls), server_name);
+  }
   // Unregisters and closes the socket, and schedules deletion. Idempotent.
   void close();
 
@@ -67,6 +74,7 @@ class UpstreamConn final : public net::IoHandler, public net::Deferred {
   net::EventLoop& loop_;
   ConnectionPool& pool_;
   int fd_;
+  net::Transport transport_;  // owns fd_
   uint32_t pool_id_;
   uint32_t backend_stats_id_;
   uint32_t interest_ = 0;

@@ -203,11 +203,15 @@ CASES = [
          "22:15", "error", "Gateway default/gw2",
          "spec.listeners[0].allowedRoutes.namespaces.from", ["Selector", "not supported yet"],
          exact=False),
-    Case("https_listener_skipped", "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
-         "metadata:\n  name: gw2\nspec:\n  listeners:\n  - name: https\n    port: 8443\n"
-         "    protocol: HTTPS\n", "19:15", "warning", "Gateway default/gw2",
+    Case("tls_listener_skipped", "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+         "metadata:\n  name: gw2\nspec:\n  listeners:\n  - name: tls\n    port: 8443\n"
+         "    protocol: TLS\n", "19:15", "warning", "Gateway default/gw2",
          "spec.listeners[0].protocol",
-         "protocol HTTPS is not supported yet; listener skipped", exit=0),
+         "protocol TLS is not supported yet; listener skipped", exit=0),
+    Case("https_listener_needs_tls", "apiVersion: gateway.networking.k8s.io/v1\n"
+         "kind: Gateway\nmetadata:\n  name: gw2\nspec:\n  listeners:\n  - name: https\n"
+         "    port: 8443\n    protocol: HTTPS\n", "17:5", "error", "Gateway default/gw2",
+         "spec.listeners[0].tls", "Required value: protocol HTTPS needs tls with certificateRefs"),
     # --- filters ---
     Case("unknown_filter_type", ROUTE_HEAD + "  rules:\n  - filters:\n"
          "    - type: RequestRewrite\n", "20:13", "error", "HTTPRoute default/r",
