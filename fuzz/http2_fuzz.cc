@@ -101,7 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string input(http2::kPreface);
   input.append(reinterpret_cast<const char*>(data), size);
   const uint8_t peer[16] = {127, 0, 0, 1};
-  auto* conn = new proxy::H2DownstreamConn(*f.worker, fds[0], AF_INET, peer, 8080);
+  auto* conn = new proxy::H2DownstreamConn(*f.worker, net::Transport(fds[0]), AF_INET, peer, 8080);
   conn->start(input, /*fresh=*/true);
   // Let the connection write and react, then read what it sent, as a client would.
   for (int i = 0; i < 3; ++i) {

@@ -340,8 +340,11 @@ class Gateway {
       for (const auto& l : p.tls->settings().listeners) {
         for (const std::string& f : l.files) {
           if (tls_watchers_.count(f) == 0)
-            tls_watchers_[f] =
-                std::make_unique<config::FileWatcher>(loop_, f, [this] { reload(); });
+            tls_watchers_[f] = std::make_unique<config::FileWatcher>(loop_, f, [this] {
+              // Rotation tools write a certificate and its key one after the other: reload
+              // once both are in place, not between them (a mismatched pair).
+              loop_.timers().schedule(&tls_reload_timer_, kTlsSettleMs);
+            });
         }
       }
     }
@@ -560,6 +563,8 @@ class Gateway {
   static constexpr uint32_t kRetireCheckMs = 200;
   std::vector<std::shared_ptr<const config::Snapshot>> retiring_;
   net::Timer retire_timer_{&Gateway::onRetireTimer, this};
+  static constexpr uint32_t kTlsSettleMs = 300;  // after the last certificate file change
+  net::Timer tls_reload_timer_{[](void* self) { static_cast<Gateway*>(self)->reload(); }, this};
   std::vector<std::unique_ptr<stats::Shard>> shards_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;

@@ -258,6 +258,7 @@ std::shared_ptr<const net::ClientTlsContext> Compilation::backendTls(uint32_t re
 
 std::shared_ptr<const net::ServerTlsContext> Compilation::buildPortTls(const PortBuild& pb) {
   net::TlsPortSettings settings;
+  settings.alpn = {"h2", "http/1.1"};  // h2: the connection goes to an H2DownstreamConn
   for (uint32_t l : pb.listeners)
     if (listeners_[l].tls) settings.listeners.push_back(*listeners_[l].tls);
   auto ctx = net::ServerTlsContext::build(std::move(settings));

@@ -268,9 +268,10 @@ bool DownstreamConn::handOffToHttp2() {
     return true;  // wait for the rest of the preface
   }
   if (got.substr(0, preface.size()) != preface) return false;
-  auto* h2 = new H2DownstreamConn(worker_, fd_, peer_family_, peer_addr_, local_port_);
   worker_.loop().remove(fd_);
-  fd_ = -1;  // now the HTTP/2 connection's
+  fd_ = -1;  // the socket (and its TLS session) now belong to the HTTP/2 connection
+  auto* h2 =
+      new H2DownstreamConn(worker_, std::move(transport_), peer_family_, peer_addr_, local_port_);
   std::string received(got);
   close();
   h2->start(received, /*fresh=*/false);

@@ -13,6 +13,15 @@ const config::Port* H1Bridge::findPort(const config::Snapshot&) { return conn_.f
 uint16_t H1Bridge::localPort() const { return conn_.local_port_; }
 uint8_t H1Bridge::peerFamily() const { return conn_.peer_family_; }
 const uint8_t* H1Bridge::peerAddr() const { return conn_.peer_addr_; }
+bool H1Bridge::tls() const { return conn_.transport_.isTls(); }
+bool H1Bridge::misdirected(const config::Port& port, std::string_view listener) {
+  return port.tls && port.tls->misdirected(conn_.transport_.listenerIndex(), listener);
+}
+std::string H1Bridge::clientCertHeader() {
+  if (!conn_.transport_.isTls()) return {};
+  const net::PeerCertificateInfo& peer = conn_.transport_.peerCertificateInfo();
+  return peer.present ? peer.xfcc() : std::string();
+}
 
 void H1Bridge::prepare(const http1::RequestHead& head, std::string_view authority,
                        std::string_view target) {

@@ -38,7 +38,9 @@ class H1Bridge final : public StreamDownstream {
   uint16_t localPort() const override;
   uint8_t peerFamily() const override;
   const uint8_t* peerAddr() const override;
-  bool tls() const override { return false; }
+  bool tls() const override;
+  std::string clientCertHeader() override;
+  bool misdirected(const config::Port& port, std::string_view listener) override;
   void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n, bool end_stream) override;
   void submitTrailers(H2Stream* stream, const nghttp2_nv* nva, size_t n) override;
   void resumeResponse(H2Stream* stream) override;

@@ -17,15 +17,23 @@ namespace {
 const http2::Limits kLimits{};
 }  // namespace
 
-H2DownstreamConn::H2DownstreamConn(Worker& worker, int fd, uint8_t peer_family,
+H2DownstreamConn::H2DownstreamConn(Worker& worker, net::Transport transport, uint8_t peer_family,
                                    const uint8_t* peer_addr, uint16_t local_port)
-    : worker_(worker), fd_(fd), local_port_(local_port), peer_family_(peer_family) {
+    : worker_(worker),
+      transport_(std::move(transport)),
+      fd_(transport_.fd()),
+      local_port_(local_port),
+      peer_family_(peer_family) {
   std::memcpy(peer_addr_, peer_addr, sizeof peer_addr_);
   timer_.set(&H2DownstreamConn::onTimer, this);
 }
 
-H2DownstreamConn::~H2DownstreamConn() {
-  if (fd_ >= 0) ::close(fd_);
+H2DownstreamConn::~H2DownstreamConn() = default;  // transport_ closes the socket
+
+std::string H2DownstreamConn::clientCertHeader() {
+  if (!transport_.isTls()) return {};
+  const net::PeerCertificateInfo& peer = transport_.peerCertificateInfo();
+  return peer.present ? peer.xfcc() : std::string();
 }
 
 void H2DownstreamConn::start(std::string_view received, bool fresh) {
@@ -100,14 +108,16 @@ void H2DownstreamConn::onIo(uint32_t events) {
   if (closed_) return;
   if (events & EPOLLOUT) flush();
   if (closed_) return;
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) readClient();
+  // A TLS read may wait for the socket to be writable (renegotiation-free TLS 1.3 key
+  // updates, a 1.2 handshake flight).
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || transport_.wantsWrite()) readClient();
   if (!closed_) flush();
 }
 
 void H2DownstreamConn::readClient() {
   for (int i = 0; i < 4 && !closed_ && !read_paused_; ++i) {
     char buf[16 * 1024];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    ssize_t n = transport_.read(buf, sizeof buf);
     if (n > 0) {
       in_session_ = true;
       ssize_t r = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<uint8_t*>(buf),
@@ -123,7 +133,7 @@ void H2DownstreamConn::readClient() {
         return;
       }
       if (out_.size() > kHighWater) read_paused_ = true;
-      if (static_cast<size_t>(n) < sizeof buf) return;
+      if (static_cast<size_t>(n) < sizeof buf && transport_.pending() == 0) return;
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
@@ -149,7 +159,7 @@ void H2DownstreamConn::flush() {
       out_.append(std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
     }
     if (out_.empty()) break;
-    ssize_t w = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    ssize_t w = transport_.write(out_.data(), out_.size());
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
       close();
@@ -174,7 +184,7 @@ void H2DownstreamConn::flush() {
 
 void H2DownstreamConn::updateInterest() {
   uint32_t want = read_paused_ ? 0u : static_cast<uint32_t>(EPOLLIN);
-  if (!out_.empty()) want |= EPOLLOUT;
+  if (!out_.empty() || transport_.wantsWrite()) want |= EPOLLOUT;
   if (want != interest_) {
     interest_ = want;
     worker_.loop().modify(fd_, want, this);
@@ -216,7 +226,7 @@ void H2DownstreamConn::close() {
     worker_.loop().deferDelete(st);
   }
   worker_.loop().remove(fd_);
-  ::close(fd_);
+  transport_.close();
   fd_ = -1;
   out_.clear();
   out_.release();

@@ -21,6 +21,7 @@
 #include "config/snapshot.h"
 #include "http2/h2.h"
 #include "net/event_loop.h"
+#include "net/tls.h"
 #include "proxy/connection.h"
 #include "proxy/h2_stream.h"
 
@@ -33,10 +34,10 @@ class H2DownstreamConn final : public Connection,
                                public net::IoHandler,
                                public net::Deferred {
  public:
-  // Takes over `fd` (already registered nowhere); `received` are bytes already read from it
-  // (the connection preface, and what followed).
-  H2DownstreamConn(Worker& worker, int fd, uint8_t peer_family, const uint8_t* peer_addr,
-                   uint16_t local_port);
+  // Takes over `transport` (its socket registered nowhere; plain, or TLS after ALPN chose
+  // h2); start() gets the bytes already read from it (the preface, and what followed).
+  H2DownstreamConn(Worker& worker, net::Transport transport, uint8_t peer_family,
+                   const uint8_t* peer_addr, uint16_t local_port);
   ~H2DownstreamConn() override;
   // `fresh`: accepted now (not handed over by DownstreamConn).
   void start(std::string_view received, bool fresh);
@@ -51,7 +52,11 @@ class H2DownstreamConn final : public Connection,
   uint16_t localPort() const override { return local_port_; }
   uint8_t peerFamily() const override { return peer_family_; }
   const uint8_t* peerAddr() const override { return peer_addr_; }
-  bool tls() const override { return false; }
+  bool tls() const override { return transport_.isTls(); }
+  std::string clientCertHeader() override;
+  bool misdirected(const config::Port& port, std::string_view listener) override {
+    return port.tls && port.tls->misdirected(transport_.listenerIndex(), listener);
+  }
   void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n, bool end_stream) override;
   void submitTrailers(H2Stream* stream, const nghttp2_nv* nva, size_t n) override;
   void resumeResponse(H2Stream* stream) override;
@@ -80,7 +85,8 @@ class H2DownstreamConn final : public Connection,
                               nghttp2_data_source*, void*);
 
   Worker& worker_;
-  int fd_;
+  net::Transport transport_;
+  int fd_;  // transport_.fd(), for the event loop; -1 once closed
   uint16_t local_port_;
   uint8_t peer_family_;
   uint8_t peer_addr_[16];

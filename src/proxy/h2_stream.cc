@@ -222,6 +222,10 @@ void H2Stream::route() {
     return;
   }
   router::RouteDecision d = port->routes->match(in);
+  if (!d.listener.empty() && conn_.misdirected(*port, d.listener)) {
+    respondLocal(421, "misdirected request: this connection was not made for this host\n");
+    return;
+  }
   if (d.listener.empty()) {
     st.global.no_route.inc();
     respondLocal(404, "no listener on port " + std::to_string(conn_.localPort()) +
@@ -249,7 +253,7 @@ void H2Stream::route() {
   if (rule_->redirect() != nullptr) {
     Buffer location;
     appendRedirectLocation(*rule_->redirect(), authority_, conn_.localPort(), in.path, in.query,
-                           rule_->rewritePrefix(), location);
+                           rule_->rewritePrefix(), location, conn_.tls() ? "https" : "http");
     respondLocal(rule_->redirect()->status_code, "", {}, location.view(), {}, -1,
                  /*overridable=*/false);
     return;
@@ -609,8 +613,8 @@ void H2Stream::serializeHttp1Head(Buffer& out) {
   for (const http1::Header& h : headers_) {
     using T = http1::HeaderTag;
     if (h.tag == T::kHost || h.tag == T::kTe || h.tag == T::kXForwardedFor ||
-        h.tag == T::kXForwardedProto) {
-      continue;
+        h.tag == T::kXForwardedProto || h.name == "x-forwarded-client-cert") {
+      continue;  // x-forwarded-client-cert is Portico's to set (from a verified certificate)
     }
     if (mod != nullptr && modifierTakesOver(*mod, h.name)) continue;
     if (h.name == "cookie") {
@@ -643,7 +647,14 @@ void H2Stream::serializeHttp1Head(Buffer& out) {
     out.append("content-length: 0\r\n");
   }
   appendForwardedFor(out);
-  out.append(conn_.tls() ? "x-forwarded-proto: https\r\n\r\n" : "x-forwarded-proto: http\r\n\r\n");
+  out.append(conn_.tls() ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+  std::string xfcc = conn_.clientCertHeader();
+  if (!xfcc.empty()) {
+    out.append("x-forwarded-client-cert: ");
+    out.append(xfcc);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
 }
 
 void H2Stream::appendForwardedFor(Buffer& out) {
@@ -897,7 +908,10 @@ void H2Stream::startHttp2() {
   const config::HeaderModifier* mod = target_->requestHeaders();
   for (const http1::Header& h : headers_) {
     using T = http1::HeaderTag;
-    if (h.tag == T::kHost || h.tag == T::kXForwardedFor || h.tag == T::kXForwardedProto) continue;
+    if (h.tag == T::kHost || h.tag == T::kXForwardedFor || h.tag == T::kXForwardedProto ||
+        h.name == "x-forwarded-client-cert") {
+      continue;
+    }
     if (mod != nullptr && modifierTakesOver(*mod, h.name)) continue;
     if (grpc_web_ != 0 &&
         (h.name == "content-type" || h.tag == T::kContentLength || h.tag == T::kTe)) {
@@ -919,6 +933,8 @@ void H2Stream::startHttp2() {
   xff_value.remove_suffix(2);
   f.add("x-forwarded-for", xff_value);
   f.add("x-forwarded-proto", conn_.tls() ? "https" : "http");
+  std::string xfcc = conn_.clientCertHeader();
+  if (!xfcc.empty()) f.add("x-forwarded-client-cert", xfcc);
   std::vector<nghttp2_nv>& nva = t_nv;
   nva.clear();
   nva.push_back(http2::nv(":method", method_));

@@ -43,6 +43,11 @@ class StreamDownstream {
   virtual uint8_t peerFamily() const = 0;
   virtual const uint8_t* peerAddr() const = 0;
   virtual bool tls() const = 0;
+  // The verified client certificate as an x-forwarded-client-cert element ("" when none).
+  virtual std::string clientCertHeader() = 0;
+  // The Host chose a listener of `port` that checks client certificates, but the TLS
+  // handshake (SNI) chose another one: the request must be answered 421.
+  virtual bool misdirected(const config::Port& port, std::string_view listener) = 0;
   // The response head (":status" first); a body follows unless `end_stream`, pulled with
   // H2Stream::readResponse().
   virtual void submitResponse(H2Stream* stream, const nghttp2_nv* nva, size_t n,

@@ -15,8 +15,8 @@
 #include "http1/message.h"
 #include "net/event_loop.h"
 #include "stats/stats.h"
-#include "upstream/load_balancer.h"
 #include "upstream/h2_client.h"
+#include "upstream/load_balancer.h"
 #include "upstream/pool.h"
 #include "upstream/shared_state.h"
 

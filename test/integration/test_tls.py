@@ -225,11 +225,15 @@ class Protocol(TlsTestCase):
         code, status, body = self.curl("srv.example.com", extra=["--tlsv1.3"])
         self.assertEqual((code, status), (0, 200), body)
 
-    def test_alpn_http11(self):
+    def test_alpn_h2_and_http11(self):
         self.gateway(self.yaml([self.listener("https", None, ["srv"])],
                                secret_data("srv", *self.cert)))
         out = self.s_client("srv.example.com", ["-alpn", "h2,http/1.1"])
+        self.assertIn("ALPN protocol: h2", out)
+        out = self.s_client("srv.example.com", ["-alpn", "http/1.1"])
         self.assertIn("ALPN protocol: http/1.1", out)
+        code, status, body = self.curl("srv.example.com", extra=["--http2"])
+        self.assertEqual((code, status), (0, 200), body)
         code, status, body = self.curl("srv.example.com", extra=["--http1.1"])
         self.assertEqual((code, status), (0, 200), body)
 
@@ -325,6 +329,50 @@ class Protocol(TlsTestCase):
         self.assertIn("spec.listeners[1]: Conflicted", p.stdout + p.stderr)
 
 
+class Http2OverTls(TlsTestCase):
+    """ALPN h2: HTTP/2 clients and gRPC over TLS on an HTTPS listener."""
+
+    def test_curl_http2_over_tls(self):
+        crt, key = self.pki.issue("srv", "srv.example.com", dns=["srv.example.com"])
+        self.gateway(self.yaml([self.listener("https", None, ["srv"])],
+                               secret_data("srv", crt, key)))
+        p = run(["curl", "-sS", "--max-time", "5", "--cacert", self.pki.ca_crt, "--http2",
+                 "--resolve", f"srv.example.com:{self.port}:127.0.0.1", "-D", "-",
+                 f"https://srv.example.com:{self.port}/h2?x=1"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        head, _, body = p.stdout.replace("\r\n", "\n").partition("\n\n")
+        self.assertTrue(head.startswith("HTTP/2 200"), head)
+        echoed = self.echoed(body)
+        self.assertEqual(echoed["path"], "/h2")
+        self.assertEqual(echoed["headers"]["x-forwarded-proto"], "https")
+
+    def test_grpc_over_tls(self):
+        import grpc
+        from grpc_peer import TestServer
+        server = TestServer()
+        self.addCleanup(server.close)
+        crt, key = self.pki.issue("srv", "srv.example.com", dns=["srv.example.com"])
+        grpc_backend = ("apiVersion: portico.dev/v1alpha1\nkind: Backend\nmetadata: {name: rpc}\n"
+                        f"spec:\n  protocol: grpc\n  endpoints: [{{address: 127.0.0.1, "
+                        f"port: {server.port}}}]\n")
+        grpc_route = ("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n"
+                      "metadata: {name: rpc}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n"
+                      "  - matches: [{method: {service: grpc.testing.OtherService}}]\n"
+                      "    backendRefs: [{group: portico.dev, kind: Backend, name: rpc}]\n")
+        self.gateway(self.yaml([self.listener("https", None, ["srv"])],
+                               secret_data("srv", crt, key), grpc_backend, grpc_route))
+        with open(self.pki.ca_crt, "rb") as f:
+            creds = grpc.ssl_channel_credentials(f.read())
+        channel = grpc.secure_channel(f"127.0.0.1:{self.port}", creds,
+                                      options=[("grpc.ssl_target_name_override",
+                                                "srv.example.com")])
+        self.addCleanup(channel.close)
+        reply = channel.unary_unary("/grpc.testing.OtherService/Call")(b"", timeout=5)
+        self.assertEqual(reply, b"other")
+        self.assertEqual(server.calls, ["OtherService/Call"] if server.calls and
+                         "/" in server.calls[0] else server.calls)
+
+
 class ClientCertificates(TlsTestCase):
     def setUp(self):
         super().setUp()
@@ -358,6 +406,22 @@ class ClientCertificates(TlsTestCase):
         self.assertIn("DNS=client.example.com", xfcc)
         self.assertRegex(xfcc, r"^Hash=[0-9a-f]{64};")
         self.assertNotIn("forged", xfcc)
+
+    def test_http2_client_certificate_reaches_the_upstream(self):
+        # The same over HTTP/2 (ALPN h2): the verified certificate, never the client's header.
+        self.start_mtls()
+        p = run(["curl", "-sS", "--max-time", "5", "--cacert", self.pki.ca_crt, "--http2",
+                 "--cert", self.client[0], "--key", self.client[1], "-H",
+                 "X-Forwarded-Client-Cert: forged", "--resolve",
+                 f"srv.example.com:{self.port}:127.0.0.1", "-D", "-",
+                 f"https://srv.example.com:{self.port}/"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        head, _, body = p.stdout.replace("\r\n", "\n").partition("\n\n")
+        self.assertTrue(head.startswith("HTTP/2 200"), head)
+        headers = self.echoed(body)["headers"]
+        self.assertIn('Subject="CN=client"', headers["x-forwarded-client-cert"])
+        self.assertNotIn("forged", headers["x-forwarded-client-cert"])
+        self.assertEqual(headers["x-forwarded-proto"], "https")
 
     def test_required_handshake_fails_with_certificate_required_alert(self):
         self.start_mtls()
@@ -434,7 +498,7 @@ class BadCertificates(TlsTestCase):
         self.assertNotIn(base64.b64encode(read(good[1]).encode()).decode()[:40], dump)
         self.assertNotIn("not a key", dump)
         port = json.loads(dump)["ports"][0]
-        self.assertEqual(port["tls"]["alpn"], ["http/1.1"])
+        self.assertEqual(port["tls"]["alpn"], ["h2", "http/1.1"])
         self.assertEqual(port["tls"]["listeners"][0]["certificates"][0]["names"],
                          ["good.example.com"])
         gw = next(r for r in json.loads(dump)["resources"] if r["kind"] == "Gateway")
