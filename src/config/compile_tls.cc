@@ -179,6 +179,8 @@ void Compilation::resolveBackendTls() {
     Where at = tls.where;
     net::ClientTlsSettings settings;
     settings.insecure_skip_verify = tls.insecure_skip_verify;
+    // HTTP/2 Backends (http2, grpc) must agree on h2 in the handshake.
+    if (item.model.protocol != BackendProtocol::kHttp1) settings.alpn = {"h2"};
     auto find = [&](const CertificateRefModel& ref) -> const SecretModel* {
       std::string ns = ref.ns.empty() ? res.ns : ref.ns;
       auto it = secret_by_name_.find({ref.kind, ns, ref.name});

@@ -895,7 +895,8 @@ void H2Stream::startHttp2() {
   Worker& w = conn_.worker();
   std::string error;
   stats::BackendStats& bs = w.stats().backends.at(backend_->stats_id);
-  h2_ = w.h2Pool().get(endpoint_->pool_id, endpoint_->address, &bs, &error);
+  h2_ = w.h2Pool().get(endpoint_->pool_id, endpoint_->address, backend_->tls,
+                       backend_->tls_server_name, &bs, &error);
   if (h2_ == nullptr) {
     w.stats().global.upstream_connect_failures.inc();
     upstreamFailed(503, error + "\n");

@@ -18,9 +18,15 @@ constexpr size_t kOutHighWater = 256 * 1024;
 const http2::Limits kClientLimits{};
 }  // namespace
 
-H2ClientConn::H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, int fd, uint32_t pool_id,
-                           bool connecting, stats::BackendStats* stats)
-    : loop_(loop), pool_(pool), fd_(fd), pool_id_(pool_id), connecting_(connecting), stats_(stats) {
+H2ClientConn::H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, net::Transport transport,
+                           uint32_t pool_id, bool connecting, stats::BackendStats* stats)
+    : loop_(loop),
+      pool_(pool),
+      transport_(std::move(transport)),
+      fd_(transport_.fd()),
+      pool_id_(pool_id),
+      connecting_(connecting),
+      stats_(stats) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_header_callback2(cbs, &H2ClientConn::onHeader);
@@ -49,9 +55,7 @@ H2ClientConn::H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, int fd, uin
   loop_.add(fd_, interest_, this);
 }
 
-H2ClientConn::~H2ClientConn() {
-  if (fd_ >= 0) ::close(fd_);
-}
+H2ClientConn::~H2ClientConn() = default;  // transport_ closes the socket
 
 bool H2ClientConn::available() const {
   if (fd_ < 0 || goaway_) return false;
@@ -134,10 +138,10 @@ void H2ClientConn::onIo(uint32_t events) {
     }
     connecting_ = false;
   }
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || transport_.wantsWrite()) {
     for (int i = 0; i < 4 && fd_ >= 0; ++i) {
       char buf[16 * 1024];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      ssize_t n = transport_.read(buf, sizeof buf);
       if (n > 0) {
         in_callback_ = true;
         ssize_t r = nghttp2_session_mem_recv(session_.get(), reinterpret_cast<uint8_t*>(buf),
@@ -147,7 +151,7 @@ void H2ClientConn::onIo(uint32_t events) {
           fail(std::string("upstream HTTP/2 error: ") + nghttp2_strerror(static_cast<int>(r)));
           return;
         }
-        if (static_cast<size_t>(n) < sizeof buf) break;
+        if (static_cast<size_t>(n) < sizeof buf && transport_.pending() == 0) break;
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
@@ -179,7 +183,7 @@ void H2ClientConn::flush() {
       out_.append(std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
     }
     if (out_.empty()) break;
-    ssize_t w = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    ssize_t w = transport_.write(out_.data(), out_.size());
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
       fail("upstream connection reset");
@@ -200,7 +204,9 @@ void H2ClientConn::flush() {
 void H2ClientConn::updateInterest() {
   if (fd_ < 0) return;
   uint32_t want = EPOLLIN;
-  if (connecting_ || !out_.empty()) want |= EPOLLOUT;
+  if (connecting_ || !out_.empty() || transport_.wantsWrite()) want |= EPOLLOUT;
+  // A TLS write waiting for the server's handshake flight needs EPOLLIN, not EPOLLOUT.
+  if (transport_.wantsRead() && !connecting_) want &= ~static_cast<uint32_t>(EPOLLOUT);
   if (want != interest_) {
     interest_ = want;
     loop_.modify(fd_, want, this);
@@ -221,7 +227,7 @@ void H2ClientConn::close() {
   if (fd_ < 0) return;
   idle_timer_.cancel();
   loop_.remove(fd_);
-  ::close(fd_);
+  transport_.close();
   fd_ = -1;
   if (stats_ != nullptr) stats_->connections_active.dec();
   pool_.remove(this);
@@ -301,7 +307,9 @@ ssize_t H2ClientConn::readBody(nghttp2_session*, int32_t id, uint8_t* buf, size_
 H2ClientPool::~H2ClientPool() { closeAll(); }
 
 H2ClientConn* H2ClientPool::get(uint32_t pool_id, const net::Address& address,
-                                stats::BackendStats* stats, std::string* error) {
+                                const std::shared_ptr<const net::ClientTlsContext>& tls,
+                                const std::string& server_name, stats::BackendStats* stats,
+                                std::string* error) {
   if (pool_id >= conns_.size()) conns_.resize(pool_id + 1);
   for (H2ClientConn* c : conns_[pool_id]) {
     if (c->available()) return c;
@@ -313,7 +321,12 @@ H2ClientConn* H2ClientPool::get(uint32_t pool_id, const net::Address& address,
     *error = "upstream connect error: " + fd.status().message();
     return nullptr;
   }
-  auto* c = new H2ClientConn(loop_, *this, *fd, pool_id, in_progress, stats);
+  net::Transport transport(*fd);
+  if (tls && !transport.startClientTls(tls, server_name)) {
+    *error = "upstream TLS: cannot create a session";
+    return nullptr;
+  }
+  auto* c = new H2ClientConn(loop_, *this, std::move(transport), pool_id, in_progress, stats);
   conns_[pool_id].push_back(c);
   return c;
 }

@@ -19,6 +19,7 @@
 #include "http2/h2.h"
 #include "net/address.h"
 #include "net/event_loop.h"
+#include "net/tls.h"
 #include "stats/stats.h"
 
 namespace portico::upstream {
@@ -68,8 +69,8 @@ class H2ClientConn final : public net::IoHandler, public net::Deferred {
 
  private:
   friend class H2ClientPool;
-  H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, int fd, uint32_t pool_id, bool connecting,
-               stats::BackendStats* stats);
+  H2ClientConn(net::EventLoop& loop, H2ClientPool& pool, net::Transport transport, uint32_t pool_id,
+               bool connecting, stats::BackendStats* stats);
   ~H2ClientConn() override;
   bool available() const;
   void fail(std::string_view why);
@@ -90,7 +91,8 @@ class H2ClientConn final : public net::IoHandler, public net::Deferred {
 
   net::EventLoop& loop_;
   H2ClientPool& pool_;
-  int fd_;
+  net::Transport transport_;  // plain, or TLS (ALPN h2) for a Backend with spec.tls
+  int fd_;                    // transport_.fd(); -1 once closed
   uint32_t pool_id_;
   bool connecting_;
   bool goaway_ = false;  // no new streams (the upstream sent GOAWAY or the conn failed)
@@ -113,8 +115,10 @@ class H2ClientPool {
 
   // A connection to `address` that can take one more stream: an existing one, or a new one
   // being connected. nullptr with `*error` set when connecting failed at once.
-  H2ClientConn* get(uint32_t pool_id, const net::Address& address, stats::BackendStats* stats,
-                    std::string* error);
+  // `tls` (may be null) and `server_name`: the Backend's spec.tls.
+  H2ClientConn* get(uint32_t pool_id, const net::Address& address,
+                    const std::shared_ptr<const net::ClientTlsContext>& tls,
+                    const std::string& server_name, stats::BackendStats* stats, std::string* error);
   // Closes the connections that carry no stream (drain), or all of them (shutdown).
   void closeIdle();
   void closeAll();

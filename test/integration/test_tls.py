@@ -701,5 +701,35 @@ class UpstreamTls(TlsTestCase):
                       p.stdout + p.stderr)
 
 
+class GrpcUpstreamTls(TlsTestCase):
+    """A gRPC Backend over TLS (spec.tls + protocol grpc): HTTP/2 with ALPN h2 to a grpcio
+    server with a certificate, verified against the CA, from a plaintext gRPC client."""
+
+    def test_grpc_backend_over_tls(self):
+        import grpc
+        from concurrent import futures
+        crt, key = self.pki.issue("grpc-up", "grpc.example.com", dns=["grpc.example.com"])
+        server = grpc.server(futures.ThreadPoolExecutor(4))
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "t.S", {"U": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req + b"!")}),))
+        creds = grpc.ssl_server_credentials([(read(key).encode(), read(crt).encode())])
+        up_port = server.add_secure_port("127.0.0.1:0", creds)
+        server.start()
+        self.addCleanup(lambda: server.stop(None))
+        listener = f"- name: plain\n  port: {self.port}\n  protocol: HTTP\n"
+        route = ("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n"
+                 "metadata: {name: rpc}\nspec:\n  parentRefs: [{name: gw}]\n"
+                 "  rules:\n  - backendRefs: [{group: portico.dev, kind: Backend, name: rpc}]\n")
+        backend = ("apiVersion: portico.dev/v1alpha1\nkind: Backend\nmetadata: {name: rpc}\n"
+                   f"spec:\n  protocol: grpc\n  endpoints: [{{address: 127.0.0.1, port: {up_port}}}]\n"
+                   "  tls: {sni: grpc.example.com, caCertificateRefs: [{group: '', kind: ConfigMap, "
+                   "name: upstream-ca}]}\n")
+        self.gateway(self.yaml([listener], route, backend,
+                               config_map_ca("upstream-ca", self.pki.ca_crt)))
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.addCleanup(channel.close)
+        self.assertEqual(channel.unary_unary("/t.S/U")(b"secure", timeout=5), b"secure!")
+
+
 if __name__ == "__main__":
     unittest.main()
