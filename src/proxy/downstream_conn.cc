@@ -74,28 +74,7 @@ void DownstreamConn::start() {
 
 const config::Port* DownstreamConn::findPort() {
   const config::Snapshot& snap = snapshot_ ? *snapshot_->snapshot : worker_.currentSnapshot();
-  if (port_version_ == snap.version && port_index_ < snap.ports.size()) {
-    return &snap.ports[port_index_];
-  }
-  const config::Port* found = nullptr;
-  for (uint32_t i = 0; i < snap.ports.size(); ++i) {
-    if (snap.ports[i].port != local_port_) continue;
-    if (found == nullptr) {
-      found = &snap.ports[i];
-      port_index_ = i;
-    } else {
-      // Several bind addresses share this port number: pick the one we accepted on.
-      net::Address local = net::Address{};
-      local.length = sizeof local.storage;
-      getsockname(fd_, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
-      if (snap.ports[i].bind.ipString() == local.ipString()) {
-        found = &snap.ports[i];
-        port_index_ = i;
-      }
-    }
-  }
-  port_version_ = snap.version;
-  return found;
+  return port_cache_.find(snap, local_port_, fd_);
 }
 
 void DownstreamConn::onIo(uint32_t events) {

@@ -22,6 +22,7 @@
 #include "net/event_loop.h"
 #include "net/tls.h"
 #include "proxy/connection.h"
+#include "proxy/listener.h"
 #include "router/router.h"
 #include "upstream/upstream_conn.h"
 
@@ -166,8 +167,7 @@ class DownstreamConn final : public Connection,
   bool down_shut_ = false;    // tunnel: the client was sent our half-close
   uint16_t local_port_;
   uint32_t interest_ = 0;
-  uint32_t port_index_ = 0;
-  uint64_t port_version_ = ~0ull;
+  PortCache port_cache_;
   int resp_status_ = 0;
   uint8_t peer_addr_[16];
   Buffer in_;

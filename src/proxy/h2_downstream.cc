@@ -81,27 +81,7 @@ void H2DownstreamConn::start(std::string_view received, bool fresh) {
 }
 
 const config::Port* H2DownstreamConn::findPort(const config::Snapshot& snap) {
-  if (port_version_ == snap.version && port_index_ < snap.ports.size()) {
-    return &snap.ports[port_index_];
-  }
-  const config::Port* found = nullptr;
-  for (uint32_t i = 0; i < snap.ports.size(); ++i) {
-    if (snap.ports[i].port != local_port_) continue;
-    if (found == nullptr) {
-      found = &snap.ports[i];
-      port_index_ = i;
-    } else {
-      net::Address local = net::Address{};
-      local.length = sizeof local.storage;
-      getsockname(fd_, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
-      if (snap.ports[i].bind.ipString() == local.ipString()) {
-        found = &snap.ports[i];
-        port_index_ = i;
-      }
-    }
-  }
-  port_version_ = snap.version;
-  return found;
+  return port_cache_.find(snap, local_port_, fd_);
 }
 
 void H2DownstreamConn::onIo(uint32_t events) {

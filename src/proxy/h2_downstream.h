@@ -24,6 +24,7 @@
 #include "net/tls.h"
 #include "proxy/connection.h"
 #include "proxy/h2_stream.h"
+#include "proxy/listener.h"
 
 namespace portico::proxy {
 
@@ -98,8 +99,7 @@ class H2DownstreamConn final : public Connection,
   uint32_t streams_opened_ = 0;
   uint32_t early_resets_ = 0;              // streams the client reset before their response began
   uint32_t max_header_bytes_ = 60 * 1024;  // decoded header block of one request
-  uint32_t port_index_ = 0;
-  uint64_t port_version_ = ~0ull;
+  PortCache port_cache_;
   http2::SessionPtr session_;
   std::vector<H2Stream*> streams_;  // open streams
   Buffer out_;

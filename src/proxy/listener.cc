@@ -13,6 +13,29 @@
 
 namespace portico::proxy {
 
+const config::Port* PortCache::find(const config::Snapshot& snap, uint16_t local_port, int fd) {
+  if (version_ == snap.version && index_ < snap.ports.size()) return &snap.ports[index_];
+  const config::Port* found = nullptr;
+  for (uint32_t i = 0; i < snap.ports.size(); ++i) {
+    if (snap.ports[i].port != local_port) continue;
+    if (found == nullptr) {
+      found = &snap.ports[i];
+      index_ = i;
+    } else {
+      // Several bind addresses share this port number: pick the one we accepted on.
+      net::Address local = net::Address{};
+      local.length = sizeof local.storage;
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local.storage), &local.length);
+      if (snap.ports[i].bind.ipString() == local.ipString()) {
+        found = &snap.ports[i];
+        index_ = i;
+      }
+    }
+  }
+  version_ = snap.version;
+  return found;
+}
+
 Listener::Listener(Worker& worker, int fd, net::Address bind, uint16_t port)
     : worker_(worker), fd_(fd), bind_(bind), port_(port) {
   worker_.loop().add(fd_, EPOLLIN, this);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "config/snapshot.h"
 #include "net/address.h"
 #include "net/event_loop.h"
 #include "net/tls.h"
@@ -13,6 +14,18 @@
 namespace portico::proxy {
 
 class Worker;
+
+// The snapshot port an accepted connection belongs to, remembered per snapshot version.
+class PortCache {
+ public:
+  // The port numbered `local_port` (several bind addresses may share the number: the one
+  // `fd` was accepted on); nullptr when the snapshot has none.
+  const config::Port* find(const config::Snapshot& snap, uint16_t local_port, int fd);
+
+ private:
+  uint32_t index_ = 0;
+  uint64_t version_ = ~0ull;
+};
 
 class Listener final : public net::IoHandler {
  public:
