@@ -22,8 +22,6 @@
 namespace portico::config {
 namespace {
 
-constexpr size_t kMaxParentRefs = 32;
-constexpr size_t kMaxHostnames = 16;
 constexpr size_t kMaxRules = 16;
 constexpr size_t kMaxMatchesPerRule = 64;
 constexpr size_t kMaxMatchesTotal = 128;
@@ -178,23 +176,7 @@ std::optional<HttpRouteModel> decodeGrpcRoute(const Resource& res, Reporter& r) 
   int errors_before = r.errorCount();
   HttpRouteModel route;
   MapReader spec(r, res.spec, "spec");
-  forEachItem(r, spec.take("parentRefs"), spec.childPath("parentRefs"), kMaxParentRefs,
-              [&](const YAML::Node& item, const std::string& path, size_t) {
-                route.parent_refs.push_back(route_decode::parentRef(r, item, path, res));
-              });
-  forEachItem(
-      r, spec.take("hostnames"), spec.childPath("hostnames"), kMaxHostnames,
-      [&](const YAML::Node& item, const std::string& path, size_t) {
-        std::optional<std::string> h = readString(r, item, path);
-        if (!h) return;
-        std::string problem = checkHostname(*h, /*allow_wildcard=*/true);
-        if (!problem.empty()) {
-          r.error(markOf(item), path, invalidValue(*h, problem));
-          return;
-        }
-        if (std::find(route.hostnames.begin(), route.hostnames.end(), *h) == route.hostnames.end())
-          route.hostnames.push_back(*h);
-      });
+  route_decode::parentRefsAndHostnames(r, spec, res, &route);
   size_t total_matches = 0;
   YAML::Node rules = spec.take("rules");
   forEachItem(r, rules, spec.childPath("rules"), kMaxRules,

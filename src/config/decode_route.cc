@@ -641,23 +641,7 @@ std::optional<HttpRouteModel> decodeHttpRoute(const Resource& res, Reporter& r) 
   int errors_before = r.errorCount();
   HttpRouteModel route;
   MapReader spec(r, res.spec, "spec");
-  forEachItem(r, spec.take("parentRefs"), spec.childPath("parentRefs"), kMaxParentRefs,
-              [&](const YAML::Node& item, const std::string& path, size_t) {
-                route.parent_refs.push_back(decodeParentRef(r, item, path, res));
-              });
-  forEachItem(
-      r, spec.take("hostnames"), spec.childPath("hostnames"), kMaxHostnames,
-      [&](const YAML::Node& item, const std::string& path, size_t) {
-        std::optional<std::string> h = readString(r, item, path);
-        if (!h) return;
-        std::string problem = checkHostname(*h, /*allow_wildcard=*/true);
-        if (!problem.empty()) {
-          r.error(markOf(item), path, invalidValue(*h, problem));
-          return;
-        }
-        if (std::find(route.hostnames.begin(), route.hostnames.end(), *h) == route.hostnames.end())
-          route.hostnames.push_back(*h);
-      });
+  route_decode::parentRefsAndHostnames(r, spec, res, &route);
   size_t total_matches = 0;
   YAML::Node rules = spec.take("rules");
   forEachItem(r, rules, spec.childPath("rules"), kMaxRules,
@@ -691,6 +675,27 @@ namespace route_decode {
 ParentRefModel parentRef(Reporter& r, const YAML::Node& node, const std::string& path,
                          const Resource& res) {
   return decodeParentRef(r, node, path, res);
+}
+
+void parentRefsAndHostnames(Reporter& r, MapReader& spec, const Resource& res,
+                            HttpRouteModel* route) {
+  forEachItem(r, spec.take("parentRefs"), spec.childPath("parentRefs"), kMaxParentRefs,
+              [&](const YAML::Node& item, const std::string& path, size_t) {
+                route->parent_refs.push_back(decodeParentRef(r, item, path, res));
+              });
+  forEachItem(r, spec.take("hostnames"), spec.childPath("hostnames"), kMaxHostnames,
+              [&](const YAML::Node& item, const std::string& path, size_t) {
+                std::optional<std::string> h = readString(r, item, path);
+                if (!h) return;
+                std::string problem = checkHostname(*h, /*allow_wildcard=*/true);
+                if (!problem.empty()) {
+                  r.error(markOf(item), path, invalidValue(*h, problem));
+                  return;
+                }
+                if (std::find(route->hostnames.begin(), route->hostnames.end(), *h) ==
+                    route->hostnames.end())
+                  route->hostnames.push_back(*h);
+              });
 }
 
 void headerMatches(Reporter& r, const YAML::Node& node, const std::string& path,

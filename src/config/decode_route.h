@@ -8,11 +8,15 @@
 #include <vector>
 
 #include "config/model.h"
+#include "config/yaml_reader.h"
 
 namespace portico::config::route_decode {
 
 ParentRefModel parentRef(Reporter& r, const YAML::Node& node, const std::string& path,
                          const Resource& res);
+// spec.parentRefs (up to 32) and spec.hostnames (up to 16, deduplicated) of a route.
+void parentRefsAndHostnames(Reporter& r, MapReader& spec, const Resource& res,
+                            HttpRouteModel* route);
 // headers[] of a match (names compared case-insensitively; duplicates warned).
 void headerMatches(Reporter& r, const YAML::Node& node, const std::string& path,
                    std::vector<StringMatchModel>* out);
