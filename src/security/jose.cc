@@ -128,49 +128,78 @@ void base64UrlEncode(std::string_view in, std::string& out) {
   if (bits > 0) out.push_back(kB64Chars[(acc << (6 - bits)) & 0x3f]);
 }
 
-std::optional<nlohmann::json> parseStrictJson(std::string_view text, int max_depth) {
+namespace {
+
+// A SAX handler building the DOM directly, refusing duplicate member names (looked up in the
+// object being built) and nesting deeper than `max_depth`. Cheaper than nlohmann's callback
+// parser: no std::function, no copy of the names seen.
+class StrictDomBuilder {
+ public:
   using json = nlohmann::json;
-  // One vector of member names per open container (arrays get an unused entry), so duplicate
-  // names are found in the object where they occur. Objects in JOSE headers and claim sets
-  // are small; a linear scan beats hashing here.
-  std::vector<std::vector<std::string>> names;
-  bool bad = false;
-  json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (bad) return false;
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= max_depth) {
-          bad = true;
-          return false;
-        }
-        names.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        if (!names.empty()) names.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        if (names.empty() || !parsed.is_string()) break;
-        const auto& key = parsed.get_ref<const std::string&>();
-        auto& seen = names.back();
-        for (const auto& k : seen)
-          if (k == key) {
-            bad = true;
-            return false;
-          }
-        seen.push_back(key);
-        break;
-      }
-      case json::parse_event_t::value:
-        break;
-    }
+  explicit StrictDomBuilder(size_t max_depth) : max_depth_(max_depth) {}
+
+  bool null() { return place(json(nullptr)); }
+  bool boolean(bool v) { return place(json(v)); }
+  bool number_integer(json::number_integer_t v) { return place(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return place(json(v)); }
+  bool number_float(json::number_float_t v, const std::string&) { return place(json(v)); }
+  bool string(std::string& v) { return place(json(std::move(v))); }
+  bool binary(json::binary_t&) { return false; }
+  bool start_object(size_t) { return open(json::value_t::object); }
+  bool start_array(size_t) { return open(json::value_t::array); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool key(std::string& k) {
+    auto& obj = stack_.back()->get_ref<json::object_t&>();
+    if (obj.find(k) != obj.end()) return false;  // RFC 7515 §5.2, RFC 8725 §2.6
+    key_ = std::move(k);
     return true;
-  };
-  json j = json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false,
-                       /*ignore_comments=*/false);
-  if (bad || j.is_discarded()) return std::nullopt;
-  return j;
+  }
+  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+  json& root() { return root_; }
+
+ private:
+  bool place(json&& v) { return insert(std::move(v)) != nullptr; }
+  json* insert(json&& v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    json* top = stack_.back();
+    if (top->is_array()) {
+      auto& arr = top->get_ref<json::array_t&>();
+      arr.push_back(std::move(v));
+      return &arr.back();
+    }
+    auto& obj = top->get_ref<json::object_t&>();
+    return &obj.emplace(std::move(key_), std::move(v)).first->second;
+  }
+  bool open(json::value_t type) {
+    if (stack_.size() >= max_depth_) return false;
+    stack_.push_back(insert(json(type)));
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  size_t max_depth_;
+  json root_;
+  std::string key_;
+  std::vector<json*> stack_;
+};
+
+}  // namespace
+
+std::optional<nlohmann::json> parseStrictJson(std::string_view text, int max_depth) {
+  StrictDomBuilder builder(static_cast<size_t>(max_depth < 0 ? 0 : max_depth));
+  if (!nlohmann::json::sax_parse(text.begin(), text.end(), &builder,
+                                 nlohmann::json::input_format_t::json, /*strict=*/true,
+                                 /*ignore_comments=*/false))
+    return std::nullopt;
+  return std::move(builder.root());
 }
 
 }  // namespace portico::security
