@@ -1,5 +1,6 @@
 #include "security/jwt.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace portico::security {
@@ -217,8 +218,11 @@ JwtResult<VerifiedJwt> Verifier::verify(std::string_view token, int64_t now) con
   out.kid = verified_by->kid;
   out.header = std::move(jws.header);
   out.claims = std::move(*claims);
-  if (auto exp = out.claims.find("exp"); exp != out.claims.end())
-    out.expires = static_cast<int64_t>(std::floor(exp->get<double>()));
+  if (auto exp = out.claims.find("exp"); exp != out.claims.end()) {
+    // Clamped: a cast of a double beyond int64 is undefined. 2^62 s is far past any deadline.
+    constexpr double kFar = 4611686018427387904.0;
+    out.expires = static_cast<int64_t>(std::floor(std::clamp(exp->get<double>(), -kFar, kFar)));
+  }
   return out;
 }
 

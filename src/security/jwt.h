@@ -11,12 +11,11 @@
 //  4. `alg`: one Portico verifies and in the verifier's allow-list; `none` never  alg_not_allowed
 //  5. `crit`: any listed extension is refused (Portico understands none)        unknown_crit
 //     `typ`: when `allowed_types` is set, it must be one of them                  malformed
-//  6. Key: with a `kid`, the keys with that kid and the keys without one (none of either:
-//     unknown_kid); without a `kid`, every key. Only
-//     keys that serve the alg are kept: same family (an RSA key never serves HS*, so its PEM
-//     bytes are never an HMAC secret), right curve, the JWK's own `alg`, an HMAC secret at
-//     least as long as the hash (none left: no_matching_key). At most `max_keys_tried` are
-//     tried.
+//  6. Key: with a `kid`, the keys with that kid plus the keys without one (neither: unknown_kid);
+//     without a `kid`, every key. Of those, only keys that serve the alg: same family (an RSA
+//     key never serves HS*, so its PEM bytes are never an HMAC secret), right curve, the JWK's
+//     own `alg`, an HMAC secret at least as long as the hash (none left: no_matching_key).
+//     At most `max_keys_tried` are tried.
 //  7. Signature over the header and payload segments exactly as received: HMAC compared in
 //     constant time; RSA PKCS#1 v1.5; RSA-PSS with salt = hash length; ECDSA with the raw
 //     R‖S of RFC 7518 §3.4 (a DER signature has the wrong length and fails; R or S zero

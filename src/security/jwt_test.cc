@@ -14,6 +14,8 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "security/jwks.h"
 
@@ -419,6 +421,29 @@ TEST(JwtVerifier, EmptyAllowListVerifiesNothing) {
   auto r = v.verify(rfcToken("eyJhbGciOiJSUzI1NiJ9", kA2Signature), kBeforeRfcExp);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().reason, JwtReason::kAlgNotAllowed);
+}
+
+TEST(JwtVerifier, OneVerifierManyThreads) {
+  // Workers share one Verifier and KeySet (shared_ptr<const>): concurrent verifications of good
+  // and bad tokens all get their own answer.
+  auto keys = parseJwks(kA2Jwks);
+  ASSERT_TRUE(keys.ok());
+  const Verifier v(opts({Alg::kRS256}, "joe"), *keys);
+  const std::string good = rfcToken("eyJhbGciOiJSUzI1NiJ9", kA2Signature);
+  std::string bad = good;
+  bad[bad.size() - 5] = bad[bad.size() - 5] == 'A' ? 'B' : 'A';
+  std::vector<int> failures(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        if (!v.verify(good, kBeforeRfcExp).ok()) ++failures[t];
+        auto r = v.verify(bad, kBeforeRfcExp);
+        if (r.ok() || r.error().reason != JwtReason::kBadSignature) ++failures[t];
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures, std::vector<int>(4, 0));
 }
 
 }  // namespace

@@ -186,6 +186,17 @@ def main(out_path):
          b64(json.dumps({"alg": "RS256", "kid": "rsa1"})) + "." + ".".join(ps.split(".")[1:]),
          "bad_signature")
 
+    # RFC 7518 §3.5: the PSS salt is as long as the hash; a maximal salt is refused.
+    from cryptography.hazmat.primitives.asymmetric import padding
+    ph = b64(json.dumps({"alg": "PS256", "kid": "rsa1"}))
+    max_salt = rsa.sign((ph + "." + p).encode(), padding.PSS(
+        mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH), hashes.SHA256())
+    case("PS256 with a maximal salt", ph + "." + p + "." + b64(max_salt), "bad_signature")
+    digest_salt = rsa.sign((ph + "." + p).encode(), padding.PSS(
+        mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    case("PS256 by cryptography, salt = hash length", ph + "." + p + "." + b64(digest_salt), "ok")
+    case("exp far in the future", sign("RS256", claims(exp=1e300)), "ok")
+
     case("expired", sign("RS256", claims(exp=NOW - 61)), "expired")
     case("expired within skew", sign("RS256", claims(exp=NOW - 30)), "ok")
     case("expired, skew 0", sign("RS256", claims(exp=NOW - 1)), "expired", clock_skew=0)
