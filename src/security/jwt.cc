@@ -1,6 +1,7 @@
 #include "security/jwt.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 namespace portico::security {
@@ -61,6 +62,27 @@ bool appendScalar(const json& v, std::string& out) {
     default:
       return false;
   }
+}
+
+// RFC 7515 §4.1.9: `typ` is a media type, compared case-insensitively, "application/" optional.
+bool sameMediaType(std::string_view a, std::string_view b) {
+  auto strip = [](std::string_view t) {
+    constexpr std::string_view kApp = "application/";
+    if (t.size() > kApp.size()) {
+      bool app = true;
+      for (size_t i = 0; i < kApp.size() && app; ++i)
+        app = std::tolower(static_cast<unsigned char>(t[i])) == kApp[i];
+      if (app) t.remove_prefix(kApp.size());
+    }
+    return t;
+  };
+  a = strip(a), b = strip(b);
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
 }
 
 const json* pointer(const json& root, std::string_view path) {
@@ -177,7 +199,7 @@ JwtResult<VerifiedJwt> Verifier::verify(std::string_view token, int64_t now) con
     bool ok = false;
     if (typ != jws.header.end())
       for (const auto& t : options_.allowed_types)
-        ok = ok || t == typ->get_ref<const std::string&>();
+        ok = ok || sameMediaType(t, typ->get_ref<const std::string&>());
     if (!ok) return fail(JwtReason::kMalformed, "Jwt typ is not accepted");
   }
   if (!keys_) return fail(JwtReason::kNoMatchingKey, "no keys to verify the Jwt");

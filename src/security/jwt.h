@@ -60,10 +60,11 @@ struct RequiredClaim {
 };
 
 struct VerifierOptions {
-  AlgSet algorithms;                       // the allow-list; empty verifies nothing
-  std::string issuer;                      // "" = iss not checked
-  std::vector<std::string> audiences;      // empty = aud not checked
-  std::vector<std::string> allowed_types;  // `typ` values accepted; empty = not checked
+  AlgSet algorithms;                   // the allow-list; empty verifies nothing
+  std::string issuer;                  // "" = iss not checked
+  std::vector<std::string> audiences;  // empty = aud not checked
+  // `typ` values accepted ("at+jwt" also accepts "application/AT+JWT"); empty = not checked.
+  std::vector<std::string> allowed_types;
   int64_t clock_skew_seconds = 60;
   bool require_expiration = false;
   std::vector<RequiredClaim> required_claims;

@@ -241,6 +241,9 @@ def main(out_path):
                                                      headers={"kid": "rsa1"}), "malformed")
     case("crit with an unknown extension", sign("RS256", headers={"crit": ["exp"], "exp": 1}),
          "unknown_crit")
+    case("typ accepted, media type spelling", sign("RS256", headers={"typ": "application/AT+JWT"}),
+         "ok", allowed_types=["at+jwt"])
+    case("typ JWT where at+jwt is required", sign("RS256"), "malformed", allowed_types=["at+jwt"])
     case("typ not accepted", sign("RS256", headers={"typ": "JWT"}), "malformed",
          allowed_types=["at+jwt"])
 
