@@ -159,7 +159,14 @@ JwtResult<ParsedJws> parseJws(std::string_view token, size_t max_token_bytes) {
   if (alg == out.header.end() || !alg->is_string())
     return fail(JwtReason::kMalformed, "Jwt header has no alg");
   auto parsed_alg = parseAlg(alg->get_ref<const std::string&>());
-  if (!parsed_alg) return fail(JwtReason::kAlgNotAllowed, "Jwt alg is not supported");
+  if (!parsed_alg) {
+    const auto& name = alg->get_ref<const std::string&>();
+    bool none = name.size() == 4;
+    for (size_t i = 0; i < name.size() && none; ++i)
+      none = std::tolower(static_cast<unsigned char>(name[i])) == "none"[i];
+    return fail(JwtReason::kAlgNotAllowed,
+                none ? "Jwt alg none is never accepted" : "Jwt alg is not supported");
+  }
   out.alg = *parsed_alg;
   if (auto kid = out.header.find("kid"); kid != out.header.end()) {
     if (!kid->is_string()) return fail(JwtReason::kMalformed, "Jwt kid is not a string");

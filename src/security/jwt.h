@@ -8,8 +8,9 @@
 //     (the signature segment may be empty: that is a missing signature,       bad_signature)
 //  3. Header: strict JSON object (no duplicate names), `alg` a string, `kid`/`typ` strings
 //     when present                                                                malformed
-//  4. `alg`: one Portico verifies and in the verifier's allow-list; `none` never  alg_not_allowed
+//  4. `alg`: one Portico verifies; `none` (any spelling) never                  alg_not_allowed
 //  5. `crit`: any listed extension is refused (Portico understands none)        unknown_crit
+//     `alg` in the verifier's allow-list                                         alg_not_allowed
 //     `typ`: when `allowed_types` is set, it must be one of them                  malformed
 //  6. Key: with a `kid`, the keys with that kid plus the keys without one (neither: unknown_kid);
 //     without a `kid`, every key. Of those, only keys that serve the alg: same family (an RSA
@@ -82,7 +83,7 @@ struct ParsedJws {
   std::string signature;  // decoded bytes
 };
 
-// Steps 1–4 (all but the allow-list) and the shape of `crit`.
+// Steps 1–5 without the verifier's policy (allow-list, `typ`).
 JwtResult<ParsedJws> parseJws(std::string_view token, size_t max_token_bytes = 16 * 1024);
 
 // The payload segment decoded as a strict JSON object (step 8).

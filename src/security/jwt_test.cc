@@ -423,6 +423,25 @@ TEST(JwtVerifier, EmptyAllowListVerifiesNothing) {
   EXPECT_EQ(r.error().reason, JwtReason::kAlgNotAllowed);
 }
 
+TEST(JwtVerifier, AlgNoneNeverVerifiesWhateverTheAllowList) {
+  auto keys = hmacKeySet(std::string(64, 'k'));
+  ASSERT_TRUE(keys.ok());
+  Verifier v(opts(AlgSet::all()), *keys);
+  for (std::string_view header : {R"({"alg":"none"})", R"({"alg":"NoNe"})"}) {
+    std::string h, p;
+    base64UrlEncode(header, h);
+    base64UrlEncode(R"({"sub":"x"})", p);
+    for (std::string sig : {"", "c2ln"}) {
+      auto r = v.verify(h + "." + p + "." + sig, 0);
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().reason, JwtReason::kAlgNotAllowed);
+      EXPECT_EQ(r.error().description, "Jwt alg none is never accepted");
+    }
+  }
+  EXPECT_FALSE(parseAlg("none"));
+  EXPECT_FALSE(AlgSet::all().contains(static_cast<Alg>(kAlgCount)));
+}
+
 TEST(JwtVerifier, OneVerifierManyThreads) {
   // Workers share one Verifier and KeySet (shared_ptr<const>): concurrent verifications of good
   // and bad tokens all get their own answer.
