@@ -592,6 +592,7 @@ void H2Stream::startHttp1(bool fresh_only) {
     up_->max_requests = backend_->pool.max_requests_per_connection;
     up_->max_idle = backend_->pool.max_idle_per_worker;
     up_->idle_timeout_ms = backend_->pool.idle_timeout_ms;
+    if (backend_->tls) up_->startTls(backend_->tls, backend_->tls_server_name);
   }
   req_chunked_ = !req_end_ && !req_has_length_;
   serializeHttp1Head(up_->out);
@@ -722,7 +723,7 @@ void H2Stream::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events) {
 
 void H2Stream::readHttp1() {
   char* p = up_->in.reserve(16 * 1024);
-  ssize_t n = ::recv(up_->fd(), p, up_->in.writable(), 0);
+  ssize_t n = up_->read(p, up_->in.writable());
   if (n > 0) {
     up_->in.commit(static_cast<size_t>(n));
     up_->bytes_received += static_cast<uint64_t>(n);

@@ -664,6 +664,17 @@ class UpstreamTls(TlsTestCase):
         r = conn.getresponse()
         return r.status, r.read()
 
+    def test_http2_client_to_a_tls_backend(self):
+        # The HTTP/2 stream path takes the Backend's TLS too (h2c client, HTTP/1.1 over TLS up).
+        self.gateway(self.config("{sni: upstream.example.com, caCertificateRefs: [{group: '', "
+                                 "kind: ConfigMap, name: upstream-ca}], clientCertificateRef: "
+                                 "{name: gw-client}}"))
+        p = run(["curl", "-sS", "--max-time", "5", "--http2-prior-knowledge", "-H",
+                 "host: secure.test", "-D", "-", f"http://127.0.0.1:{self.port}/via-h2"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        head, _, body = p.stdout.replace("\r\n", "\n").partition("\n\n")
+        self.assertTrue(head.startswith("HTTP/2 200"), head + body)
+
     def test_verified_tls_with_sni_and_client_certificate_pooled(self):
         self.gateway(self.config("{sni: upstream.example.com, caCertificateRefs: [{group: '', "
                                  "kind: ConfigMap, name: upstream-ca}], clientCertificateRef: "
