@@ -139,7 +139,10 @@ const Backend* Compilation::materializeBackend(uint32_t backend_item, uint16_t r
   if (item.model.tls) {
     backend->tls = backendTls(item.resource);  // null only for a rejected Backend (unreferenced)
     backend->tls_server_name = item.model.tls->sni;
-    if (backend->active_health) backend->active_health->http = false;  // no TLS checks yet
+    if (backend->active_health) {  // no TLS checks yet: TCP
+      backend->active_health->http = false;
+      backend->active_health->grpc = false;
+    }
   }
   for (const EndpointModel& e : item.model.endpoints) {
     uint16_t port = e.port != 0 ? e.port : ref_port;

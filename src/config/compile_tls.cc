@@ -238,9 +238,11 @@ void Compilation::resolveBackendTls() {
       auto ctx = net::ClientTlsContext::build(std::move(settings));
       if (ctx.ok()) {
         backend_tls_[item.resource] = std::move(ctx.value());
-        if (item.model.active_health && item.model.active_health->http) {
+        if (item.model.active_health &&
+            (item.model.active_health->http || item.model.active_health->grpc)) {
           r.warning(tls.where.mark, tls.where.path,
-                    "active HTTP health checks do not speak TLS yet: they run as TCP checks");
+                    "active HTTP and GRPC health checks do not speak TLS yet: they run as TCP "
+                    "checks");
         }
         continue;
       }
