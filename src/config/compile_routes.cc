@@ -418,7 +418,8 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
     if (lb.last_route == route_index) continue;  // already via another parentRef
     lb.last_route = route_index;
     router::RouteSpec spec;
-    spec.kind = res.kind;
+    spec.kind =
+        res.kind == "GRPCRoute" ? router::RouteKind::kGRPCRoute : router::RouteKind::kHTTPRoute;
     spec.ns = res.ns;
     spec.name = res.name;
     spec.created_us = res.created_us;
