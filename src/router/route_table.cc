@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "common/hash.h"
@@ -117,6 +119,21 @@ const char* pathTypeName(PathType type) {
       return "RegularExpression";
   }
   return "?";
+}
+
+MethodName& MethodName::operator=(std::string_view method) {
+  if (method.empty()) {
+    name_ = &config::kNoString;
+    return *this;
+  }
+  // Never freed (MatchSpecs may outlive static destructors); a handful of names.
+  static auto* names = new std::set<std::string, std::less<>>();
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  auto it = names->find(method);
+  if (it == names->end()) it = names->emplace(method).first;
+  name_ = &*it;
+  return *this;
 }
 
 const char* routeKindName(RouteKind kind) {
@@ -253,7 +270,7 @@ bool RouteTable::Entry::check(const RouteInput& in, std::string* why) const {
     return false;
   }
   if (!match.method.empty() && in.method != match.method) {
-    if (why != nullptr) *why = "method " + std::string(in.method) + ", want " + match.method;
+    if (why != nullptr) *why = "method " + std::string(in.method) + ", want " + match.method.str();
     return false;
   }
   for (const StringMatch& h : match.headers) {
@@ -281,7 +298,7 @@ bool RouteTable::Entry::check(const RouteInput& in, std::string* why) const {
 
 std::string RouteTable::Entry::describe() const {
   std::string out = std::string(pathTypeName(match.path_type)) + " " + match.path;
-  if (!match.method.empty()) out += ", method " + match.method;
+  if (!match.method.empty()) out += ", method " + match.method.str();
   for (const StringMatch& h : match.headers)
     out += ", header " + h.name + (h.is_regex ? " ~ '" : " = '") + h.value + "'";
   for (const StringMatch& q : match.query_params)

@@ -72,6 +72,22 @@ struct GrpcRank {
   uint16_t method_chars = 0;
 };
 
+// The method condition of a match: "" (any) or a method name. Holds one pointer to the name,
+// interned (the names a config can give are HTTP's few methods), to keep MatchSpec small.
+class MethodName {
+ public:
+  MethodName() = default;
+  MethodName(std::string_view method) { *this = method; }  // NOLINT: implicit, as a string
+  MethodName& operator=(std::string_view method);
+  bool empty() const { return name_->empty(); }
+  const std::string& str() const { return *name_; }
+  friend bool operator==(const MethodName& a, std::string_view b) { return *a.name_ == b; }
+  friend bool operator==(const MethodName& a, const MethodName& b) { return a.name_ == b.name_; }
+
+ private:
+  const std::string* name_ = &config::kNoString;
+};
+
 // One HTTPRouteMatch (or mapped GRPCRouteMatch) as the table evaluates it. Conditions are AND-ed.
 // (path_type and grpc first: they share the first 8 bytes.)
 struct MatchSpec {
@@ -79,7 +95,7 @@ struct MatchSpec {
   GrpcRank grpc;                               // set for GRPCRoute matches
   std::string path = "/";                      // value, or RE2 pattern for kRegularExpression
   std::shared_ptr<const re2::RE2> path_regex;  // compiled `path`; the table compiles it if null
-  std::string method;                          // "" = any
+  MethodName method;                           // "" = any
   std::vector<StringMatch> headers;            // the table keeps the first entry of each name
   std::vector<StringMatch> query_params;       // idem
 };
