@@ -123,7 +123,7 @@ const char* pathTypeName(PathType type) {
 
 MethodName& MethodName::operator=(std::string_view method) {
   if (method.empty()) {
-    name_ = &config::kNoString;
+    name_ = nullptr;
     return *this;
   }
   // Never freed (MatchSpecs may outlive static destructors); a handful of names.

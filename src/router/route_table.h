@@ -79,13 +79,13 @@ class MethodName {
   MethodName() = default;
   MethodName(std::string_view method) { *this = method; }  // NOLINT: implicit, as a string
   MethodName& operator=(std::string_view method);
-  bool empty() const { return name_->empty(); }
-  const std::string& str() const { return *name_; }
-  friend bool operator==(const MethodName& a, std::string_view b) { return *a.name_ == b; }
+  bool empty() const { return name_ == nullptr; }
+  const std::string& str() const { return name_ != nullptr ? *name_ : config::kNoString; }
+  friend bool operator==(const MethodName& a, std::string_view b) { return a.str() == b; }
   friend bool operator==(const MethodName& a, const MethodName& b) { return a.name_ == b.name_; }
 
  private:
-  const std::string* name_ = &config::kNoString;
+  const std::string* name_ = nullptr;  // interned; null for ""
 };
 
 // One HTTPRouteMatch (or mapped GRPCRouteMatch) as the table evaluates it. Conditions are AND-ed.
