@@ -269,6 +269,7 @@ bool RouteTable::Entry::check(const RouteInput& in, std::string* why) const {
     }
     return false;
   }
+  if (path_only) return true;  // no other condition
   if (!match.method.empty() && in.method != match.method) {
     if (why != nullptr) *why = "method " + std::string(in.method) + ", want " + match.method.str();
     return false;
