@@ -112,8 +112,10 @@ using BackendKey = std::pair<uint32_t, uint16_t>;
 
 // What compiling one HTTPRoute gave, kept in the CompileCache for the next compile.
 struct CompiledRoute {
-  std::shared_ptr<DecodeSlot> slot;          // the route's document (keeps its spec alive)
-  std::vector<std::shared_ptr<Rule>> rules;  // route policies applied
+  std::shared_ptr<DecodeSlot> slot;  // the route's document (keeps its spec alive)
+  // The first of its rules (one per model rule, contiguous, one allocation that this pointer
+  // keeps), route policies applied.
+  std::shared_ptr<Rule> rules;
   // (index into Compilation::listeners_, the route as attached there).
   std::vector<std::pair<uint32_t, std::shared_ptr<const router::RouteSpec>>> attached;
   // (index into Compilation::gateways_, listener index): one more attached route each.
@@ -136,7 +138,7 @@ struct RouteItem {
   bool reused = false;
   CompiledRoute* recording = nullptr;  // compiled now: `compiled`, being filled
 
-  Rule* rule(size_t i) const { return reused ? compiled->rules[i].get() : rules[i]; }
+  Rule* rule(size_t i) const { return reused ? compiled->rules.get() + i : rules[i]; }
 };
 
 struct BackendItem {

@@ -111,7 +111,7 @@ std::string describe(const CompileResult& r) {
     for (const Endpoint& e : b->endpoints) out += " " + e.authority;
     out += "\n";
   }
-  out += "rules " + std::to_string(s.rules.size()) + "\n";
+  out += "rule blocks " + std::to_string(s.rules.size()) + "\n";
   for (const std::string& n : s.dns_names) out += "dns " + n + "\n";
   static const char* kHosts[] = {"x", "shop.example.com", "other.example.org"};
   static const char* kPaths[] = {"/a", "/b", "/down", "/timed", "/c", "/new", "/z"};

@@ -1,6 +1,8 @@
 // HTTPRoutes: rules and backendRef resolution, then attachment to Gateway listeners
 // (parentRefs, allowedRoutes, hostname intersection).
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #include "config/compilation.h"
 #include "config/syntax.h"
@@ -54,6 +56,18 @@ router::MatchSpec matchSpecOf(const MatchModel& m) {
   match.grpc = router::GrpcRank{m.grpc, m.grpc_service_chars, m.grpc_method_chars};
   return match;
 }
+
+// `n` default rules, contiguous in one allocation (std::make_shared<Rule[]> would want Rule
+// copyable): the pointer to the first keeps them all. Gateway API allows up to 16 rules.
+template <size_t... K>
+std::shared_ptr<Rule> makeRules(size_t n, std::index_sequence<K...>) {
+  std::shared_ptr<Rule> first;
+  auto make = [&](auto block) { first = std::shared_ptr<Rule>(block, block->data()); };
+  ((n == K + 1 ? (make(std::make_shared<std::array<Rule, K + 1>>()), true) : false) || ...);
+  if (first == nullptr) make(std::make_shared<std::vector<Rule>>(n));
+  return first;
+}
+std::shared_ptr<Rule> makeRules(size_t n) { return makeRules(n, std::make_index_sequence<16>()); }
 
 }  // namespace
 
@@ -256,9 +270,11 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
   }
   Condition resolved{"ResolvedRefs", true, "ResolvedRefs", ""};
   route.rules.reserve(route.model.rules.size());
+  // The route's rules in one allocation.
+  std::shared_ptr<Rule> block = makeRules(route.model.rules.size());
   for (uint32_t i = 0; i < route.model.rules.size(); ++i) {
     const RuleModel& rm = route.model.rules[i];
-    auto rule = std::make_shared<Rule>();
+    Rule* rule = block.get() + i;
     rule->route_ns = res.ns;
     rule->route_name = res.name;
     rule->rule_index = i;
@@ -360,10 +376,10 @@ void Compilation::compileRules(RouteItem& route, Reporter& r) {
       r.warning(rm.where.mark, fieldPath(rm.where.path, "backendRefs"),
                 "every backendRef has weight 0: matching requests answer 500");
     }
-    route.rules.push_back(rule.get());
-    if (recording_ != nullptr) recording_->rules.push_back(rule);
-    snapshot_->rules.push_back(std::move(rule));
+    route.rules.push_back(rule);
   }
+  if (recording_ != nullptr) recording_->rules = block;
+  snapshot_->rules.push_back(std::move(block));
   status_[route.resource].resolved_refs = resolved;
 }
 
@@ -429,7 +445,8 @@ void Compilation::attachParent(uint32_t route_index, const ParentRefModel& ref,
     if (lb.last_route == route_index) continue;  // already via another parentRef
     lb.last_route = route_index;
     router::RouteSpec spec;
-    spec.kind = res.kind;
+    spec.kind =
+        res.kind == "GRPCRoute" ? router::RouteKind::kGRPCRoute : router::RouteKind::kHTTPRoute;
     spec.ns = res.ns;
     spec.name = res.name;
     spec.created_us = res.created_us;
@@ -488,7 +505,7 @@ void Compilation::startReuse() {
 void Compilation::replayRoute(RouteItem& route, const CompiledRoute& compiled) {
   // route.rules stays empty (see RouteItem) and so does the route's status_ entry: its JSON is
   // the compiled route's.
-  for (const std::shared_ptr<Rule>& rule : compiled.rules) snapshot_->rules.push_back(rule);
+  snapshot_->rules.push_back(compiled.rules);
   for (const auto& [listener, spec] : compiled.attached)
     listeners_[listener].spec.routes.push_back(spec);
   for (auto [gateway, listener] : compiled.attached_to)
@@ -548,9 +565,7 @@ void Compilation::fillCache() {
 }
 
 void Compilation::attachRoutes() {
-  size_t rules = 0;
-  for (const RouteItem& route : routes_) rules += route.model.rules.size();
-  snapshot_->rules.reserve(snapshot_->rules.size() + rules);
+  snapshot_->rules.reserve(snapshot_->rules.size() + routes_.size());
   startReuse();
   // Backends whose endpoints all have ports exist even when no route uses them.
   if (!reusing_) {

@@ -385,6 +385,36 @@ spec:
   EXPECT_EQ(routeRequest(p, "GET", "/other", {{"X-Env", "dev"}}), "default/fancy#1");
 }
 
+// A route's rules share one allocation (a block sized for its rule count, up to the 16 the
+// decoder admits): every rule is reachable with its own index and settings.
+TEST_F(CompilerTest, EveryRuleOfARouteIsItsOwn) {
+  std::string text = std::string(kGateway) + std::string(kBackends);
+  for (int rules : {1, 2, 16}) {
+    text += "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r" +
+            std::to_string(rules) + "}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n";
+    for (int i = 0; i < rules; ++i) {
+      text += "  - matches: [{path: {type: Exact, value: /r" + std::to_string(rules) + "/" +
+              std::to_string(i) + "}}]\n    backendRefs: [{name: " + (i % 2 ? "web" : "api") +
+              "}]\n    timeouts: {request: " + std::to_string(i + 1) + "s}\n";
+    }
+    text += "---\n";
+  }
+  std::vector<std::string> d = compileText(text);
+  EXPECT_TRUE(d.empty()) << joined(d);
+  EXPECT_EQ(snap().rules.size(), 3u);  // one block per route
+  for (int rules : {1, 2, 16}) {
+    for (int i = 0; i < rules; ++i) {
+      std::string path = "/r" + std::to_string(rules) + "/" + std::to_string(i);
+      EXPECT_EQ(route("x", path), "default/r" + std::to_string(rules) + "#" + std::to_string(i));
+      const Rule* rule = ruleFor("x", path);
+      ASSERT_NE(rule, nullptr) << path;
+      EXPECT_EQ(rule->request_timeout_ms, static_cast<uint32_t>((i + 1) * 1000)) << path;
+      ASSERT_EQ(rule->backends.size(), 1u) << path;
+      EXPECT_EQ(rule->backends[0].backend->name, i % 2 ? "web" : "api") << path;
+    }
+  }
+}
+
 TEST_F(CompilerTest, InvalidRegexAndHeaderNamesRejectTheRoute) {
   std::vector<std::string> d = compileText(std::string(kGateway) + std::string(kBackends) +
                                            R"(apiVersion: gateway.networking.k8s.io/v1

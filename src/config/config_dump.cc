@@ -289,7 +289,10 @@ std::string renderConfigDump(const Snapshot& snapshot) {
     for (const router::RouteTable::Listener& l : port.routes->listeners()) {
       json routes = json::array();
       for (const auto& r : l.spec.routes)
-        routes.push_back((r->kind == "HTTPRoute" ? "" : r->kind + ' ') + r->ns + '/' + r->name);
+        routes.push_back((r->kind == router::RouteKind::kHTTPRoute
+                              ? std::string()
+                              : std::string(router::routeKindName(r->kind)) + ' ') +
+                         r->ns + '/' + r->name);
       listeners.push_back({{"name", l.spec.id}, {"hostname", l.spec.hostname}, {"routes", routes}});
     }
     json entry = {{"address", port.bind.toString()},

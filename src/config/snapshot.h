@@ -232,6 +232,8 @@ struct Snapshot {
   // Stable addresses for WeightedBackend and route results. Shared: a reload that did not
   // change a route reuses its rules, and the backends they point at, from the previous version.
   std::vector<std::shared_ptr<const Backend>> backends;
+  // The rules, one entry per route: its first rule. A route's rules are contiguous, in one
+  // allocation that the pointer to the first keeps.
   std::vector<std::shared_ptr<const Rule>> rules;
   std::vector<std::string> dns_names;  // DNS endpoint names the config uses (may repeat)
   // The resources and their status, for admin /config_dump (config::renderConfigDump, main

@@ -19,7 +19,9 @@ std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; 
 
 // "ns/name" for an HTTPRoute; other kinds are named: "GRPCRoute ns/name".
 std::string routeName(const RouteSpec& r) {
-  return (r.kind == "HTTPRoute" ? std::string() : r.kind + " ") + r.ns + "/" + r.name;
+  return (r.kind == RouteKind::kHTTPRoute ? std::string()
+                                          : std::string(routeKindName(r.kind)) + " ") +
+         r.ns + "/" + r.name;
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "common/hash.h"
@@ -119,6 +121,31 @@ const char* pathTypeName(PathType type) {
   return "?";
 }
 
+MethodName& MethodName::operator=(std::string_view method) {
+  if (method.empty()) {
+    name_ = nullptr;
+    return *this;
+  }
+  // Never freed (MatchSpecs may outlive static destructors); a handful of names.
+  static auto* names = new std::set<std::string, std::less<>>();
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  auto it = names->find(method);
+  if (it == names->end()) it = names->emplace(method).first;
+  name_ = &*it;
+  return *this;
+}
+
+const char* routeKindName(RouteKind kind) {
+  switch (kind) {
+    case RouteKind::kHTTPRoute:
+      return "HTTPRoute";
+    case RouteKind::kGRPCRoute:
+      return "GRPCRoute";
+  }
+  return "?";
+}
+
 namespace {
 
 // Whether `value` satisfies `m` (exact or regex full match).
@@ -229,7 +256,7 @@ bool RouteTable::Entry::check(const RouteInput& in, std::string* why) const {
       path_ok = in.path == match.path;
       break;
     case PathType::kPathPrefix:
-      path_ok = pathHasPrefix(in.path, prefix);
+      path_ok = pathHasPrefix(in.path, prefix());
       break;
     case PathType::kRegularExpression:
       path_ok = match.path_regex != nullptr && fullMatch(*match.path_regex, in.path);
@@ -242,8 +269,9 @@ bool RouteTable::Entry::check(const RouteInput& in, std::string* why) const {
     }
     return false;
   }
+  if (path_only) return true;  // no other condition
   if (!match.method.empty() && in.method != match.method) {
-    if (why != nullptr) *why = "method " + std::string(in.method) + ", want " + match.method;
+    if (why != nullptr) *why = "method " + std::string(in.method) + ", want " + match.method.str();
     return false;
   }
   for (const StringMatch& h : match.headers) {
@@ -271,7 +299,7 @@ bool RouteTable::Entry::check(const RouteInput& in, std::string* why) const {
 
 std::string RouteTable::Entry::describe() const {
   std::string out = std::string(pathTypeName(match.path_type)) + " " + match.path;
-  if (!match.method.empty()) out += ", method " + match.method;
+  if (!match.method.empty()) out += ", method " + match.method.str();
   for (const StringMatch& h : match.headers)
     out += ", header " + h.name + (h.is_regex ? " ~ '" : " = '") + h.value + "'";
   for (const StringMatch& q : match.query_params)
@@ -282,17 +310,20 @@ std::string RouteTable::Entry::describe() const {
 RouteTable::Entry::Entry(const config::Rule* rule, uint32_t route, uint32_t rule_index,
                          uint32_t match_index, std::string_view hostname, const MatchSpec& match)
     : rule(rule),
+      match(match),
+      hostname(hostname),
       route(route),
       rule_index(rule_index),
-      match_index(match_index),
-      hostname(hostname),
-      match(match) {
+      match_index(match_index) {
   path_only = match.method.empty() && match.headers.empty() && match.query_params.empty();
   if (match.path_type == PathType::kPathPrefix) {
-    prefix = match.path;
+    std::string_view prefix = match.path;
     while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
+    prefix_len = static_cast<uint32_t>(prefix.size()) & 0x7fff'ffffu;
   }
 }
+
+static_assert(sizeof(RouteTable::Entry) <= 48, "an Entry per match and hostname: keep it small");
 
 namespace {
 
@@ -374,6 +405,7 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
   for (ListenerSpec& spec : listeners) {
     Listener l;
     l.spec = std::move(spec);
+    l.spec.routes.shrink_to_fit();  // built by push_back: up to twice the room otherwise
     // The matches as the entries evaluate them (entries point at them): a route whose matches
     // need preparing is replaced by a prepared copy.
     size_t entry_count = 0;
@@ -443,12 +475,27 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
       }
       CandidateList candidates;
       candidates.entries = std::move(list);
+      candidates.entries.shrink_to_fit();
       if (candidates.entries.size() > kIndexThreshold) {
         auto index = std::make_unique<CandidateList::PathIndex>();
-        size_t key_bytes = 0;
-        for (uint32_t e : candidates.entries) key_bytes += l.entries[e].match.path.size();
-        index->exact.reserve(candidates.entries.size(), key_bytes);
-        index->prefix.reserve(candidates.entries.size(), key_bytes);
+        // Each map sized for its own keys (at most half full), keys of the other path type and
+        // regexes left out.
+        size_t exact_keys = 0, exact_bytes = 0, prefix_keys = 0, prefix_bytes = 0, regexes = 0;
+        for (uint32_t e : candidates.entries) {
+          const Entry& entry = l.entries[e];
+          if (entry.match.path_type == PathType::kExact) {
+            ++exact_keys;
+            exact_bytes += entry.match.path.size();
+          } else if (entry.match.path_type == PathType::kRegularExpression) {
+            ++regexes;
+          } else {
+            ++prefix_keys;
+            prefix_bytes += entry.prefix().size();
+          }
+        }
+        if (exact_keys > 0) index->exact.reserve(exact_keys, exact_bytes);
+        if (prefix_keys > 0) index->prefix.reserve(prefix_keys, prefix_bytes);
+        index->unindexed.reserve(regexes);
         // (key id, position) pairs, then sorted by key id (positions stay ascending) and
         // flattened into `lists`.
         std::vector<std::pair<uint32_t, uint32_t>> keyed;
@@ -466,7 +513,7 @@ RouteTable::RouteTable(std::vector<ListenerSpec> listeners) {
           } else if (e.match.path_type == PathType::kRegularExpression) {
             index->unindexed.push_back(pos);
           } else {
-            add(index->prefix, e.prefix, pos);
+            add(index->prefix, e.prefix(), pos);
           }
         }
         std::sort(keyed.begin(), keyed.end());

@@ -72,16 +72,37 @@ struct GrpcRank {
   uint16_t method_chars = 0;
 };
 
+// The method condition of a match: "" (any) or a method name. Holds one pointer to the name,
+// interned (the names a config can give are HTTP's few methods), to keep MatchSpec small.
+class MethodName {
+ public:
+  MethodName() = default;
+  MethodName(std::string_view method) { *this = method; }  // NOLINT: implicit, as a string
+  MethodName& operator=(std::string_view method);
+  bool empty() const { return name_ == nullptr; }
+  const std::string& str() const { return name_ != nullptr ? *name_ : config::kNoString; }
+  friend bool operator==(const MethodName& a, std::string_view b) { return a.str() == b; }
+  friend bool operator==(const MethodName& a, const MethodName& b) { return a.name_ == b.name_; }
+
+ private:
+  const std::string* name_ = nullptr;  // interned; null for ""
+};
+
 // One HTTPRouteMatch (or mapped GRPCRouteMatch) as the table evaluates it. Conditions are AND-ed.
+// (path_type and grpc first: they share the first 8 bytes.)
 struct MatchSpec {
   PathType path_type = PathType::kPathPrefix;
+  GrpcRank grpc;                               // set for GRPCRoute matches
   std::string path = "/";                      // value, or RE2 pattern for kRegularExpression
   std::shared_ptr<const re2::RE2> path_regex;  // compiled `path`; the table compiles it if null
-  std::string method;                          // "" = any
+  MethodName method;                           // "" = any
   std::vector<StringMatch> headers;            // the table keeps the first entry of each name
   std::vector<StringMatch> query_params;       // idem
-  GrpcRank grpc;                               // set for GRPCRoute matches
 };
+
+// The kind of a route: its Kubernetes kind, as routeKindName() spells it.
+enum class RouteKind : uint8_t { kHTTPRoute, kGRPCRoute };
+const char* routeKindName(RouteKind kind);  // "HTTPRoute", "GRPCRoute"
 
 // One rule of a route. `rule` is owned by the Snapshot.
 struct RuleSpec {
@@ -97,8 +118,8 @@ struct RouteSpec {
   // Effective hostnames: the route's hostnames intersected with the listener's (lowercase,
   // exact or "*." wildcard). Empty: any host the listener accepts.
   std::vector<std::string> hostnames;
-  std::vector<RuleSpec> rules;     // in list order
-  std::string kind = "HTTPRoute";  // or "GRPCRoute"
+  std::vector<RuleSpec> rules;  // in list order
+  RouteKind kind = RouteKind::kHTTPRoute;
   // The matches are as the table evaluates them (RouteTable::prepare() did it): the table
   // shares the spec without looking at them.
   bool prepared = false;
@@ -198,13 +219,18 @@ class RouteTable {
     Entry(const config::Rule* rule, uint32_t route, uint32_t rule_index, uint32_t match_index,
           std::string_view hostname, const MatchSpec& match);
     const config::Rule* rule = nullptr;
+    const MatchSpec& match;     // headers/query_params deduplicated by name, regexes compiled
+    std::string_view hostname;  // route hostname group ("" = none)
     uint32_t route = 0;         // index in ListenerSpec::routes
     uint32_t rule_index = 0;    // index in RouteSpec::rules
     uint32_t match_index = 0;   // index in RuleSpec::matches
-    std::string_view hostname;  // route hostname group ("" = none)
-    const MatchSpec& match;     // headers/query_params deduplicated by name, regexes compiled
-    std::string_view prefix;    // PathPrefix value without trailing '/' ("" for "/")
-    bool path_only = false;     // no method, header or query param condition
+    // Length of the PathPrefix value without trailing '/' (see prefix()); packed with
+    // path_only so that an Entry takes 48 bytes.
+    uint32_t prefix_len : 31 = 0;
+    bool path_only : 1 = false;  // no method, header or query param condition
+
+    // PathPrefix value without trailing '/' ("" for "/"; "" for other path types).
+    std::string_view prefix() const { return std::string_view(match.path.data(), prefix_len); }
 
     // accepts() for a request whose path is known to match (found by the path index).
     bool acceptsWithPath(const RouteInput& in) const { return path_only || check(in, nullptr); }
