@@ -103,6 +103,20 @@ void EventLoop::run() {
   while (!stopping_) runOnce(-1);
 }
 
+void EventLoop::runFlushes() {
+  // A flush may queue others (a downstream write granting an upstream stream more window):
+  // run rounds until none is left.
+  std::vector<Flushable*> batch;
+  while (!flushes_.empty()) {
+    batch.swap(flushes_);
+    for (Flushable* f : batch) {
+      f->flush_queued_ = false;
+      f->flushDeferred();
+    }
+    batch.clear();
+  }
+}
+
 void EventLoop::runOnce(int max_wait_ms) {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -119,6 +133,7 @@ void EventLoop::runOnce(int max_wait_ms) {
   }
   if (n > 0) timers_.advance(monotonicMs());
   runPosted();
+  runFlushes();
   if (!deferred_.empty()) {
     std::vector<Deferred*> batch;
     batch.swap(deferred_);

@@ -29,6 +29,21 @@ class Deferred {
   virtual ~Deferred() = default;
 };
 
+// Something that writes its output once per loop iteration: deferFlush() queues it, and
+// flushDeferred() runs after the iteration's events, timers and posted tasks, before deferred
+// deletions. Many small writes of one iteration (HTTP/2 frames of many streams) become one.
+class Flushable {
+ public:
+  virtual void flushDeferred() = 0;
+
+ protected:
+  ~Flushable() = default;
+
+ private:
+  friend class EventLoop;
+  bool flush_queued_ = false;
+};
+
 class EventLoop {
  public:
   EventLoop();
@@ -51,6 +66,13 @@ class EventLoop {
   void post(std::function<void()> task);
   // Destroys `obj` after the current iteration (loop thread only).
   void deferDelete(Deferred* obj) { deferred_.push_back(obj); }
+  // Calls obj->flushDeferred() once at the end of the current iteration (loop thread only).
+  // The object must stay alive until then: queue it before deferDelete()-ing it, never after.
+  void deferFlush(Flushable* obj) {
+    if (obj->flush_queued_) return;
+    obj->flush_queued_ = true;
+    flushes_.push_back(obj);
+  }
 
   TimerWheel& timers() { return timers_; }
   // Monotonic milliseconds, refreshed once per iteration.
@@ -60,6 +82,7 @@ class EventLoop {
 
  private:
   void runPosted();
+  void runFlushes();
 
   int epfd_ = -1;
   int wakefd_ = -1;
@@ -67,6 +90,7 @@ class EventLoop {
   bool stopping_ = false;
   TimerWheel timers_;
   std::vector<Deferred*> deferred_;
+  std::vector<Flushable*> flushes_;
   std::mutex mu_;  // guards posted_ only; private to this loop
   std::vector<std::function<void()>> posted_;
 };

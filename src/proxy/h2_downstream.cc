@@ -108,7 +108,7 @@ void H2DownstreamConn::readClient() {
         // it could; send it and close.
         worker_.stats().global.http2_abuse_closes.inc();
         nghttp2_session_terminate_session(session_.get(), NGHTTP2_PROTOCOL_ERROR);
-        flush();
+        flushNow();
         close();
         return;
       }
@@ -123,6 +123,10 @@ void H2DownstreamConn::readClient() {
 }
 
 void H2DownstreamConn::flush() {
+  if (!closed_) worker_.loop().deferFlush(this);
+}
+
+void H2DownstreamConn::flushNow() {
   if (closed_ || in_session_) return;
   for (;;) {
     while (out_.size() < kHighWater) {
@@ -180,7 +184,7 @@ void H2DownstreamConn::onTimer(void* ctx) {
   auto* self = static_cast<H2DownstreamConn*>(ctx);
   if (self->closed_ || !self->streams_.empty()) return;
   nghttp2_session_terminate_session(self->session_.get(), NGHTTP2_NO_ERROR);
-  self->flush();
+  self->flushNow();
   if (!self->closed_) self->close();
 }
 

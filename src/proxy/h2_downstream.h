@@ -32,6 +32,7 @@ class Worker;
 
 class H2DownstreamConn final : public Connection,
                                public StreamDownstream,
+                               public net::Flushable,
                                public net::IoHandler,
                                public net::Deferred {
  public:
@@ -63,13 +64,17 @@ class H2DownstreamConn final : public Connection,
   void resumeResponse(H2Stream* stream) override;
   void consumeRequest(H2Stream* stream, size_t n) override;
   void resetStream(H2Stream* stream, uint32_t error) override;
-  // Writes what the session has queued (a no-op while nghttp2 runs a callback of ours).
+  // Writes what the session has queued at the end of this loop iteration, so the frames of
+  // every stream that made progress in it go out in one write.
   void flush();
+  void flushDeferred() override { flushNow(); }
 
   static constexpr size_t kHighWater = 256 * 1024;
 
  private:
   void readClient();
+  // Writes what the session has queued now (a no-op while nghttp2 runs a callback of ours).
+  void flushNow();
   void updateInterest();
   void armIdle();
   void tooManyEarlyResets();

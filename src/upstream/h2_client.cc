@@ -123,7 +123,7 @@ void H2ClientConn::onIdleTimeout(void* ctx) {
   if (!self->open_.empty() || self->fd_ < 0) return;
   nghttp2_submit_goaway(self->session_.get(), NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, nullptr, 0);
   self->goaway_ = true;
-  self->flush();
+  self->flushNow();
   self->close();
 }
 
@@ -163,6 +163,10 @@ void H2ClientConn::onIo(uint32_t events) {
 }
 
 void H2ClientConn::flush() {
+  if (fd_ >= 0) loop_.deferFlush(this);
+}
+
+void H2ClientConn::flushNow() {
   if (in_callback_) return;  // the session is running: the outer call sends what is queued
   if (fd_ < 0 || connecting_) {
     updateInterest();

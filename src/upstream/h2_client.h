@@ -48,7 +48,7 @@ class H2StreamHandler {
   ~H2StreamHandler() = default;
 };
 
-class H2ClientConn final : public net::IoHandler, public net::Deferred {
+class H2ClientConn final : public net::IoHandler, public net::Deferred, public net::Flushable {
  public:
   // Opens a stream: `nva` holds the pseudo-header fields first. `has_body`: DATA follows
   // (read from the handler). Returns the stream id, or a negative value on failure.
@@ -59,8 +59,10 @@ class H2ClientConn final : public net::IoHandler, public net::Deferred {
   void consume(int32_t stream, size_t n);
   // Detaches the handler; RST_STREAM(`error`) when the stream is still open.
   void cancel(int32_t stream, uint32_t error);
-  // Sends what the session queued (after submit/resume/consume/cancel).
+  // Sends what the session queued (after submit/resume/consume/cancel), at the end of this
+  // loop iteration: the frames of every stream that moved in it go out in one write.
   void flush();
+  void flushDeferred() override { flushNow(); }
 
   bool connecting() const { return connecting_; }
   uint32_t poolId() const { return pool_id_; }
@@ -73,6 +75,7 @@ class H2ClientConn final : public net::IoHandler, public net::Deferred {
                bool connecting, stats::BackendStats* stats);
   ~H2ClientConn() override;
   bool available() const;
+  void flushNow();
   void fail(std::string_view why);
   void close();
   void updateInterest();
