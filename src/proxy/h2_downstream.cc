@@ -270,6 +270,9 @@ int H2DownstreamConn::onBeginHeaders(nghttp2_session* s, const nghttp2_frame* fr
   ++self->streams_opened_;
   self->worker_.stats().global.http2_streams.inc();
   self->timer_.cancel();
+  // The whole header block must arrive within the port's header timeout (slow headers).
+  const config::Port* port = self->findPort(self->worker_.currentSnapshot());
+  st->armHeaderTimeout(port != nullptr ? port->settings.header_timeout_ms : 10'000);
   return 0;
 }
 

@@ -162,6 +162,7 @@ void H2Stream::setHttp1Head(const http1::RequestHead& head, std::string_view aut
 void H2Stream::headersDone(bool end_stream) {
   if (headers_done_ || closed_) return;
   headers_done_ = true;
+  timer_.cancel();
   req_end_ = end_stream;
   headers_.reserve(fields_.size());
   for (const Field& f : fields_) {
@@ -437,9 +438,20 @@ void H2Stream::upstreamFailed(int status, std::string_view why, int grpc_status)
   conn_.resetStream(this, NGHTTP2_INTERNAL_ERROR);
 }
 
+void H2Stream::armHeaderTimeout(uint32_t ms) {
+  conn_.worker().loop().timers().schedule(&timer_, ms);
+}
+
 void H2Stream::onTimer(void* ctx) {
   auto* self = static_cast<H2Stream*>(ctx);
   if (self->closed_) return;
+  if (!self->headers_done_) {
+    // The header block did not complete in time (slow or stalled client).
+    self->conn_.worker().stats().global.header_timeouts.inc();
+    self->upstream_done_ = true;
+    self->conn_.resetStream(self, NGHTTP2_CANCEL);
+    return;
+  }
   if (self->idle_mode_) {
     // Nothing moved for the idle timeout after the response began: give up on the stream.
     self->releaseUpstream(false);

@@ -84,6 +84,9 @@ class H2Stream final : public upstream::UpstreamOwner,
   size_t bufferedRequest() const { return req_buf_.size() + req_unconsumed_; }
   void requestData(const uint8_t* data, size_t len);
   void requestEnd();
+  // The header block (HEADERS and CONTINUATION frames) must be complete within `ms`, else the
+  // stream is reset.
+  void armHeaderTimeout(uint32_t ms);
   // The stream closed downstream (reset by the client, or the connection went away): stop.
   void closed(uint32_t error);
   // The connection's data provider: response body bytes, EOF, trailers.

@@ -780,5 +780,33 @@ class Drain(GatewayTestCase):
         self.assertTrue(c.eof)
 
 
+@portico_only("Portico's header timeout on HTTP/2 streams")
+class SlowHeaders(GatewayTestCase):
+    """A header block that never completes (HEADERS without END_HEADERS, no CONTINUATION) is
+    reset after the port's header timeout; the connection and its other streams live on."""
+
+    def test_incomplete_header_block_is_reset_after_the_header_timeout(self):
+        from grpc_peer import portico_config
+        echo = self.echo("e")
+        port = free_port()
+        policy = ("apiVersion: portico.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: t}\n"
+                  "spec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, "
+                  "name: gw}]\n  timeouts: {requestHeaders: 1s}\n")
+        self.gateway(portico_config(port, [("/echo", echo, "http")]) + "---\n" + policy)
+        c = H2Frames(port)
+        self.addCleanup(c.close)
+        c.handshake()
+        c.send(c.headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/echo"),
+                             (":authority", "h2.example")], end_stream=True, end_headers=False))
+        start = time.time()
+        f = c.frames(lambda f: f.type in (RST_STREAM, GOAWAY), seconds=5)
+        self.assertIsNotNone(f, c.seen)
+        self.assertGreater(time.time() - start, 0.8)
+        # The connection stays usable... unless the server ended it for the open header block:
+        # a new stream cannot start while a header block is open, so GOAWAY is acceptable too.
+        if f.type == RST_STREAM:
+            self.assertEqual(f.stream_id, 1)
+
+
 if __name__ == "__main__":
     unittest.main()
