@@ -322,6 +322,10 @@ void H2Stream::route() {
     }
   }
   deadline_ms_ = ms == 0 ? 0 : w.loop().nowMs() + ms;
+  retry_ = ps.overrides.retry ? ps.overrides.retry.get()
+           : rule_->retry()   ? rule_->retry()
+                              : ps.retry.get();
+  if (retry_ != nullptr && retry_->num_retries == 0) retry_ = nullptr;
   if (backend_->protocol == config::BackendProtocol::kHttp1) {
     startHttp1();
   } else {
@@ -420,7 +424,7 @@ void H2Stream::countResponse(int status) {
   }
 }
 
-void H2Stream::upstreamFailed(int status, std::string_view why, int grpc_status) {
+void H2Stream::upstreamFailed(int status, std::string_view why, int grpc_status, bool not_sent) {
   Worker& w = conn_.worker();
   if (backend_ != nullptr && endpoint_ != nullptr && backend_->passive_health) {
     w.recordOutcome(*snapshot_, *backend_, *endpoint_, true, true);
@@ -430,12 +434,47 @@ void H2Stream::upstreamFailed(int status, std::string_view why, int grpc_status)
   h2_ = nullptr;
   up_stream_ = -1;
   timer_.cancel();
+  if (not_sent && retryElsewhere()) return;
   if (!resp_started_) {
     respondLocal(status, why, "text/plain", {}, {}, grpc_status);
     return;
   }
   upstream_done_ = true;
   conn_.resetStream(this, NGHTTP2_INTERNAL_ERROR);
+}
+
+bool H2Stream::retryElsewhere() {
+  // The request never reached the upstream (connect failure, refused stream): the retry
+  // policy's connect-failure trigger sends it to another endpoint at once. Nothing else is
+  // retried on this path yet.
+  if (retry_ == nullptr || !retry_->retriesConnectFailure() || closed_ || resp_started_ ||
+      attempts_ >= retry_->num_retries || body_sent_ != 0 || body_read_ != 0) {
+    return false;
+  }
+  Worker& w = conn_.worker();
+  upstream::LbWorkerState* state = snapshot_->lb[backend_->index].get();
+  int avoid = lb_index_;
+  if (lb_index_ >= 0) {
+    upstream::onRequestEnd(*state, lb_index_);
+    lb_index_ = -1;
+  }
+  int i =
+      upstream::pick(*backend_->balancer, *state, w.shared().health, lb_hash_, w.random(), avoid);
+  if (i < 0) return false;
+  upstream::onRequestStart(*state, i);
+  lb_index_ = i;
+  endpoint_ = &backend_->endpoints[static_cast<size_t>(i)];
+  ++attempts_;
+  w.stats().backends.at(backend_->stats_id).retries.inc();
+  up_head_done_ = false;
+  resp_arena_.clear();
+  resp_fields_.clear();
+  if (backend_->protocol == config::BackendProtocol::kHttp1) {
+    startHttp1();
+  } else {
+    startHttp2();
+  }
+  return true;
 }
 
 void H2Stream::armHeaderTimeout(uint32_t ms) {
@@ -467,7 +506,7 @@ void H2Stream::onTimer(void* ctx) {
   stats::BackendStats& bs = self->conn_.worker().stats().backends.at(self->backend_->stats_id);
   if (self->up_ != nullptr && self->up_->connecting) {
     bs.connect_timeouts.inc();
-    self->upstreamFailed(503, "upstream connect timeout\n");
+    self->upstreamFailed(503, "upstream connect timeout\n", -1, /*not_sent=*/true);
     return;
   }
   bs.response_timeouts.inc();
@@ -548,6 +587,7 @@ ssize_t H2Stream::onH2ReadBody(uint8_t* buf, size_t len, bool* eof) {
   if (n > 0) {
     std::memcpy(buf, req_buf_.data(), n);
     req_buf_.consume(n);
+    body_read_ += n;
     if (grpc_web_ == 2) {
       // Credit the client for the base64 it sent, in proportion.
       size_t credit = req_buf_.empty() ? text_credit_ : std::min(text_credit_, n * 4 / 3);
@@ -593,7 +633,8 @@ void H2Stream::startHttp1(bool fresh_only) {
       upstream::release(load.connections);
       bs.connect_failures.inc();
       w.stats().global.upstream_connect_failures.inc();
-      upstreamFailed(503, "upstream connect error: " + fd.status().message() + "\n");
+      upstreamFailed(503, "upstream connect error: " + fd.status().message() + "\n", -1,
+                     /*not_sent=*/true);
       return;
     }
     bs.connections_total.inc();
@@ -718,7 +759,8 @@ void H2Stream::onUpstreamIo(upstream::UpstreamConn* conn, uint32_t events) {
     if (err != 0) {
       w.stats().backends.at(backend_->stats_id).connect_failures.inc();
       w.stats().global.upstream_connect_failures.inc();
-      upstreamFailed(503, std::string("upstream connect error: ") + std::strerror(err) + "\n");
+      upstreamFailed(503, std::string("upstream connect error: ") + std::strerror(err) + "\n", -1,
+                     /*not_sent=*/true);
       return;
     }
     up_->connecting = false;
@@ -912,7 +954,7 @@ void H2Stream::startHttp2() {
                        backend_->tls_server_name, &bs, &error);
   if (h2_ == nullptr) {
     w.stats().global.upstream_connect_failures.inc();
-    upstreamFailed(503, error + "\n");
+    upstreamFailed(503, error + "\n", -1, /*not_sent=*/true);
     return;
   }
   // Pseudo-header fields first, then the request's own (filtered), then ours.
@@ -958,7 +1000,9 @@ void H2Stream::startHttp2() {
                                             : up_authority_));
   nva.push_back(http2::nv(":path", up_path_));
   toNv(resp_arena_, resp_fields_, nva);
-  up_stream_ = h2_->submit(nva.data(), nva.size(), !req_end_, this);
+  // A body follows unless the request ended with nothing left to send (a retry may carry a
+  // body that arrived whole while the first attempt failed).
+  up_stream_ = h2_->submit(nva.data(), nva.size(), !req_end_ || !req_buf_.empty(), this);
   resp_arena_.clear();
   resp_fields_.clear();
   if (up_stream_ < 0) {
@@ -1115,7 +1159,7 @@ void H2Stream::onH2Reset(uint32_t error, bool refused, std::string_view why) {
   std::string reason(why);
   reason.push_back('\n');
   if (!resp_started_) {
-    upstreamFailed(refused ? 503 : 502, reason);
+    upstreamFailed(refused ? 503 : 502, reason, -1, /*not_sent=*/refused);
     return;
   }
   upstream_done_ = true;

@@ -144,7 +144,11 @@ class H2Stream final : public upstream::UpstreamOwner,
   void creditUpstream(size_t sent);
   // The HTTP/2 upstream stream ended (detached from its connection).
   void upstreamEnded();
-  void upstreamFailed(int status, std::string_view why, int grpc_status = -1);
+  // `not_sent`: the request never reached the upstream (it may go to another endpoint).
+  void upstreamFailed(int status, std::string_view why, int grpc_status = -1,
+                      bool not_sent = false);
+  // A retry (connect-failure trigger of the effective retry policy) on another endpoint.
+  bool retryElsewhere();
   void releaseUpstream(bool reusable);
   void countResponse(int status);
   static void onTimer(void* ctx);
@@ -174,6 +178,9 @@ class H2Stream final : public upstream::UpstreamOwner,
   uint32_t req_unconsumed_ = 0;  // request bytes not yet credited to the client's window
   int lb_index_ = -1;
   uint64_t body_sent_ = 0;  // request body bytes given to an HTTP/1.1 upstream
+  uint64_t body_read_ = 0;  // request body bytes given to an HTTP/2 upstream stream
+  const config::RetryPolicy* retry_ = nullptr;  // effective retry policy; null: none
+  uint8_t attempts_ = 0;                        // retries made
   uint64_t start_us_ = 0;
   uint64_t lb_hash_ = 0;
   std::vector<Field> fields_;           // request fields (pseudo-headers first)

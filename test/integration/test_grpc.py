@@ -443,5 +443,67 @@ class GrpcWeb(GrpcBase):
             self.assertEqual(fields.get("grpc-message"), "web failure")
 
 
+@portico_only("Portico's retry policy on the HTTP/2 path")
+class ConnectFailureRetry(GatewayTestCase):
+    """Backend with a live gRPC endpoint and a dead one: with a TrafficPolicy retrying connect
+    failures, every call succeeds (sent again to the live endpoint); without it, calls that
+    picked the dead endpoint fail UNAVAILABLE."""
+
+    def config(self, port, live, dead, retry):
+        policy = ("---\napiVersion: portico.dev/v1alpha1\nkind: TrafficPolicy\n"
+                  "metadata: {name: retry}\nspec:\n  targetRefs: [{group: "
+                  "gateway.networking.k8s.io, kind: Gateway, name: gw}]\n"
+                  "  retry: {numRetries: 2, retryOn: {triggers: [connect-failure]}}\n"
+                  if retry else "")
+        return f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw}}
+spec:
+  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: rpc}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{group: portico.dev, kind: Backend, name: rpc}}]}}]
+---
+apiVersion: portico.dev/v1alpha1
+kind: Backend
+metadata: {{name: rpc}}
+spec:
+  protocol: grpc
+  loadBalancer: {{type: Random}}
+  endpoints: [{{address: 127.0.0.1, port: {live}}}, {{address: 127.0.0.1, port: {dead}}}]
+{policy}"""
+
+    def calls(self, port, n=40):
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.addCleanup(channel.close)
+        call = channel.unary_unary("/grpc.testing.OtherService/Call")
+        ok = failed = 0
+        for _ in range(n):
+            try:
+                call(b"x", timeout=5)
+                ok += 1
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE)
+                failed += 1
+        return ok, failed
+
+    def test_connect_failures_go_to_the_live_endpoint(self):
+        server = TestServer()
+        self.addCleanup(server.close)
+        dead = free_port()  # nothing listens there
+        port = free_port()
+        self.gateway(self.config(port, server.port, dead, retry=True))
+        self.assertEqual(self.calls(port), (40, 0))
+        port = free_port()  # a second gateway, without the policy
+        self.gateway(self.config(port, server.port, dead, retry=False))
+        ok, failed = self.calls(port)
+        self.assertGreater(failed, 0)
+
+
 if __name__ == "__main__":
     unittest.main()
