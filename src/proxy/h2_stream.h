@@ -6,7 +6,9 @@
 //
 // Responses Portico generates for gRPC requests (content-type application/grpc) are
 // trailers-only: HTTP 200 with grpc-status and grpc-message (http-grpc-status-mapping.md).
-// Not on this path yet (HTTP/1.1 clients have them): retries, RequestMirror, responseOverride.
+// Retries: only of requests that never reached the upstream (connect failure, refused stream),
+// at once, on another endpoint. Not on this path yet (HTTP/1.1 clients have them): retries
+// after the upstream saw the request, backoff and budget, RequestMirror.
 // Loop-thread only; freed through EventLoop::deferDelete once the connection closed it.
 #pragma once
 
