@@ -623,6 +623,9 @@ class Bench:
         # h2 and grpc: h2load -c H2_CLIENTS -m H2_STREAMS (streams per connection).
         self.h2_clients = env_int("H2_CLIENTS", 4)
         self.h2_streams = env_int("H2_STREAMS", 100)
+        # h2load has no latency percentiles: with H2_LATENCY_LOG=1 it logs every request's
+        # time (--log-file, ~1 µs of client CPU per request) and the harness computes them.
+        self.h2_latency_log = env_str("H2_LATENCY_LOG", "1") not in ("0", "")
         # tls-handshake: s_time processes side by side, each one connection at a time.
         self.tls_conns = env_int("TLS_CONNECTIONS", 16)
         self.tls_key = env_str("TLS_KEY", "ecdsa")
@@ -1004,6 +1007,9 @@ class Bench:
         me0 = resource.getrusage(resource.RUSAGE_SELF)
         sys0, oth0 = system_busy_seconds(), cpu_seconds(others)
         (u0, s0), up0, t0 = cpu_times(pids), cpu_seconds(up_pids), time.monotonic()
+        latency_log = os.path.join(self.tmp, "h2load-requests.log")
+        if os.path.exists(latency_log):
+            os.unlink(latency_log)
         wps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(copies)]
         probed = None
@@ -1027,6 +1033,9 @@ class Bench:
             w = parse_s_time([o for o, _ in outs], (t1 - t0) * 1e6)
         else:
             w = parse_h2load(r.stdout) if tool == "h2load" else parse_wrk(r.stdout)
+            if w is not None and tool == "h2load" and self.h2_latency_log:
+                w.update(h2load_percentiles(latency_log))
+                os.unlink(latency_log)
         if r.returncode != 0 or w is None:
             raise BenchError(f"{tool} against {name} failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}")
         if proc.p.poll() is not None:
@@ -1079,6 +1088,8 @@ class Bench:
                     "-time", str(duration)]
         if sc in H2LOAD_SCENARIOS:
             cmd = [self.h2load, "-t1", f"-c{self.h2_clients}", f"-m{self.h2_streams}", "-D", str(duration)]
+            if self.h2_latency_log:
+                cmd += ["--log-file", os.path.join(self.tmp, "h2load-requests.log")]
             if sc == "grpc":
                 cmd += ["-d", self.grpc_request, "-H", "content-type: application/grpc", "-H", "te: trailers",
                         f"http://127.0.0.1:{port}{GRPC_PATH}"]
@@ -1517,8 +1528,9 @@ class Bench:
                 notes.append("s_time gives no latencies: mean = processes × wall time / connections")
             if sc in H2LOAD_SCENARIOS:
                 notes.append(f"{self.h2_streams} concurrent streams per connection, "
-                             f"{self.h2_clients * self.h2_streams} in total; h2load reports no latency "
-                             "percentiles (mean and max only)")
+                             f"{self.h2_clients * self.h2_streams} in total; "
+                             + ("latency percentiles from h2load's per-request log" if self.h2_latency_log
+                                else "h2load reports no latency percentiles (mean and max only)"))
             if sc in TLS_SCENARIOS and self.tls:
                 notes.append(f"self-signed {self.tls['desc']} certificate, {self.tls.get('negotiated', 'TLS 1.3')}")
             load = self.load_command("PORT", self.duration_arg, self.duration)
@@ -1577,6 +1589,26 @@ def parse_s_time(outs, wall_us):
     return {"requests": total, "duration_us": wall_us, "bytes": None,
             "p50_us": None, "p90_us": None, "p99_us": None, "p999_us": None, "max_us": None,
             "mean_us": len(outs) * wall_us / total if total else None}
+
+
+def h2load_percentiles(path):
+    """p50/p90/p99/p99.9/max (µs) of the request times in an h2load --log-file (columns:
+    start time, status, µs until the end of the response); only requests that completed
+    within the run are in it."""
+    times = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split("\t")
+            if len(parts) == 3:
+                times.append(int(parts[2]))
+    if not times:
+        return {}
+    times.sort()
+
+    def pct(q):
+        return float(times[min(len(times) - 1, int(q / 100 * len(times)))])
+    return {"p50_us": pct(50), "p90_us": pct(90), "p99_us": pct(99), "p999_us": pct(99.9),
+            "max_us": float(times[-1])}
 
 
 def _h2load_time_us(v):
