@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Portico benchmark harness (python3 stdlib only). Normally started by bench/run.sh.
 
-Scenarios (SCENARIOS, default "single rr3", run one after the other in the same run):
+Scenarios (SCENARIOS, default "single rr3 h2 grpc tls", run one after the other in the same
+run; h2, grpc and the tls ones are described in docs/benchmarks.md and at SCENARIO_TITLES):
   single  the upstream nginx listens on one port: each proxy has one upstream endpoint;
   rr3     the upstream nginx listens on three ports: each proxy has three endpoints,
           round robin (nginx `upstream` with three servers, HAProxy `balance roundrobin`,
