@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Portico benchmark harness (python3 stdlib only). Normally started by bench/run.sh.
 
-Scenarios (SCENARIOS, default "single rr3", run one after the other in the same run):
+Scenarios (SCENARIOS, default "single rr3 h2 grpc tls", run one after the other in the same
+run; h2, grpc and the tls ones are described in docs/benchmarks.md and at SCENARIO_TITLES):
   single  the upstream nginx listens on one port: each proxy has one upstream endpoint;
   rr3     the upstream nginx listens on three ports: each proxy has three endpoints,
           round robin (nginx `upstream` with three servers, HAProxy `balance roundrobin`,
@@ -45,6 +46,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -62,9 +64,35 @@ assert len(BODY) == 64, len(BODY)
 KNOWN_PROXIES = ("portico", "nginx", "haproxy")
 
 # Scenario name -> number of upstream endpoints (ports of the one upstream nginx).
-SCENARIOS = {"single": 1, "rr3": 3}
+SCENARIOS = {"single": 1, "rr3": 3, "h2": 1, "grpc": 1, "tls-handshake": 1, "tls-resume": 1,
+             "tls-keepalive": 1}
 SCENARIO_TITLES = {"single": "one upstream endpoint",
-                   "rr3": "three upstream endpoints, round robin"}
+                   "rr3": "three upstream endpoints, round robin",
+                   "h2": "HTTP/2 clients (h2c, prior knowledge) to an HTTP/1.1 upstream",
+                   "grpc": "gRPC unary calls (h2c) to an HTTP/2 gRPC upstream",
+                   "tls-handshake": "TLS 1.3, a new connection (full handshake) per request",
+                   "tls-resume": "TLS 1.3, a new connection (resumed session) per request",
+                   "tls-keepalive": "TLS 1.3, keep-alive connections"}
+# A name in SCENARIOS (and `--scenarios`) that stands for several scenarios.
+SCENARIO_ALIASES = {"tls": ["tls-handshake", "tls-resume", "tls-keepalive"]}
+DEFAULT_SCENARIOS = "single rr3 h2 grpc tls"
+# How each scenario's clients reach the proxy: wrk (HTTP/1.1), wrk over TLS, or h2load.
+H2LOAD_SCENARIOS = ("h2", "grpc")
+TLS_SCENARIOS = ("tls-handshake", "tls-resume", "tls-keepalive")
+
+# gRPC scenario: the method called, and the messages (5-byte gRPC prefix: not compressed,
+# big-endian length; then a protobuf message with one bytes field, number 1).
+GRPC_PATH = "/portico.bench.Bench/Call"
+
+
+def _grpc_frame(payload):
+    msg = b"\x0a" + bytes([len(payload)]) + payload
+    return b"\x00" + len(msg).to_bytes(4, "big") + msg
+
+
+GRPC_REQUEST = _grpc_frame(b"portico-bench grpc request")
+GRPC_RESPONSE = _grpc_frame(b"portico-bench grpc response: 0123456789abcdefghijklmnopqrstuvw")
+assert len(GRPC_RESPONSE) == 69, len(GRPC_RESPONSE)
 
 # The upstream answers this path with the port the request arrived on (spread check only;
 # the measured path is /).
@@ -81,6 +109,10 @@ def log(msg):
 
 class BenchError(Exception):
     pass
+
+
+class SkipProxy(Exception):
+    """A proxy that cannot take part in a scenario (the reason is reported)."""
 
 
 def env_str(name, default):
@@ -106,6 +138,12 @@ def parse_duration(name, default):
     if secs < 1 or secs != int(secs):
         raise BenchError(f"{name}={v!r}: wrk needs a whole number of seconds >= 1")
     return f"{int(secs)}s", int(secs)
+
+
+def median_or_none(values):
+    """Median of values; None if any is None (e.g. h2load gives no percentiles)."""
+    v = list(values)
+    return None if not v or any(x is None for x in v) else statistics.median(v)
 
 
 def which(name, *extra):
@@ -381,43 +419,96 @@ def nginx_upstream_conf(tmp, ports, fd_limit):
 """
 
 
-def nginx_proxy_conf(tmp, label, port, up_ports, fd_limit):
-    head, paths = nginx_common(tmp, label, fd_limit)
-    # Several servers: nginx's default balancing is (weighted) round robin.
-    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in up_ports)
+def nginx_grpc_server_conf(tmp, port, fd_limit, www):
+    """The gRPC upstream of the grpc scenario: nginx over h2c answering every call to
+    GRPC_PATH with GRPC_RESPONSE (a static file: `return` cannot hold binary bytes) and the
+    trailers `grpc-status: 0`, `grpc-message: ""`. A POST to a static file is a 405 in
+    nginx; `error_page 405 =200 $uri` turns it into the file, answered 200."""
+    head, paths = nginx_common(tmp, "grpc-upstream", fd_limit)
     return head + f"""http {{
     access_log off;
 {paths}
     keepalive_timeout 600s;
     keepalive_requests 100000000;
-    upstream bench_upstream {{
-{servers}
-        keepalive 128;
-        keepalive_requests 100000000;
-        keepalive_timeout 600s;
-    }}
+    http2_max_concurrent_streams 1024;
+    etag off;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} http2 backlog=4096;
         location / {{
-            proxy_pass http://bench_upstream;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            root {www};
+            default_type application/grpc;
+            add_trailer grpc-status 0;
+            add_trailer grpc-message "";
+            error_page 405 =200 $uri;
+            # When the answer goes out before the request's END_STREAM arrived, nginx ends
+            # the stream with RST_STREAM(NO_ERROR) (allowed by RFC 9113); nginx's grpc_pass
+            # fails such a call ("upstream sent frame for unknown stream", ~0.05 % of calls,
+            # counted in the errors column). Reading the body first (`mirror` with
+            # `mirror_request_body on`) avoids it but stalls calls multiplexed on one
+            # connection (1.4k instead of 59k calls/s with h2load -c4 -m100 here).
         }}
     }}
 }}
 """
 
 
-def haproxy_conf(tmp, port, up_ports, maxconn, fd_limit):
+def nginx_proxy_conf(tmp, label, port, up_ports, fd_limit, kind="http1", tls=None, keepalive=128):
+    """kind: http1 (HTTP/1.1 clients), h2 (h2c clients), grpc (h2c clients, h2c upstream
+    through grpc_pass) or tls (HTTPS clients, TLS 1.3 only). tls: (cert, key) paths."""
+    head, paths = nginx_common(tmp, label, fd_limit)
+    # Several servers: nginx's default balancing is (weighted) round robin.
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in up_ports)
+    listen = f"listen 127.0.0.1:{port}{' http2' if kind in ('h2', 'grpc') else ''}" \
+             f"{' ssl' if kind == 'tls' else ''} backlog=4096;"
+    ssl = ""
+    if kind == "tls":
+        ssl = f"""        ssl_certificate {tls[0]};
+        ssl_certificate_key {tls[1]};
+        ssl_protocols TLSv1.3;
+"""
+    if kind == "grpc":
+        location = """            grpc_pass grpc://bench_upstream;"""
+    else:
+        location = """            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";"""
+    return head + f"""http {{
+    access_log off;
+{paths}
+    keepalive_timeout 600s;
+    keepalive_requests 100000000;
+    http2_max_concurrent_streams 1024;
+    upstream bench_upstream {{
+{servers}
+        keepalive {keepalive};
+        keepalive_requests 100000000;
+        keepalive_timeout 600s;
+    }}
+    server {{
+        {listen}
+{ssl}        location / {{
+{location}
+        }}
+    }}
+}}
+"""
+
+
+def haproxy_conf(tmp, port, up_ports, maxconn, fd_limit, kind="http1", tls_pem=None):
+    """kind as for nginx_proxy_conf; tls_pem: certificate + key in one file."""
     # HAProxy refuses to start when it cannot raise RLIMIT_NOFILE to 2*maxconn (it reserves
     # a server-side fd per client connection). Idle keep-alive clients have no server side,
     # so where the hard limit cannot be raised (containers) we only downgrade that to a
     # warning instead of shrinking maxconn below the idle-connection test size.
     limits = "" if fd_limit >= 2 * maxconn + 100 else "    no strict-limits\n"
-    servers = "\n".join(f"    server up{i} 127.0.0.1:{p}" for i, p in enumerate(up_ports, 1))
+    proto = " proto h2" if kind == "grpc" else ""
+    servers = "\n".join(f"    server up{i} 127.0.0.1:{p}{proto}" for i, p in enumerate(up_ports, 1))
+    bind = {"http1": "", "h2": " proto h2", "grpc": " proto h2",
+            "tls": f" ssl crt {tls_pem} ssl-min-ver TLSv1.3"}[kind]
     return f"""global
     nbthread 1
     maxconn {maxconn}
+    tune.h2.max-concurrent-streams 1024
 {limits}    # no 'log' line: no logging
 
 defaults
@@ -432,7 +523,7 @@ defaults
     timeout http-keep-alive 600s
 
 frontend bench
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{bind}
     default_backend upstream
 
 backend upstream
@@ -441,19 +532,29 @@ backend upstream
 """
 
 
-def portico_conf(port, up_ports):
+def portico_conf(port, up_ports, kind="http1", tls=None):
+    """kind as for nginx_proxy_conf. Every HTTP listener also takes h2c (prior knowledge);
+    grpc: a GRPCRoute to a Backend with `protocol: grpc`; tls: an HTTPS listener whose
+    certificate is a Secret (tls: (certificate PEM text, key PEM text))."""
     # loadBalancer defaults to RoundRobin.
     endpoints = ", ".join(f"{{address: 127.0.0.1, port: {p}}}" for p in up_ports)
-    return f"""apiVersion: gateway.networking.k8s.io/v1
+    if kind == "tls":
+        listener = (f"{{name: https, port: {port}, protocol: HTTPS, tls: {{certificateRefs: "
+                    f"[{{kind: Secret, name: bench-cert}}], options: {{portico.dev/min-version: \"1.3\"}}}}}}")
+    else:
+        listener = f"{{name: http, port: {port}, protocol: HTTP}}"
+    route = "GRPCRoute" if kind == "grpc" else "HTTPRoute"
+    protocol = "\n  protocol: grpc" if kind == "grpc" else ""
+    text = f"""apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: bench}}
 spec:
   gatewayClassName: portico
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+  listeners: [{listener}]
   addresses: [{{type: IPAddress, value: 127.0.0.1}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
+kind: {route}
 metadata: {{name: bench}}
 spec:
   parentRefs: [{{name: bench}}]
@@ -462,9 +563,22 @@ spec:
 apiVersion: portico.dev/v1alpha1
 kind: Backend
 metadata: {{name: upstream}}
-spec:
+spec:{protocol}
   endpoints: [{endpoints}]
 """
+    if kind == "tls":
+        def block(pem):
+            return "".join(f"    {line}\n" for line in pem.strip().splitlines())
+        text += f"""---
+apiVersion: v1
+kind: Secret
+metadata: {{name: bench-cert}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+{block(tls[0])}  tls.key: |
+{block(tls[1])}"""
+    return text
 
 
 NGINX_WITHOUT = set()
@@ -474,10 +588,14 @@ NGINX_WITHOUT = set()
 
 
 def parse_scenarios(text):
-    names = [n for n in re.split(r"[,\s]+", text.strip()) if n]
+    names = []
+    for n in re.split(r"[,\s]+", text.strip()):
+        if n:
+            names.extend(SCENARIO_ALIASES.get(n, [n]))
     for n in names:
         if n not in SCENARIOS:
-            raise BenchError(f"unknown scenario {n!r} (known: {' '.join(SCENARIOS)})")
+            raise BenchError(f"unknown scenario {n!r} (known: {' '.join(SCENARIOS)}; "
+                             f"{' '.join(f'{a} = {chr(32).join(v)}' for a, v in SCENARIO_ALIASES.items())})")
     if not names:
         raise BenchError("no scenario selected")
     if len(set(names)) != len(names):
@@ -487,7 +605,7 @@ def parse_scenarios(text):
 
 class Bench:
     def __init__(self, scenarios=None):
-        self.scenarios = parse_scenarios(scenarios or env_str("SCENARIOS", "single rr3"))
+        self.scenarios = parse_scenarios(scenarios or env_str("SCENARIOS", DEFAULT_SCENARIOS))
         self.proxies = env_str("PROXIES", "portico nginx haproxy").split()
         for p in self.proxies:
             if p not in KNOWN_PROXIES:
@@ -500,6 +618,17 @@ class Bench:
         self.warmup_arg, self.warmup = (None, 0) if warm in ("0", "0s") else parse_duration("WARMUP", "2s")
         self.conns = env_int("CONNECTIONS", 64)
         self.threads = env_int("THREADS", 1)
+        # h2 and grpc: h2load -c H2_CLIENTS -m H2_STREAMS (streams per connection).
+        self.h2_clients = env_int("H2_CLIENTS", 4)
+        self.h2_streams = env_int("H2_STREAMS", 100)
+        # h2load has no latency percentiles: with H2_LATENCY_LOG=1 it logs every request's
+        # time (--log-file, ~1 µs of client CPU per request) and the harness computes them.
+        self.h2_latency_log = env_str("H2_LATENCY_LOG", "1") not in ("0", "")
+        # tls-handshake: s_time processes side by side, each one connection at a time.
+        self.tls_conns = env_int("TLS_CONNECTIONS", 16)
+        self.tls_key = env_str("TLS_KEY", "ecdsa")
+        if self.tls_key not in ("ecdsa", "rsa"):
+            raise BenchError(f"TLS_KEY={self.tls_key!r}: expected ecdsa (P-256) or rsa (2048 bits)")
         self.mem_conns = env_int("MEM_CONNS", 10000)
         self.mem_rounds = env_int("MEM_ROUNDS", 1)
         self.mem_inflight = env_int("MEM_INFLIGHT", 64)
@@ -523,6 +652,16 @@ class Bench:
         self.nginx = which("nginx", "/usr/sbin/nginx")
         self.haproxy = which("haproxy", "/usr/sbin/haproxy")
         self.wrk = which("wrk", "/usr/bin/wrk")
+        self.h2load = which("h2load", "/usr/bin/h2load")
+        self.curl = which("curl", "/usr/bin/curl")
+        self.openssl = which("openssl", "/usr/bin/openssl")
+        needs = {"h2load": any(sc in H2LOAD_SCENARIOS for sc in self.scenarios),
+                 "curl": any(sc in H2LOAD_SCENARIOS for sc in self.scenarios),
+                 "openssl": any(sc in TLS_SCENARIOS for sc in self.scenarios)}
+        for tool, needed in needs.items():
+            if needed and not getattr(self, tool):
+                raise BenchError(f"{tool} not found (scenarios {' '.join(self.scenarios)}; apt-get install "
+                                 f"{ {'h2load': 'nghttp2-client'}.get(tool, tool) })")
         if not self.nginx:
             raise BenchError("nginx not found (it is also the upstream)")
         if not self.wrk:
@@ -568,6 +707,11 @@ class Bench:
         self.upstream = None
         self.upstream_ports = []
         self.running = {}  # proxy name -> (Proc, port)
+        self.scenario = None  # the scenario running now
+        self.tls = None  # tls scenarios: {"cert", "key", "pem", "cert_text", "key_text", "desc"}
+        self.grpc_request = os.path.join(self.tmp, "grpc-request.bin")
+        with open(self.grpc_request, "wb") as f:
+            f.write(GRPC_REQUEST)
 
     # ---------------------------------------------------------------- proxies
 
@@ -577,20 +721,61 @@ class Bench:
             f.write(text)
         return path
 
+    def kind(self, scenario=None):
+        """How clients and upstreams speak in a scenario (see nginx_proxy_conf)."""
+        sc = scenario or self.scenario
+        return {"h2": "h2", "grpc": "grpc"}.get(sc, "tls" if sc in TLS_SCENARIOS else "http1")
+
+    def make_certificate(self):
+        """A self-signed certificate for CN/SAN `bench`, made with openssl in the temp dir:
+        ECDSA P-256 (TLS_KEY=ecdsa, default) or RSA-2048 (TLS_KEY=rsa)."""
+        if self.tls is not None:
+            return
+        cert, key = os.path.join(self.tmp, "bench-cert.pem"), os.path.join(self.tmp, "bench-key.pem")
+        keyopt = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if self.tls_key == "ecdsa"
+                  else ["-newkey", "rsa:2048"])
+        r = subprocess.run([self.openssl, "req", "-x509", *keyopt, "-nodes", "-keyout", key, "-out", cert,
+                            "-days", "2", "-subj", "/CN=bench", "-addext", "subjectAltName=DNS:bench"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError(f"openssl could not make the certificate:\n{r.stderr}")
+        with open(cert) as f:
+            cert_text = f.read()
+        with open(key) as f:
+            key_text = f.read()
+        pem = self.write("bench-cert+key.pem", cert_text + key_text)
+        desc = "ECDSA P-256" if self.tls_key == "ecdsa" else "RSA-2048"
+        self.tls = {"cert": cert, "key": key, "pem": pem, "cert_text": cert_text, "key_text": key_text,
+                    "desc": desc}
+        log(f"TLS certificate: self-signed {desc}, CN=bench, {cert}")
+
     def start_upstream(self, scenario):
-        """One nginx listening on as many ports as the scenario has endpoints."""
+        """One nginx listening on as many ports as the scenario has endpoints; in the grpc
+        scenario an h2c nginx answering gRPC calls (nginx_grpc_server_conf)."""
         ports = []
         while len(ports) < SCENARIOS[scenario]:
             p = free_port()
             if p not in ports:
                 ports.append(p)
         self.upstream_ports = ports
-        conf = self.write(f"upstream-{scenario}.conf", nginx_upstream_conf(self.tmp, ports, self.fd_limit))
+        if scenario == "grpc":
+            www = os.path.join(self.tmp, "grpc-www")
+            os.makedirs(os.path.join(www, os.path.dirname(GRPC_PATH.lstrip("/"))), exist_ok=True)
+            with open(os.path.join(www, GRPC_PATH.lstrip("/")), "wb") as f:
+                f.write(GRPC_RESPONSE)
+            os.chmod(www, 0o755)
+            text = nginx_grpc_server_conf(self.tmp, ports[0], self.fd_limit, www)
+        else:
+            text = nginx_upstream_conf(self.tmp, ports, self.fd_limit)
+        conf = self.write(f"upstream-{scenario}.conf", text)
         self.upstream = Proc(f"upstream-{scenario}",
                              [self.nginx, "-p", self.tmp, "-e", f"{self.tmp}/upstream.error.log",
                               "-c", conf], self.client_cpu, self.tmp)
         for port in ports:
             self.upstream.wait_port(port, self.port_timeout)
+            if scenario == "grpc":
+                self.grpc_check(port)
+                continue
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             c.request("GET", "/")
             r = c.getresponse()
@@ -598,36 +783,142 @@ class Bench:
                 raise BenchError(f"upstream nginx does not serve the expected body on port {port}")
             c.close()
         log(f"upstream nginx on 127.0.0.1:{','.join(map(str, ports))} (core {self.client_cpu}), "
-            f"body {len(BODY)} bytes")
+            + (f"gRPC over h2c, {len(GRPC_RESPONSE)}-byte response message" if scenario == "grpc"
+               else f"body {len(BODY)} bytes"))
 
     def stop_upstream(self):
         if self.upstream is not None:
             self.upstream.stop()
             self.upstream = None
 
-    def start_proxy(self, name, tag=""):
+    def portico_https_unsupported(self, conf):
+        """None if `portico check` accepts the HTTPS listener of conf; else why not (the
+        line of its output that says so). Portico before TLS listeners skips them."""
+        r = subprocess.run([self.portico_bin, "check", "-c", conf], capture_output=True, text=True)
+        out = (r.stdout or "") + (r.stderr or "")
+        for line in out.splitlines():
+            if "not supported" in line and "HTTPS" in line:
+                return line.strip()
+        return None if r.returncode == 0 else out.strip()
+
+    def start_proxy(self, name, tag="", kind=None):
+        """Starts proxy `name` configured for `kind` (default: the current scenario's) and
+        sends it one request. Raises SkipProxy when Portico cannot serve the scenario."""
+        kind = kind or self.kind()
         port = free_port()
         label = name + tag
+        if kind == "h2" or kind == "grpc":
+            # Every stream may hold an upstream HTTP/1.1 connection (nginx grpc_pass: one call
+            # per connection too): keep as many idle as there can be streams.
+            keepalive = max(128, self.h2_clients * self.h2_streams + 64)
+        else:
+            keepalive = 128
+        if kind == "tls":
+            self.make_certificate()
         if name == "nginx":
             conf = self.write(f"{label}.conf",
-                              nginx_proxy_conf(self.tmp, label, port, self.upstream_ports, self.fd_limit))
+                              nginx_proxy_conf(self.tmp, label, port, self.upstream_ports, self.fd_limit,
+                                               kind, tls=self.tls and (self.tls["cert"], self.tls["key"]),
+                                               keepalive=keepalive))
             argv = [self.nginx, "-p", self.tmp, "-e", f"{self.tmp}/{label}.error.log", "-c", conf]
         elif name == "haproxy":
             conf = self.write(f"{label}.cfg", haproxy_conf(self.tmp, port, self.upstream_ports,
-                                                           self.haproxy_maxconn, self.fd_limit))
+                                                           self.haproxy_maxconn, self.fd_limit, kind,
+                                                           tls_pem=self.tls and self.tls["pem"]))
             argv = [self.haproxy, "-db", "-f", conf]
         else:
-            conf = self.write(f"{label}.yaml", portico_conf(port, self.upstream_ports))
+            conf = self.write(f"{label}.yaml", portico_conf(
+                port, self.upstream_ports, kind,
+                tls=self.tls and (self.tls["cert_text"], self.tls["key_text"])))
+            if kind == "tls":
+                why = self.portico_https_unsupported(conf)
+                if why:
+                    raise SkipProxy(f"this Portico build does not serve HTTPS listeners "
+                                    f"(`portico check`: {why})")
             argv = [self.portico_bin, "gateway", "-c", conf, "--workers", "1"] + self.portico_args
         proc = Proc(label, argv, self.proxy_cpu, self.tmp)
         try:
             proc.wait_port(port, self.port_timeout)
-            http_check(port)
+            self.check_proxy(kind, port)
         except BenchError as e:
+            proc.stop()
             raise BenchError(f"{name} failed to start: {e}\ncommand: {' '.join(proc.argv)}\n"
                              f"config: {conf}")
-        log(f"{label} on 127.0.0.1:{port} (core {self.proxy_cpu}), pids {proc.tree()}")
+        log(f"{label} on 127.0.0.1:{port} (core {self.proxy_cpu}, {kind}), pids {proc.tree()}")
         return proc, port
+
+    # ---------------------------------------------------------------- sanity requests
+
+    def check_proxy(self, kind, port):
+        if kind == "http1":
+            http_check(port)
+        elif kind == "h2":
+            self.h2c_check(port)
+        elif kind == "grpc":
+            self.grpc_check(port)
+        else:
+            self.tls_check(port)
+
+    def h2c_check(self, port):
+        """GET / over h2c with prior knowledge (curl): 200, HTTP/2, the upstream's body."""
+        r = subprocess.run([self.curl, "-sS", "--http2-prior-knowledge", "-H", "Host: bench", "-o", "-",
+                            "-w", "\n%{http_version} %{http_code}", "--max-time", "5",
+                            f"http://127.0.0.1:{port}/"], capture_output=True)
+        want = BODY + b"\n2 200"
+        if r.returncode != 0 or r.stdout != want:
+            raise BenchError(f"h2c request to 127.0.0.1:{port} failed: curl rc {r.returncode}, "
+                             f"output {r.stdout[:200]!r}, {r.stderr[:300]!r}")
+
+    def grpc_check(self, port):
+        """One unary call with a real gRPC client (python3-grpcio, in a subprocess so that
+        grpc's threads do not live in the harness): status OK and the expected message. The
+        same request as h2load sends."""
+        code = (
+            "import grpc, sys\n"
+            "ch = grpc.insecure_channel(sys.argv[1])\n"
+            "f = ch.unary_unary(sys.argv[2])\n"
+            "r, call = f.with_call(bytes.fromhex(sys.argv[3]), timeout=5)\n"
+            "print(call.code().name, r.hex())\n")
+        r = subprocess.run([sys.executable, "-c", code, f"127.0.0.1:{port}", GRPC_PATH,
+                            GRPC_REQUEST[5:].hex()], capture_output=True, text=True, timeout=60)
+        if "No module named 'grpc'" in r.stderr:
+            log("warning: python3-grpcio is not installed: gRPC answers checked with curl only "
+                "(status 200 and the message; not grpc-status)")
+            c = subprocess.run([self.curl, "-sS", "--http2-prior-knowledge", "-X", "POST", "--data-binary",
+                                f"@{self.grpc_request}", "-H", "content-type: application/grpc",
+                                "-H", "te: trailers", "-o", "-", "--max-time", "5",
+                                f"http://127.0.0.1:{port}{GRPC_PATH}"], capture_output=True)
+            if c.returncode != 0 or c.stdout != GRPC_RESPONSE:
+                raise BenchError(f"gRPC call to 127.0.0.1:{port} failed: curl rc {c.returncode}, "
+                                 f"{c.stdout[:200]!r} {c.stderr[:300]!r}")
+            return
+        if r.returncode != 0 or r.stdout.split() != ["OK", GRPC_RESPONSE[5:].hex()]:
+            raise BenchError(f"gRPC call to 127.0.0.1:{port}{GRPC_PATH} failed: {r.stdout[:300]} "
+                             f"{r.stderr[-600:]}")
+
+    def tls_check(self, port):
+        """GET / over HTTPS, verifying the harness's certificate for `bench`: 200, the
+        upstream's body, TLS 1.3. Records the negotiated cipher for the report."""
+        ctx = ssl.create_default_context(cafile=self.tls["cert"])
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                     server_hostname="bench")
+        except (OSError, ssl.SSLError) as e:
+            raise BenchError(f"TLS connection to 127.0.0.1:{port} failed: {e!r}")
+        try:
+            version, cipher = c.sock.version(), c.sock.cipher()[0]
+            c.request("GET", "/", headers={"Host": "bench"})
+            r = c.getresponse()
+            body = r.read()
+        except (OSError, http.client.HTTPException) as e:
+            raise BenchError(f"HTTPS request to 127.0.0.1:{port} failed: {e!r}")
+        finally:
+            c.close()
+        if r.status != 200 or body != BODY or version != "TLSv1.3":
+            raise BenchError(f"HTTPS request to 127.0.0.1:{port}: status {r.status}, {version}, "
+                             f"body {body[:100]!r}")
+        self.tls["negotiated"] = f"{version} {cipher}"
 
     # ---------------------------------------------------------------- spread over endpoints
 
@@ -705,38 +996,51 @@ class Bench:
             raise BenchError(f"{name} is not running any more ({proc.status()}, not by this script); "
                              f"log:\n{proc.log_tail()}")
         up_pids = self.upstream.tree()
-        cmd = ["taskset", "-c", self.client_cpu, self.wrk, f"-t{self.threads}", f"-c{self.conns}",
-               f"-d{duration_arg}", "--timeout", "5s", "-s", self.wrk_lua, f"http://127.0.0.1:{port}/"]
+        cmd = ["taskset", "-c", self.client_cpu] + self.load_command(port, duration_arg, duration)
+        tool = self.load_tool()
+        # tls-handshake: TLS_CONNECTIONS s_time processes, each one connection at a time.
+        copies = self.tls_conns if tool == "s_time" else 1
         others = [q for n, (pr, _) in self.running.items() if n != name for q in pr.tree()]
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         me0 = resource.getrusage(resource.RUSAGE_SELF)
         sys0, oth0 = system_busy_seconds(), cpu_seconds(others)
         (u0, s0), up0, t0 = cpu_times(pids), cpu_seconds(up_pids), time.monotonic()
-        wp = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        latency_log = os.path.join(self.tmp, "h2load-requests.log")
+        if os.path.exists(latency_log):
+            os.unlink(latency_log)
+        wps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(copies)]
         probed = None
         try:
             if probe is not None:
                 time.sleep(duration / 2)
                 probed = probe()
-            out, err = wp.communicate(timeout=duration + 60)
+            outs = [wp.communicate(timeout=duration + 60) for wp in wps]
         except BaseException:
-            wp.kill()
-            wp.wait()
+            for wp in wps:
+                wp.kill()
+                wp.wait()
             raise
-        r = subprocess.CompletedProcess(cmd, wp.returncode, out, err)
         (u1, s1), up1, t1 = cpu_times(pids), cpu_seconds(up_pids), time.monotonic()
         sys1, oth1 = system_busy_seconds(), cpu_seconds(others)
         me1 = resource.getrusage(resource.RUSAGE_SELF)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        m = re.search(r"^WRKJSON (\{.*\})$", r.stdout, re.M)
-        if r.returncode != 0 or not m:
-            raise BenchError(f"wrk against {name} failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}")
-        w = json.loads(m.group(1))
+        r = subprocess.CompletedProcess(cmd, max(wp.returncode for wp in wps), "".join(o for o, _ in outs),
+                                        "".join(e for _, e in outs))
+        if tool == "s_time":
+            w = parse_s_time([o for o, _ in outs], (t1 - t0) * 1e6)
+        else:
+            w = parse_h2load(r.stdout) if tool == "h2load" else parse_wrk(r.stdout)
+            if w is not None and tool == "h2load" and self.h2_latency_log:
+                w.update(h2load_percentiles(latency_log))
+                os.unlink(latency_log)
+        if r.returncode != 0 or w is None:
+            raise BenchError(f"{tool} against {name} failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}")
         if proc.p.poll() is not None:
             raise BenchError(f"{name} died during the run ({proc.status()}); log:\n{proc.log_tail()}")
         reqs = w["requests"]
         if reqs <= 0:
-            raise BenchError(f"wrk completed no requests against {name}:\n{r.stdout}")
+            raise BenchError(f"{tool} completed no requests against {name}:\n{r.stdout}")
         wall = t1 - t0
         proxy_cpu = (u1 + s1) - (u0 + s0)
         wrk_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
@@ -765,6 +1069,39 @@ class Bench:
             "error_total": sum(errors.values()),
             "probe": probed,
         }
+
+    def load_tool(self):
+        return ("h2load" if self.scenario in H2LOAD_SCENARIOS
+                else "s_time" if self.scenario == "tls-handshake" else "wrk")
+
+    def load_command(self, port, duration_arg, duration):
+        """The load generator's command line for the current scenario (tls-handshake: one of
+        the TLS_CONNECTIONS s_time processes run side by side)."""
+        sc = self.scenario
+        if sc == "tls-handshake":
+            # Full handshakes: s_time -new makes a new session for every connection (wrk and
+            # h2load resume the previous connection's session: see docs/benchmarks.md).
+            # -www sends `GET / HTTP/1.0` and reads the answer until the proxy closes.
+            return [self.openssl, "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-www", "/",
+                    "-time", str(duration)]
+        if sc in H2LOAD_SCENARIOS:
+            cmd = [self.h2load, "-t1", f"-c{self.h2_clients}", f"-m{self.h2_streams}", "-D", str(duration)]
+            if self.h2_latency_log:
+                cmd += ["--log-file", os.path.join(self.tmp, "h2load-requests.log")]
+            if sc == "grpc":
+                cmd += ["-d", self.grpc_request, "-H", "content-type: application/grpc", "-H", "te: trailers",
+                        f"http://127.0.0.1:{port}{GRPC_PATH}"]
+            else:
+                cmd += [f"http://127.0.0.1:{port}/"]
+            return cmd
+        scheme = "https" if sc in TLS_SCENARIOS else "http"
+        cmd = [self.wrk, f"-t{self.threads}", f"-c{self.conns}", f"-d{duration_arg}", "--timeout", "5s",
+               "-s", self.wrk_lua]
+        if sc == "tls-resume":
+            # The proxy closes each connection after its response; wrk connects again and
+            # resumes the TLS session of the connection before (TLS 1.3 ticket, PSK + ECDHE).
+            cmd += ["-H", "Connection: close"]
+        return cmd + [f"{scheme}://127.0.0.1:{port}/"]
 
     def wait_quiet(self):
         """Wait (at most QUIET_WAIT s) until processes outside the benchmark use less than
@@ -832,15 +1169,17 @@ class Bench:
                 r = self.measured_run(p)
                 r["round"] = rnd + 1
                 res[p].append(r)
-                log(f"[{scenario}] round {rnd + 1}/{self.rounds} {p:8s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:7.0f}us  "
-                    f"p99 {r['p99_us']:7.0f}us  cpu {r['cpu_us_per_req']:6.2f}us/req  "
+                lat = (f"p50 {r['p50_us']:7.0f}us  p99 {r['p99_us']:7.0f}us" if r["p50_us"] is not None
+                       else f"mean {r['mean_us'] or 0:7.0f}us  max {r['max_us'] or 0:7.0f}us")
+                log(f"[{scenario}] round {rnd + 1}/{self.rounds} {p:8s} {r['rps']:10.0f} req/s  {lat}  "
+                    f"cpu {r['cpu_us_per_req']:6.2f}us/req  "
                     f"proxy core {r['proxy_core_util']*100:3.0f}%  client core {r['client_core_util']*100:3.0f}%  "
                     f"other load {r['foreign_cpu_util']*100:3.0f}%"
                     + (f"  ERRORS {r['errors']}" if r["error_total"] else ""))
         out = {}
         for p, runs in res.items():
-            med = {k: statistics.median(r[k] for r in runs)
-                   for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "user_us_per_req",
+            med = {k: median_or_none(r[k] for r in runs)
+                   for k in ("rps", "p50_us", "p99_us", "mean_us", "max_us", "cpu_us_per_req", "user_us_per_req",
                              "sys_us_per_req", "proxy_core_util",
                              "client_core_util", "p90_us", "p999_us")}
             med["rps_min"] = min(r["rps"] for r in runs)
@@ -949,6 +1288,10 @@ class Bench:
         versions = {"nginx": first_line([self.nginx, "-v"]), "wrk": first_line([self.wrk, "-v"])}
         if self.haproxy:
             versions["haproxy"] = first_line([self.haproxy, "-v"])
+        if self.h2load:
+            versions["h2load"] = first_line([self.h2load, "--version"])
+        if self.openssl:
+            versions["openssl"] = first_line([self.openssl, "version"])
         if "portico" in self.proxies:
             versions["portico"] = first_line([self.portico_bin, "--version"])
         return {
@@ -961,9 +1304,14 @@ class Bench:
                        "body_bytes": len(BODY), "mem_conns": self.mem_conns, "mem_rounds": self.mem_rounds,
                        "mem_inflight": self.mem_inflight, "fd_limit": self.fd_limit, "clk_tck": CLK_TCK,
                        "quiet_wait_s": self.quiet_wait, "retry_disturbed": self.retries,
-                       "foreign_limit": FOREIGN_LIMIT},
+                       "foreign_limit": FOREIGN_LIMIT, "h2_clients": self.h2_clients,
+                       "h2_streams_per_connection": self.h2_streams, "tls_connections": self.tls_conns,
+                       "tls_key": self.tls_key, "portico_bin": self.portico_bin},
             "load_before_start": getattr(self, "initial_load", None),
         }
+
+    RATIO_KEYS = (("rps", "rps_ratio"), ("p50_us", "p50_ratio"), ("p99_us", "p99_ratio"),
+                  ("mean_us", "mean_ratio"), ("cpu_us_per_req", "cpu_per_req_ratio"))
 
     def ratios(self, thr, mem):
         b = self.baseline
@@ -971,28 +1319,42 @@ class Bench:
             return {}
         out = {}
         bm = thr[b]["median"]
-        for p in self.proxies:
+
+        def div(x, y):
+            return x / y if x is not None and y else None
+        for p in thr:
             if p == b:
                 continue
             pm = thr[p]["median"]
-            r = {
-                "rps_ratio": bm["rps"] / pm["rps"] if pm["rps"] else None,
-                "p50_ratio": bm["p50_us"] / pm["p50_us"] if pm["p50_us"] else None,
-                "p99_ratio": bm["p99_us"] / pm["p99_us"] if pm["p99_us"] else None,
-                "cpu_per_req_ratio": bm["cpu_us_per_req"] / pm["cpu_us_per_req"] if pm["cpu_us_per_req"] else None,
-            }
+            r = {name: div(bm[key], pm[key]) for key, name in self.RATIO_KEYS}
             # Drift-resistant variant: the same ratios per round (the two runs of a round are
             # adjacent in time), then the median over rounds.
             paired = {}
-            for key, name in (("rps", "rps_ratio"), ("p50_us", "p50_ratio"), ("p99_us", "p99_ratio"),
-                              ("cpu_us_per_req", "cpu_per_req_ratio")):
-                vals = [x[key] / y[key] for x, y in zip(thr[b]["runs"], thr[p]["runs"]) if y[key]]
+            for key, name in self.RATIO_KEYS:
+                vals = [div(x[key], y[key]) for x, y in zip(thr[b]["runs"], thr[p]["runs"])]
+                vals = [v for v in vals if v is not None]
                 paired[name] = statistics.median(vals) if vals else None
             r["paired_median"] = paired
             bb = (mem.get(b) or {}).get("median_bytes_per_conn")
             pb = (mem.get(p) or {}).get("median_bytes_per_conn")
             r["rss_per_conn_ratio"] = bb / pb if bb is not None and pb else None
             out[p] = r
+        return out
+
+    def best_peer(self, thr):
+        """BASELINE against the best peer on each figure (highest req/s, lowest latency and
+        CPU per request), from the medians: {figure: {"peer": name, "ratio": x}}."""
+        b = self.baseline
+        peers = [p for p in thr if p != b]
+        if b not in thr or not peers:
+            return {}
+        out = {}
+        for key, name in self.RATIO_KEYS:
+            vals = {p: thr[p]["median"][key] for p in peers if thr[p]["median"][key]}
+            if not vals or thr[b]["median"][key] is None:
+                continue
+            best = (max if key == "rps" else min)(vals, key=vals.get)
+            out[name] = {"peer": best, "ratio": thr[b]["median"][key] / vals[best]}
         return out
 
     def markdown(self, meta, scenarios, mem):
@@ -1003,10 +1365,9 @@ class Bench:
         L.append(f"## Portico benchmark — {meta['date']}")
         L.append("")
         L.append(f"{meta['nproc']} cores ({meta['cpu_model']}), kernel {meta['kernel']}; "
-                 f"{prm['rounds']} alternating rounds of `wrk -t{prm['wrk_threads']} -c{prm['wrk_connections']} "
-                 f"-d{prm['duration_s']}s`, medians; proxy on core {prm['proxy_cpu']}, "
-                 f"wrk + upstream nginx on core {prm['client_cpu']}; {prm['body_bytes']}-byte body; "
-                 f"scenarios: {', '.join(self.scenarios)}.")
+                 f"{prm['rounds']} alternating rounds of {prm['duration_s']} s per proxy, medians; "
+                 f"proxy on core {prm['proxy_cpu']}, load generator + upstream nginx on core "
+                 f"{prm['client_cpu']}; scenarios: {', '.join(self.scenarios)}.")
         for sc, res in scenarios.items():
             L.append("")
             L.extend(self.markdown_scenario(sc, res, mem if res.get("memory") else {}, f))
@@ -1014,27 +1375,37 @@ class Bench:
 
     def markdown_scenario(self, scenario, res, mem, f):
         thr, ratios = res["throughput"], res["ratios"]
+        proxies = list(thr)
         L = [f"### Scenario `{scenario}`: {SCENARIO_TITLES[scenario]}", ""]
+        L.append(f"Load: `{res['load']}`" + (f"; {res['notes']}" if res.get("notes") else "") + ".")
+        L.append("")
+        for p, why in res.get("skipped", {}).items():
+            L.append(f"**{p} not measured**: {why}")
+            L.append("")
+        if not proxies:
+            return L
         if res["spread"]:
             L.append("Requests per upstream port before measuring (GET /__port; keep-alive / new "
                      "connections) and established upstream connections per port halfway through "
                      "the warm-up:")
             L.append("")
-            for p in self.proxies:
+            for p in proxies:
                 sp = res["spread"][p]
                 L.append(f"- {p}: {' '.join(map(str, sp['keepalive'].values()))} / "
                          f"{' '.join(map(str, sp['new_connections'].values()))}; under load: "
                          f"{' '.join(map(str, (res['under_load'].get(p) or {}).values())) or 'n/a'}")
             L.append("")
+
         def row(cells):
             return "| " + " | ".join(cells) + " |"
 
-        head = ["proxy", "req/s", "p50 (µs)", "p99 (µs)", "CPU µs/req (user+sys)", "proxy core", "client core"]
+        head = ["proxy", "req/s", "p50 (µs)", "p99 (µs)", "mean (µs)", "CPU µs/req (user+sys)", "proxy core",
+                "client core"]
         L.append(row(head + (["RSS/idle conn (B)"] if mem else []) + ["errors"]))
         L.append("|---" + "|---:" * (len(head) + (1 if mem else 0)) + "|")  # + errors column
-        for p in self.proxies:
+        for p in proxies:
             m = thr[p]["median"]
-            cells = [p, f"{m['rps']:.0f}", f"{m['p50_us']:.0f}", f"{m['p99_us']:.0f}",
+            cells = [p, f"{m['rps']:.0f}", f(m["p50_us"], ".0f"), f(m["p99_us"], ".0f"), f(m["mean_us"], ".0f"),
                      f"{m['cpu_us_per_req']:.2f} ({m['user_us_per_req']:.1f}+{m['sys_us_per_req']:.1f})",
                      f"{m['proxy_core_util']*100:.0f}%", f"{m['client_core_util']*100:.0f}%"]
             if mem:
@@ -1047,7 +1418,7 @@ class Bench:
             L.append("")
             L.append("| proxy | conns ok | still open | RSS before (kB) | RSS after (kB) | bytes/conn |")
             L.append("|---|---:|---:|---:|---:|---:|")
-            for p in self.proxies:
+            for p in proxies:
                 for r in mem[p]["runs"]:
                     L.append(row([p, str(r["connections_ok"]), str(r["still_open_after_settle"]),
                                   str(r["rss_before_kb"]), str(r["rss_after_kb"]),
@@ -1058,26 +1429,35 @@ class Bench:
             L.append(f"{b} relative to each peer ({b} ÷ peer; rps: higher is better, "
                      "latency/CPU/memory: lower is better):")
             L.append("")
-            head = ["peer", "rps ratio", "p50 ratio", "p99 ratio", "CPU/req ratio"] + (["RSS/conn ratio"] if mem else [])
+            head = ["peer", "rps ratio", "p50 ratio", "p99 ratio", "mean ratio", "CPU/req ratio"] + \
+                (["RSS/conn ratio"] if mem else [])
             L.append(row(head))
             L.append("|---" + "|---:" * (len(head) - 1) + "|")
-            keys = ("rps_ratio", "p50_ratio", "p99_ratio", "cpu_per_req_ratio")
+            keys = [name for _, name in self.RATIO_KEYS]
             for p, r in ratios.items():
                 L.append(row([p] + [f(r[k], ".2f") for k in keys]
                              + ([f(r["rss_per_conn_ratio"], ".2f")] if mem else [])))
                 L.append(row([f"{p} (per-round, median)"] + [f(r["paired_median"][k], ".2f") for k in keys]
                              + ([""] if mem else [])))
+        best = res.get("best_peer") or {}
+        if best:
+            names = {"rps_ratio": "req/s", "p50_ratio": "p50", "p99_ratio": "p99", "mean_ratio": "mean latency",
+                     "cpu_per_req_ratio": "CPU/req"}
+            L.append("")
+            L.append(f"{self.baseline} ÷ best peer: " + "; ".join(
+                f"{names[k]} {v['ratio']:.2f} ({v['peer']})" for k, v in best.items()) + ".")
         warn = []
-        for p in self.proxies:
+        tool = {"h2": "h2load", "grpc": "h2load", "tls-handshake": "s_time"}.get(scenario, "wrk")
+        for p in proxies:
             m = thr[p]["median"]
             if m["client_core_util"] > 0.9:
-                warn.append(f"{p}: client core (wrk + upstream) {m['client_core_util']*100:.0f}% busy — "
+                warn.append(f"{p}: client core ({tool} + upstream) {m['client_core_util']*100:.0f}% busy — "
                             "req/s may be capped by the load generator; CPU µs/req is the robust comparison")
             if m["proxy_core_util"] < 0.8:
                 warn.append(f"{p}: proxy core only {m['proxy_core_util']*100:.0f}% busy — the proxy "
                             "was not saturated, req/s reflects the client side")
             if m["errors"]:
-                warn.append(f"{p}: {m['errors']} wrk errors over all rounds")
+                warn.append(f"{p}: {m['errors']} {tool} errors over all rounds")
             spread = (m["rps_max"] - m["rps_min"]) / m["rps"] if m["rps"] else 0
             if spread > 0.10:
                 warn.append(f"{p}: req/s spread across rounds {spread*100:.0f}% of the median")
@@ -1110,29 +1490,63 @@ class Bench:
                 "started): other work will share the cores and distort the results")
             self.wait_quiet()  # before starting anything, so nothing sits idle for long
         scenarios, mem = {}, {}
-        for i, sc in enumerate(self.scenarios):
+        mem_scenario = None
+        all_proxies = self.proxies
+        for sc in self.scenarios:
             log(f"scenario {sc}: {SCENARIO_TITLES[sc]}")
+            self.scenario = sc
             self.start_upstream(sc)
-            spread = {}
-            for p in self.proxies:
-                self.running[p] = self.start_proxy(p, tag=f"-{sc}")
-                if len(self.upstream_ports) > 1:
-                    spread[p] = self.check_spread(p, self.running[p][1])
-            thr, under_load = self.throughput(sc)
-            for p, (proc, _) in list(self.running.items()):
-                proc.stop()
-            self.running.clear()
-            if i == 0:  # the idle-connection memory test runs once, in the first scenario
-                mem = self.memory()
+            spread, skipped = {}, {}
+            try:
+                for p in all_proxies:
+                    try:
+                        self.running[p] = self.start_proxy(p, tag=f"-{sc}")
+                    except SkipProxy as e:
+                        log(f"[{sc}] {p} skipped: {e}")
+                        skipped[p] = str(e)
+                        continue
+                    if len(self.upstream_ports) > 1:
+                        spread[p] = self.check_spread(p, self.running[p][1])
+                # throughput() and memory() measure self.proxies: the ones running here.
+                self.proxies = [p for p in all_proxies if p in self.running]
+                thr, under_load = self.throughput(sc) if self.proxies else ({}, {})
+                for p, (proc, _) in list(self.running.items()):
+                    proc.stop()
+                self.running.clear()
+                # The idle-connection memory test runs once, in the first HTTP/1.1 scenario.
+                with_mem = mem_scenario is None and self.kind() == "http1" and not skipped
+                if with_mem:
+                    mem = self.memory()
+                    mem_scenario = sc
+            finally:
+                self.proxies = all_proxies
             self.stop_upstream()
+            notes = []
+            if sc == "tls-handshake":
+                notes.append("s_time gives no latencies: mean = processes × wall time / connections")
+            if sc in H2LOAD_SCENARIOS:
+                notes.append(f"{self.h2_streams} concurrent streams per connection, "
+                             f"{self.h2_clients * self.h2_streams} in total; "
+                             + ("latency percentiles from h2load's per-request log" if self.h2_latency_log
+                                else "h2load reports no latency percentiles (mean and max only)"))
+            if sc in TLS_SCENARIOS and self.tls:
+                notes.append(f"self-signed {self.tls['desc']} certificate, {self.tls.get('negotiated', 'TLS 1.3')}")
+            load = self.load_command("PORT", self.duration_arg, self.duration)
+            load[0] = os.path.basename(load[0])
+            load = " ".join(a.replace(self.tmp + "/", "") if " " not in a else f"'{a}'" for a in load)
+            if sc == "tls-handshake":
+                load = f"{self.tls_conns} × {load}"
             scenarios[sc] = {"upstream_endpoints": SCENARIOS[sc], "title": SCENARIO_TITLES[sc],
-                             "spread": spread, "under_load": under_load, "memory": i == 0 and bool(mem),
+                             "load": load,
+                             "notes": "; ".join(notes), "skipped": skipped,
+                             "spread": spread, "under_load": under_load, "memory": with_mem and bool(mem),
                              "throughput": thr,
-                             "ratios": self.ratios(thr, mem if i == 0 else {})}
+                             "ratios": self.ratios(thr, mem if with_mem else {}),
+                             "best_peer": self.best_peer(thr)}
         meta = self.meta()
         md = self.markdown(meta, scenarios, mem)
         os.makedirs(self.out_dir, exist_ok=True)
-        result = dict(meta, scenarios=scenarios, memory=mem, memory_scenario=self.scenarios[0],
+        result = dict(meta, scenarios=scenarios, memory=mem, memory_scenario=mem_scenario,
                       baseline=self.baseline)
         jpath = os.path.join(self.out_dir, "results.json")
         with open(jpath + ".tmp", "w") as f:
@@ -1150,6 +1564,74 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
             log(f"temp dir kept: {self.tmp}")
+
+
+def parse_wrk(out):
+    m = re.search(r"^WRKJSON (\{.*\})$", out, re.M)
+    return json.loads(m.group(1)) if m else None
+
+
+def parse_s_time(outs, wall_us):
+    """Sum of `openssl s_time` outputs (one per process). Its own times are CPU seconds and
+    whole wall seconds, so the rate uses the harness's wall time; the mean time per
+    connection follows from Little's law (processes × wall time / connections)."""
+    total = 0
+    for out in outs:
+        m = re.search(r"^(\d+) connections in [\d.]+s; .* bytes read (\d+)$", out, re.M)
+        if not m:
+            return None
+        n, nbytes = int(m.group(1)), int(m.group(2))
+        if n and nbytes < n * len(BODY):  # every connection must have read a whole answer
+            return None
+        total += n
+    return {"requests": total, "duration_us": wall_us, "bytes": None,
+            "p50_us": None, "p90_us": None, "p99_us": None, "p999_us": None, "max_us": None,
+            "mean_us": len(outs) * wall_us / total if total else None}
+
+
+def h2load_percentiles(path):
+    """p50/p90/p99/p99.9/max (µs) of the request times in an h2load --log-file (columns:
+    start time, status, µs until the end of the response); only requests that completed
+    within the run are in it."""
+    times = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split("\t")
+            if len(parts) == 3:
+                times.append(int(parts[2]))
+    if not times:
+        return {}
+    times.sort()
+
+    def pct(q):
+        return float(times[min(len(times) - 1, int(q / 100 * len(times)))])
+    return {"p50_us": pct(50), "p90_us": pct(90), "p99_us": pct(99), "p999_us": pct(99.9),
+            "max_us": float(times[-1])}
+
+
+def _h2load_time_us(v):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", v)
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)] if m else None
+
+
+def parse_h2load(out):
+    """h2load's summary in the shape of parse_wrk's (latencies in µs). h2load 1.52 reports
+    min/max/mean/sd of the request times, no percentiles: p50/p99 are None. Only 2xx
+    responses count as requests; failed, errored, timed-out and non-2xx ones as errors."""
+    fin = re.search(r"^finished in ([\d.]+)(s|ms), ", out, re.M)
+    req = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                    r"(\d+) errored, (\d+) timeout", out, re.M)
+    st = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out, re.M)
+    tr = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out, re.M)
+    if not (fin and req and st and tr):
+        return None
+    dur_us = float(fin.group(1)) * (1e6 if fin.group(2) == "s" else 1e3)
+    ok = int(st.group(1))
+    return {"requests": ok, "duration_us": dur_us, "bytes": None,
+            "p50_us": None, "p90_us": None, "p99_us": None, "p999_us": None,
+            "max_us": _h2load_time_us(tr.group(2)), "mean_us": _h2load_time_us(tr.group(3)),
+            "err_failed": int(req.group(5)), "err_errored": int(req.group(6)),
+            "err_timeout": int(req.group(7)), "err_status": int(st.group(2)) + int(st.group(3)) + int(st.group(4))}
 
 
 WRK_LUA = r"""

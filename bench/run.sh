@@ -3,8 +3,13 @@
 # Invoked by `./dev bench`; see docs/benchmarks.md for the method and the env knobs.
 #
 #   PROXIES="portico nginx haproxy"  proxies to measure (any subset, in this order)
-#   SCENARIOS="single rr3"           one upstream endpoint; three endpoints, round robin
-#                                    (same run, in this order; or: run.sh --scenarios single,rr3)
+#   SCENARIOS="single rr3 h2 grpc tls"  one upstream endpoint; three endpoints, round robin;
+#                                    h2c clients (h2load); gRPC unary (h2load); TLS 1.3 (tls =
+#                                    tls-handshake tls-resume tls-keepalive); in this order, same
+#                                    run (or: run.sh --scenarios single,h2)
+#   H2_CLIENTS=4 H2_STREAMS=100      h2/grpc: h2load -c / -m (streams per connection)
+#   H2_LATENCY_LOG=1                 h2/grpc: latency percentiles from h2load --log-file
+#   TLS_CONNECTIONS=16 TLS_KEY=ecdsa tls-handshake: parallel `openssl s_time -new`; ecdsa | rsa
 #   ROUNDS=5 DURATION=10s            alternating wrk rounds per proxy; medians are reported
 #   WARMUP=2s                        one unrecorded wrk run per proxy before round 1
 #   CONNECTIONS=64 THREADS=1         wrk -c / -t
@@ -31,6 +36,8 @@ export PROXIES="${PROXIES:-portico nginx haproxy}"
 for tool in taskset wrk; do
   command -v "$tool" >/dev/null || { echo "bench: '$tool' not found (apt-get install wrk util-linux)" >&2; exit 1; }
 done
+# h2load (h2, grpc), curl (h2c checks), openssl (tls), python3-grpcio (grpc checks): bench.py
+# checks for them when a selected scenario needs them.
 for p in $PROXIES; do
   case "$p" in
     nginx)   [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || { echo "bench: nginx not installed" >&2; exit 1; } ;;
