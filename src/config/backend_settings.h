@@ -28,8 +28,8 @@ struct LoadBalancerSettings {
 };
 
 struct ActiveHealthSettings {
-  bool http = true;  // type HTTP, else TCP (or GRPC when `grpc`)
-  bool grpc = false;  // type GRPC: grpc.health.v1.Health/Check over HTTP/2
+  bool http = true;          // type HTTP, else TCP (or GRPC when `grpc`)
+  bool grpc = false;         // type GRPC: grpc.health.v1.Health/Check over HTTP/2
   std::string grpc_service;  // the HealthCheckRequest service ("" = the whole server)
   std::string path = "/";
   std::string host;

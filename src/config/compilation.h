@@ -41,10 +41,10 @@ namespace portico::config::internal {
 struct ListenerStatus {
   std::string name;
   Condition accepted{"Accepted", true, "Accepted", ""};
-  std::optional<Condition> conflicted;  // set when Conflicted=True
-  bool resolved_refs = true;            // false when allowedRoutes.kinds has unsupported kinds
-  bool http_route = true;               // supportedKinds: HTTPRoute
-  bool grpc_route = true;               // supportedKinds: GRPCRoute
+  std::optional<Condition> conflicted;   // set when Conflicted=True
+  bool resolved_refs = true;             // false when allowedRoutes.kinds has unsupported kinds
+  bool http_route = true;                // supportedKinds: HTTPRoute
+  bool grpc_route = true;                // supportedKinds: GRPCRoute
   std::optional<Condition> refs_failed;  // ResolvedRefs=False for another reason (TLS refs)
   bool programmed = false;
   uint32_t attached_routes = 0;

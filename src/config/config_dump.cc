@@ -129,11 +129,12 @@ std::string statusJson(const Resource& res, const ResourceStatus& st) {
       const ListenerStatus& ls = st.listeners[i];
       if (i > 0) out.push_back(',');
       std::vector<Condition> conditions = {ls.accepted};
-      conditions.push_back(ls.refs_failed    ? *ls.refs_failed
-                           : ls.resolved_refs ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
-                                              : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
-                                                          "only HTTPRoute and GRPCRoute are "
-                                                          "supported"});
+      conditions.push_back(ls.refs_failed ? *ls.refs_failed
+                           : ls.resolved_refs
+                               ? Condition{"ResolvedRefs", true, "ResolvedRefs", ""}
+                               : Condition{"ResolvedRefs", false, "InvalidRouteKinds",
+                                           "only HTTPRoute and GRPCRoute are "
+                                           "supported"});
       conditions.push_back(ls.programmed ? Condition{"Programmed", true, "Programmed", ""}
                                          : Condition{"Programmed", false, "Invalid", ""});
       if (ls.conflicted) conditions.push_back(*ls.conflicted);

@@ -88,11 +88,11 @@ struct ListenerModel {
   Where where;
   std::string name;
   uint16_t port = 0;
-  std::string protocol;               // "HTTP", ...
-  std::string hostname;               // "" (any), "a.example.com", "*.example.com"
-  bool allow_all_namespaces = false;  // allowedRoutes.namespaces.from: All (else Same)
-  bool allows_http_route = true;      // allowedRoutes.kinds includes HTTPRoute (or is unset)
-  bool allows_grpc_route = true;      // allowedRoutes.kinds includes GRPCRoute (or is unset)
+  std::string protocol;                 // "HTTP", ...
+  std::string hostname;                 // "" (any), "a.example.com", "*.example.com"
+  bool allow_all_namespaces = false;    // allowedRoutes.namespaces.from: All (else Same)
+  bool allows_http_route = true;        // allowedRoutes.kinds includes HTTPRoute (or is unset)
+  bool allows_grpc_route = true;        // allowedRoutes.kinds includes GRPCRoute (or is unset)
   std::optional<ListenerTlsModel> tls;  // protocol HTTPS
   // Accepted=False with this reason/message when the listener is not served.
   bool accepted = true;
