@@ -88,6 +88,7 @@ void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot, std
   uint32_t max_headers = Worker::kUpstreamMaxHeaders;
   for (const auto& p : snapshot->ports)
     max_headers = std::max(max_headers, p.settings.limits.max_headers);
+  max_headers += kSecurityHeaderRoom;
   if (headers_.size() < max_headers) headers_.resize(max_headers);
   if (round_robin_.size() < snapshot->backend_stats_count) {
     round_robin_.resize(snapshot->backend_stats_count, 0);

@@ -14,6 +14,7 @@
 #include "config/snapshot.h"
 #include "http1/message.h"
 #include "net/event_loop.h"
+#include "security/evaluator.h"
 #include "stats/stats.h"
 #include "upstream/h2_client.h"
 #include "upstream/load_balancer.h"
@@ -43,6 +44,9 @@ struct WorkerOptions {
   std::function<void(uint32_t pool_id, std::shared_ptr<const config::Snapshot> snapshot,
                      uint32_t backend_index)>
       on_outlier;
+  // A token named a kid its remote JWKS lacks (called on the worker thread; posts to the main
+  // thread, which rate-limits the refresh).
+  std::function<void(std::string uri)> on_jwks_refresh;
 };
 
 class Worker {
@@ -90,8 +94,24 @@ class Worker {
     return static_cast<uint32_t>(rng_ >> 32);
   }
   uint32_t nextRoundRobin(uint32_t backend_stats_id);
-  // Scratch header storage for one head parse at a time.
+  // Scratch header storage for one head parse at a time, with room for the fields a security
+  // policy adds (headerCapacity()).
   http1::Header* headerScratch() { return headers_.data(); }
+  uint32_t headerCapacity() const { return static_cast<uint32_t>(headers_.size()); }
+  static constexpr uint32_t kSecurityHeaderRoom = 64;
+  // A copy of a head's fields kept while a recomputed route is checked (security_side.cc).
+  std::vector<http1::Header>& headerBackup() { return header_backup_; }
+  // SecurityPolicy caches (verified tokens, basic-auth credentials) and the outcome scratch.
+  security::WorkerState& security() { return security_; }
+  // At most one post per second per worker: a flood of unknown kids costs the main thread
+  // nothing (it rate-limits each URI again).
+  void requestJwksRefresh(std::string_view uri) {
+    uint64_t now = loop_.nowMs();
+    if (!options_.on_jwks_refresh || (jwks_posted_ms_ != 0 && now - jwks_posted_ms_ < 1000))
+      return;
+    jwks_posted_ms_ = now;
+    options_.on_jwks_refresh(std::string(uri));
+  }
   static constexpr uint32_t kUpstreamMaxHeaders = 256;
 
   // `fresh`: a new client connection (counted in downstream_connections_total); false for a
@@ -122,6 +142,9 @@ class Worker {
   LocalSnapshot* current_ = nullptr;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<http1::Header> headers_;
+  std::vector<http1::Header> header_backup_;
+  security::WorkerState security_;
+  uint64_t jwks_posted_ms_ = 0;
   std::vector<uint32_t> round_robin_;
   std::vector<uint16_t> consecutive_5xx_;  // by pool id, for outlier detection
   std::vector<uint16_t> consecutive_gateway_;
