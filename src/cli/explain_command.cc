@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -13,7 +14,10 @@
 #include "config/compiler.h"
 #include "config/loader.h"
 #include "config/stats_ids.h"
+#include "net/dns_resolver.h"
+#include "net/event_loop.h"
 #include "proxy/security_stage.h"
+#include "security/jwks_fetcher.h"
 #include "router/explain.h"
 #include "router/route_table.h"
 
@@ -355,6 +359,24 @@ int explainMain(int argc, char** argv) {
   if (loaded.outcome != config::LoadOutcome::kOk) return 1;
   config::StatsIds ids;
   config::CompileResult compiled = config::compile(loaded.resources, ids, 1);
+  if (!compiled.snapshot->jwks_sources.empty()) {
+    // Remote key sets of SecurityPolicies: fetched once, then the config compiled with them.
+    net::EventLoop loop;
+    net::DnsResolver dns(loop, net::DnsOptions{});
+    security::JwksFetcher fetcher(loop, dns, [] {});
+    std::vector<std::pair<std::string, uint32_t>> sources;
+    for (const auto& src : compiled.snapshot->jwks_sources) sources.emplace_back(src.uri, 0);
+    fetcher.setSources(sources);
+    auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+      security::JwksFetcher::Counters c = fetcher.counters();
+      if (c.ok + c.failed >= sources.size()) break;
+      loop.runOnce(50);
+    }
+    config::CompileOptions o;
+    o.jwks = &fetcher.keySets();
+    compiled = config::compile(loaded.resources, ids, 2, o);
+  }
   for (const auto& d : compiled.diagnostics) std::fprintf(stderr, "%s\n", d.format().c_str());
   std::string report = explainRequest(*compiled.snapshot, req, output == "json");
   std::fputs(report.c_str(), stdout);
