@@ -25,6 +25,8 @@ namespace portico::proxy {
 class Connection;
 class Listener;
 class MirrorRequest;
+class ExtAuthzCall;
+class ExtAuthzCache;
 
 // A snapshot as one worker sees it: worker-local, non-atomic reference count, and this
 // worker's load-balancing state for each of the snapshot's backends.
@@ -105,6 +107,11 @@ class Worker {
 
   void addMirror(MirrorRequest* m);
   void removeMirror(MirrorRequest* m);
+  // External authorization calls in flight (aborted at exit) and the verdict cache (cleared
+  // when a new snapshot is installed).
+  void addExtAuthz(ExtAuthzCall* c);
+  void removeExtAuthz(ExtAuthzCall* c);
+  ExtAuthzCache& extAuthzCache() { return *ext_authz_cache_; }
 
  private:
   void run();
@@ -125,8 +132,10 @@ class Worker {
   std::vector<uint32_t> round_robin_;
   std::vector<uint16_t> consecutive_5xx_;  // by pool id, for outlier detection
   std::vector<uint16_t> consecutive_gateway_;
-  Connection* conns_ = nullptr;       // intrusive list of live downstream connections
-  MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
+  Connection* conns_ = nullptr;              // intrusive list of live downstream connections
+  MirrorRequest* mirrors_ = nullptr;         // intrusive list of mirror copies in flight
+  ExtAuthzCall* ext_authz_calls_ = nullptr;  // intrusive list of ext-authz calls in flight
+  std::unique_ptr<ExtAuthzCache> ext_authz_cache_;
   bool draining_ = false;
   net::Timer drain_timer_;
   uint64_t rng_;
