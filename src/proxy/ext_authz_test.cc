@@ -49,6 +49,9 @@ class AuthzServer {
     answer_ = std::move(raw);
   }
   void setSilent(bool s) { silent_ = s; }
+  // Closes each connection right after its answer, without saying so: the pooled connection
+  // is stale (dropped by the pool, or retried once on a fresh connection when already taken).
+  void setCloseAfterAnswer(bool c) { close_after_ = c; }
   int connections() const { return connections_; }
   std::vector<std::string> requests() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -108,7 +111,7 @@ class AuthzServer {
       c.in.erase(0, total);
       if (silent_) continue;
       [[maybe_unused]] ssize_t n = ::send(c.fd, answer.data(), answer.size(), MSG_NOSIGNAL);
-      if (answer.find("Connection: close") != std::string::npos) {
+      if (close_after_ || answer.find("Connection: close") != std::string::npos) {
         ::close(c.fd);
         c.fd = -1;
         return;
@@ -121,6 +124,7 @@ class AuthzServer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> silent_{false};
+  std::atomic<bool> close_after_{false};
   std::atomic<int> connections_{0};
   std::vector<Conn> conns_;  // server thread only
   std::mutex mu_;
@@ -317,6 +321,19 @@ TEST_F(ExtAuthzTest, KeepAliveConnectionsAreReused) {
   server.answer("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   for (int i = 0; i < 2; ++i) EXPECT_EQ(check().verdict.kind, ExtAuthzVerdict::Kind::kAllow);
   EXPECT_EQ(server.connections(), 2);
+}
+
+TEST_F(ExtAuthzTest, ServiceClosingAfterEachAnswerIsNeverAnError) {
+  AuthzServer server;
+  server.setCloseAfterAnswer(true);
+  useBackend(server.port());
+  for (int i = 0; i < 4; ++i) {
+    Result r = check();
+    EXPECT_EQ(r.verdict.kind, ExtAuthzVerdict::Kind::kAllow) << i;
+    EXPECT_EQ(r.verdict.reason, "ext_authz_allowed") << i;
+  }
+  EXPECT_EQ(server.requests().size(), 4u);
+  EXPECT_EQ(server.connections(), 4);
 }
 
 TEST_F(ExtAuthzTest, CacheKeepsAllowsAnd4xxButNotErrors) {

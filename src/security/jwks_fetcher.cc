@@ -182,8 +182,9 @@ class JwksFetcher::Exchange final : public net::IoHandler, public net::Deferred 
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-      fail(transport_.isTls() ? "TLS handshake or write failed"
-                              : std::string("write: ") + std::strerror(errno));
+      fail(transport_.isTls() && !transport_.handshakeDone() ? handshakeFailed()
+           : transport_.isTls()                              ? std::string("TLS write failed")
+                                : std::string("write: ") + std::strerror(errno));
       return false;
     }
     return true;
@@ -198,7 +199,7 @@ class JwksFetcher::Exchange final : public net::IoHandler, public net::Deferred 
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
       if (n < 0) {
         fail(transport_.isTls() && !transport_.handshakeDone()
-                 ? "TLS handshake failed (certificate not verified?)"
+                 ? handshakeFailed()
                  : std::string("read: ") + std::strerror(errno));
         return false;
       }
@@ -272,6 +273,11 @@ class JwksFetcher::Exchange final : public net::IoHandler, public net::Deferred 
     }
     in_.erase(0, pos);
     return true;
+  }
+
+  std::string handshakeFailed() const {
+    return "TLS handshake failed (is the server certificate trusted and valid for " +
+           s_->parsed.host + "?)";
   }
 
   std::string tooLarge() const {
