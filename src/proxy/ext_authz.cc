@@ -181,6 +181,8 @@ ExtAuthzCall::~ExtAuthzCall() = default;
 ExtAuthzCall* ExtAuthzCall::start(Worker& worker, const security::ExtAuthz& cfg,
                                   const security::Request& req, bool tls, std::string_view body,
                                   Done done, void* ctx) {
+  // The body only when the policy asks for it, and never more than it allows.
+  body = body.substr(0, cfg.max_body_bytes);
   auto* call = new ExtAuthzCall(worker, cfg, done, ctx);
   call->method_ = std::string(req.method);
 

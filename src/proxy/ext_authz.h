@@ -4,8 +4,9 @@
 // The call sends `<method> <cfg.path><request path>[?query] HTTP/1.1` with the original
 // authority as Host, the request headers of cfg.headers_to_service (all when empty; hop-by-hop
 // fields and Content-Length never), X-Forwarded-For (the client address appended),
-// X-Forwarded-Proto and X-Forwarded-Host, and the request body the caller passes (at most
-// cfg.max_body_bytes) with a Content-Length. The answer is read whole (body bounded, 64 KiB):
+// X-Forwarded-Proto and X-Forwarded-Host, and the request body the caller passes with a
+// Content-Length (the caller buffers at most cfg.max_body_bytes; more is cut there, and with
+// max_body_bytes 0 no body is sent). The answer is read whole (body bounded, 64 KiB):
 //  - 2xx: allow; the answer's headers named in cfg.headers_to_backend go to the upstream
 //    request (ExtAuthzVerdict::upstream_headers);
 //  - 5xx, a malformed answer, an unreachable service (connect failure, reset before the
@@ -99,7 +100,8 @@ class ExtAuthzCall final : public upstream::UpstreamOwner,
   static constexpr uint32_t kDefaultCacheEntries = 1000;
 
   // Starts a check of `req` against cfg.backend (see the top of this file). `tls`: the client
-  // spoke TLS (X-Forwarded-Proto). `body` is sent when non-empty. Never returns nullptr.
+  // spoke TLS (X-Forwarded-Proto). `body` (its first cfg.max_body_bytes) is sent when
+  // non-empty. Never returns nullptr.
   static ExtAuthzCall* start(Worker& worker, const security::ExtAuthz& cfg,
                              const security::Request& req, bool tls, std::string_view body,
                              Done done, void* ctx);

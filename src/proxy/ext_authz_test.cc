@@ -241,6 +241,9 @@ TEST_F(ExtAuthzTest, AllowSendsTheRequestAndCopiesHeadersToBackend) {
   EXPECT_EQ(req.find("onnection"), std::string::npos) << req;
   EXPECT_EQ(req.find("content-length"), std::string::npos) << req;  // no body sent
   EXPECT_EQ(stat(&stats::GlobalStats::ext_authz_allowed), 1u);
+  cfg_.max_body_bytes = 0;
+  check("a body");
+  EXPECT_EQ(server.requests().at(1).find("a body"), std::string::npos);  // maxRequestBytes 0
 }
 
 TEST_F(ExtAuthzTest, HeadersToServiceAndBody) {
@@ -248,7 +251,8 @@ TEST_F(ExtAuthzTest, HeadersToServiceAndBody) {
   useBackend(server.port());
   cfg_.headers_to_service = {"x-request-id"};
   cfg_.path = "/";
-  Result r = check("hello");
+  cfg_.max_body_bytes = 5;
+  Result r = check("hello, and more");
   EXPECT_EQ(r.verdict.kind, ExtAuthzVerdict::Kind::kAllow);
   std::string req = server.requests().at(0);
   EXPECT_EQ(req.rfind("GET /orders/1?a=b HTTP/1.1\r\n", 0), 0u) << req;
@@ -341,6 +345,7 @@ TEST_F(ExtAuthzTest, CacheKeepsAllowsAnd4xxButNotErrors) {
   useBackend(server.port());
   cfg_.cache_ttl_ms = 10'000;
   cfg_.cache_max_entries = 2;
+  cfg_.max_body_bytes = 64;
   EXPECT_EQ(check().verdict.kind, ExtAuthzVerdict::Kind::kAllow);
   EXPECT_EQ(check().verdict.kind, ExtAuthzVerdict::Kind::kAllow);  // cached
   EXPECT_EQ(server.requests().size(), 1u);
