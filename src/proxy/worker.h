@@ -132,8 +132,9 @@ class Worker {
   std::vector<uint32_t> round_robin_;
   std::vector<uint16_t> consecutive_5xx_;  // by pool id, for outlier detection
   std::vector<uint16_t> consecutive_gateway_;
-  Connection* conns_ = nullptr;              // intrusive list of live downstream connections
-  MirrorRequest* mirrors_ = nullptr;         // intrusive list of mirror copies in flight
+  Connection* conns_ = nullptr;       // intrusive list of live downstream connections
+  MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
+
   ExtAuthzCall* ext_authz_calls_ = nullptr;  // intrusive list of ext-authz calls in flight
   std::unique_ptr<ExtAuthzCache> ext_authz_cache_;
   bool draining_ = false;
