@@ -29,6 +29,9 @@
 // Delivery: `done(ctx, verdict)` runs on the loop, never inside start(), exactly once unless
 // cancel() was called first. `verdict` may be moved from. After done() returns, the call frees
 // itself; the caller must drop its pointer when done() runs or when it calls cancel().
+// Lifetimes: start() copies what it needs from `req` and `body` (they may go away after it);
+// `cfg` (and its backend) must stay valid until done() runs or cancel() is called — the
+// request's pinned snapshot guarantees that.
 //
 // Stats: portico_ext_authz_total{result="allowed|denied|error"} (one per verdict, cache hits
 // included; an error is counted as error whatever fail_open decides).
