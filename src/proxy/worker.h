@@ -26,6 +26,8 @@ namespace portico::proxy {
 class Connection;
 class Listener;
 class MirrorRequest;
+class ExtAuthzCall;
+class ExtAuthzCache;
 
 // A snapshot as one worker sees it: worker-local, non-atomic reference count, and this
 // worker's load-balancing state for each of the snapshot's backends.
@@ -125,6 +127,11 @@ class Worker {
 
   void addMirror(MirrorRequest* m);
   void removeMirror(MirrorRequest* m);
+  // External authorization calls in flight (aborted at exit) and the verdict cache (cleared
+  // when a new snapshot is installed).
+  void addExtAuthz(ExtAuthzCall* c);
+  void removeExtAuthz(ExtAuthzCall* c);
+  ExtAuthzCache& extAuthzCache() { return *ext_authz_cache_; }
 
  private:
   void run();
@@ -150,6 +157,9 @@ class Worker {
   std::vector<uint16_t> consecutive_gateway_;
   Connection* conns_ = nullptr;       // intrusive list of live downstream connections
   MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
+
+  ExtAuthzCall* ext_authz_calls_ = nullptr;  // intrusive list of ext-authz calls in flight
+  std::unique_ptr<ExtAuthzCache> ext_authz_cache_;
   bool draining_ = false;
   net::Timer drain_timer_;
   uint64_t rng_;

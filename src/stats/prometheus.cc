@@ -146,6 +146,15 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
          global(&GlobalStats::mirror_requests));
   sample(out, "portico_mirror_requests_total", label("result", "failed"),
          global(&GlobalStats::mirror_failures));
+  family(out, "portico_ext_authz_total", "counter",
+         "External authorization verdicts (SecurityPolicy extAuth), cache hits included: "
+         "allowed, denied, or error (timeout, unreachable, 5xx, malformed answer).");
+  sample(out, "portico_ext_authz_total", label("result", "allowed"),
+         global(&GlobalStats::ext_authz_allowed));
+  sample(out, "portico_ext_authz_total", label("result", "denied"),
+         global(&GlobalStats::ext_authz_denied));
+  sample(out, "portico_ext_authz_total", label("result", "error"),
+         global(&GlobalStats::ext_authz_errors));
 
   // Per route.
   const auto& routes = *names.routes;

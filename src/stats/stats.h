@@ -92,6 +92,11 @@ struct GlobalStats {
   Counter http2_streams;              // HTTP/2 requests (streams) opened by clients
   Counter http2_abuse_closes;         // HTTP/2 connections closed for abuse (rapid reset,
                                       // floods, oversized header blocks)
+  // SecurityPolicy external authorization verdicts (cache hits included); errors: timeout,
+  // unreachable, 5xx, malformed answer.
+  Counter ext_authz_allowed;
+  Counter ext_authz_denied;
+  Counter ext_authz_errors;
   Histogram latency;
 };
 
