@@ -811,6 +811,7 @@ void DownstreamConn::close() {
     authz_->cancel();
     authz_ = nullptr;
   }
+  if (authz_snapshot_ != nullptr) worker_.releaseSnapshot(std::exchange(authz_snapshot_, nullptr));
   releaseUpstream(false);
   resetRequestState();
   if (phase_ == Phase::kTunnel) worker_.stats().global.downstream_tunnels_active.dec();

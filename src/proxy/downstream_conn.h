@@ -221,6 +221,7 @@ class DownstreamConn final : public Connection,
   std::unique_ptr<H1Bridge> bridge_;  // created by the first bridged request, then kept
   // SecurityPolicy state of the current request.
   ExtAuthzCall* authz_ = nullptr;                   // a check in flight (the request waits)
+  LocalSnapshot* authz_snapshot_ = nullptr;         // pinned while it is: it holds the config
   std::unique_ptr<ExtAuthzVerdict> authz_verdict_;  // its answer, until the request ends
   uint8_t authz_pass_ = 0;     // the evaluation pass (0, or 1 after a recomputed route) it is for
   bool resumed_ = false;       // the head is parsed again after a suspension: counted already

@@ -1,6 +1,7 @@
 // H2Stream's SecurityPolicy step (h2_stream.h: checkSecurity) — the HTTP/2 twin of
 // security_side.cc: the same evaluator, the same passes, with the stream's own field storage.
 #include <algorithm>
+#include <utility>
 
 #include "proxy/ext_authz.h"
 #include "proxy/h2_stream.h"
@@ -18,9 +19,12 @@ void H2Stream::onAuthzDone(void* ctx, ExtAuthzVerdict& verdict) {
   auto* self = static_cast<H2Stream*>(ctx);
   self->authz_ = nullptr;
   self->authz_verdict_ = std::make_unique<ExtAuthzVerdict>(std::move(verdict));
-  if (self->closed_) return;
-  self->resumed_ = true;
-  self->route();
+  LocalSnapshot* pinned = std::exchange(self->authz_snapshot_, nullptr);
+  if (!self->closed_) {
+    self->resumed_ = true;
+    self->route();
+  }
+  self->conn_.worker().releaseSnapshot(pinned);
 }
 
 H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const config::Port& port) {
@@ -73,9 +77,9 @@ H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const con
         // The request body is not sent to the service on this path (HTTP/1.1 requests send it).
         ExtAuthzCall* call = ExtAuthzCall::start(w, *out.ext_authz, req, conn_.tls(), {},
                                                  &H2Stream::onAuthzDone, this);
-        // Suspended: the snapshot is released and route() runs again with the verdict.
-        w.releaseSnapshot(snapshot_);
-        snapshot_ = nullptr;
+        // Suspended: the snapshot stays pinned (the call reads the policy's config) and
+        // route() runs again with the verdict.
+        authz_snapshot_ = std::exchange(snapshot_, nullptr);
         rule_ = nullptr;
         authz_ = call;
         authz_pass_ = pass;

@@ -32,6 +32,7 @@ H2Stream::~H2Stream() {
     if (f.value_buf != nullptr) nghttp2_rcbuf_decref(f.value_buf);
   }
   if (authz_ != nullptr) authz_->cancel();
+  if (authz_snapshot_ != nullptr) conn_.worker().releaseSnapshot(authz_snapshot_);
   if (snapshot_ != nullptr) conn_.worker().releaseSnapshot(snapshot_);
 }
 

@@ -230,6 +230,7 @@ class H2Stream final : public upstream::UpstreamOwner,
   uint32_t idle_ms_ = 0;
   // SecurityPolicy state.
   ExtAuthzCall* authz_ = nullptr;
+  LocalSnapshot* authz_snapshot_ = nullptr;  // pinned while the call is in flight
   std::unique_ptr<ExtAuthzVerdict> authz_verdict_;
   uint8_t authz_pass_ = 0;
   bool resumed_ = false;                     // route() runs again after a suspension

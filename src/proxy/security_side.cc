@@ -2,6 +2,7 @@
 // outcome applied to an HTTP/1.1 request, the external authorization round trip, and the route
 // chosen again after claims became headers.
 #include <algorithm>
+#include <utility>
 
 #include "proxy/downstream_conn.h"
 #include "proxy/ext_authz.h"
@@ -26,9 +27,11 @@ void DownstreamConn::onAuthzDone(void* ctx, ExtAuthzVerdict& verdict) {
   auto* self = static_cast<DownstreamConn*>(ctx);
   self->authz_ = nullptr;
   self->authz_verdict_ = std::make_unique<ExtAuthzVerdict>(std::move(verdict));
+  LocalSnapshot* pinned = std::exchange(self->authz_snapshot_, nullptr);
   self->updateInterest();
   self->process();
   if (self->phase_ != Phase::kClosed) self->updateInterest();
+  self->worker_.releaseSnapshot(pinned);
 }
 
 DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& head,
@@ -103,6 +106,7 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
         }
         ExtAuthzCall* call = ExtAuthzCall::start(worker_, *out.ext_authz, req, transport_.isTls(),
                                                  body, &DownstreamConn::onAuthzDone, this);
+        authz_snapshot_ = worker_.acquireSnapshot();  // the call reads the policy's config
         suspendRequest();
         authz_ = call;
         authz_pass_ = pass;
