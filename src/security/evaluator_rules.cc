@@ -231,6 +231,8 @@ ClientAddr clientAddress(const Request& req, uint32_t hops, std::string* shown) 
   size_t want = count > hops ? count - hops : 0, i = 0;
   forEachXff(req, [&](std::string_view e) {
     if (i++ != want) return false;
+    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
     if (shown) shown->assign(e);
     parseAddr(e, a);
     return true;
