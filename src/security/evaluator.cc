@@ -452,10 +452,10 @@ bool runJwt(Ctx& c, WorkerState& state, const JwtAuth& jwt) {
   }
   if (!any_token) {
     if (jwt.optional) {
-      c.note("jwt: no token; optional: continuing unauthenticated");
+      if (c.trace) c.note("jwt: no token; optional: continuing unauthenticated");
       return true;
     }
-    c.note("jwt: no token in any source: 401");
+    if (c.trace) c.note("jwt: no token in any source: 401");
     c.respond(401, "jwt_missing", "Jwt is missing\n");
     c.out->response_headers += "www-authenticate: Bearer realm=\"portico\"\r\n";
     return false;
@@ -513,7 +513,7 @@ bool runApiKey(Ctx& c, const ApiKeyAuth& ak) {
     return false;
   };
   if (!src) {
-    c.note("api_key: no key in any source: 401");
+    if (c.trace) c.note("api_key: no key in any source: 401");
     return unauthorized("api_key_missing", "API key is missing\n");
   }
   KeyDigest digest =
@@ -523,13 +523,14 @@ bool runApiKey(Ctx& c, const ApiKeyAuth& ak) {
   bool match = it != ak.consumers.end() &&
                CRYPTO_memcmp(it->digest.data(), digest.data(), digest.size()) == 0;
   if (!match || it->disabled) {
-    c.note(match ? "api_key: key from " + describe(*src) + " belongs to disabled consumer " +
-                       it->name + ": 401"
-                 : "api_key: key from " + describe(*src) + " is unknown: 401");
+    if (c.trace)
+      c.note(match ? "api_key: key from " + describe(*src) + " belongs to disabled consumer " +
+                         it->name + ": 401"
+                   : "api_key: key from " + describe(*src) + " is unknown: 401");
     return unauthorized("api_key_invalid", "API key is invalid\n");
   }
   const ApiConsumer& consumer = *it;
-  c.note("api_key: key from " + describe(*src) + " is consumer " + consumer.name);
+  if (c.trace) c.note("api_key: key from " + describe(*src) + " is consumer " + consumer.name);
   c.out->consumer.assign(consumer.name);
   if (ak.sanitize) dropCredential(c, *src);
   if (!ak.forward_client_id_header.empty()) c.addHeader(ak.forward_client_id_header, consumer.name);
@@ -601,14 +602,14 @@ bool runBasic(Ctx& c, WorkerState& state, const BasicAuth& basic) {
     while (!cred.empty() && cred.front() == ' ') cred.remove_prefix(1);
   }
   if (cred.empty()) {
-    c.note("basic: no Basic credentials: 401");
+    if (c.trace) c.note("basic: no Basic credentials: 401");
     return unauthorized("basic_missing", "credentials are missing\n");
   }
   std::string decoded;
   size_t colon = std::string::npos;
   if (cred.size() <= 4096 && base64Decode(cred, decoded)) colon = decoded.find(':');
   if (colon == std::string::npos) {
-    c.note("basic: malformed credentials: 401");
+    if (c.trace) c.note("basic: malformed credentials: 401");
     OPENSSL_cleanse(decoded.data(), decoded.size());
     return unauthorized("basic_invalid", "credentials are invalid\n");
   }
@@ -640,11 +641,12 @@ bool runBasic(Ctx& c, WorkerState& state, const BasicAuth& basic) {
   }
   OPENSSL_cleanse(decoded.data(), decoded.size());
   if (!ok) {
-    c.note(user ? "basic: wrong password for user " + user->name + ": 401"
-                : std::string("basic: unknown user: 401"));
+    if (c.trace)
+      c.note(user ? "basic: wrong password for user " + user->name + ": 401"
+                  : std::string("basic: unknown user: 401"));
     return unauthorized("basic_invalid", "credentials are invalid\n");
   }
-  c.note("basic: user " + user->name + " authenticated");
+  if (c.trace) c.note("basic: user " + user->name + " authenticated");
   c.out->consumer.assign(user->name);
   if (!basic.forward) c.removeHeader("authorization");
   if (!basic.forward_username_header.empty())
@@ -673,7 +675,7 @@ void evaluate(const Layers& layers, const Request& req, WorkerState& state, int6
   if (const ExtAuthz* ext = pick(layers, &Policy::ext_authz)) {
     out->action = Outcome::Action::kExtAuthz;
     out->ext_authz = ext;
-    c.note("ext_authz: asking the authorization service");
+    if (c.trace) c.note("ext_authz: asking the authorization service");
   }
 }
 

@@ -340,15 +340,16 @@ bool runAccess(Ctx& c, const Authorization& authz, uint32_t xff_hops,
   for (const auto& rule : authz.rules) {
     const char* why = ruleMismatch(rule, c.req, addr, claims, c.out->consumer);
     if (why) {
-      c.note("authorization: rule " + rule.name + ": no match (" + why + ")");
+      if (c.trace) c.note("authorization: rule " + rule.name + ": no match (" + why + ")");
       continue;
     }
-    c.note("authorization: rule " + rule.name + " matched: " + (rule.allow ? "Allow" : "Deny"));
+    if (c.trace)
+      c.note("authorization: rule " + rule.name + " matched: " + (rule.allow ? "Allow" : "Deny"));
     allow = rule.allow;
     matched = true;
     break;
   }
-  if (!matched)
+  if (!matched && c.trace)
     c.note(std::string("authorization: no rule matched: default ") + (allow ? "Allow" : "Deny"));
   if (allow) return true;
   c.respond(403, "access_denied", "access denied\n");

@@ -9,11 +9,31 @@
 #include <re2/re2.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <new>
 #include <sstream>
 
 #include "security/htpasswd.h"
 #include "security/jwks.h"
+
+// Counts operator new calls on this thread while counting is on (the cached-path check).
+// new and delete below are a malloc/free pair; GCC sees them inlined into each other.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+namespace {
+thread_local bool g_counting = false;
+thread_local size_t g_allocations = 0;
+}  // namespace
+
+void* operator new(size_t n) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace portico::security {
 namespace {
@@ -464,6 +484,26 @@ TEST(EvaluatorTokenCache, CachedPathReusesOutcomeStorage) {
   EXPECT_EQ(second.add_headers.at(0).value.data(), value_storage);
   EXPECT_EQ(second.remove_headers.data(), vec_storage);
   EXPECT_EQ(second.add_headers[0].value, std::string(200, 'v'));
+}
+
+TEST(EvaluatorTokenCache, CachedPathDoesNotAllocate) {
+  JwtProvider p = rsaProvider();
+  p.claim_to_headers = {{"tenant", "x-tenant"}, {"org.plan", "x-plan-with-a-long-header-name"}};
+  Policy pol = jwtPolicy({p});
+  Layers layers{nullptr, &pol, nullptr};
+  WorkerState state;
+  Req r;
+  r.h("x-tenant", "spoofed").h("authorization", "Bearer " + vectorToken("ok ES256"));
+  const Request& req = r.get();
+  for (int i = 0; i < 2; ++i) evaluate(layers, req, state, kNow, &state.scratch());
+  g_allocations = 0;
+  g_counting = true;
+  evaluate(layers, req, state, kNow, &state.scratch());
+  g_counting = false;
+  EXPECT_EQ(g_allocations, 0u);
+  EXPECT_EQ(state.scratch().action, Action::kContinue);
+  EXPECT_EQ(added(state.scratch(), "x-plan-with-a-long-header-name"), "premium");
+  EXPECT_EQ(state.tokenCacheHits(), 2u);
 }
 
 // ---- API keys ---------------------------------------------------------------------------
