@@ -58,6 +58,7 @@ struct Outcome {
 
   // kContinue and kExtAuthz: the upstream request's edits — headers removed (lowercase names;
   // every field of that name), then headers added; query parameters removed from the target.
+  // A credential read from a cookie is never removed (the edits cannot drop one cookie).
   std::vector<std::string> remove_headers;
   std::vector<HeaderAdd> add_headers;
   std::vector<std::string> remove_query_params;
@@ -73,8 +74,9 @@ struct Outcome {
   const JwtProvider* provider = nullptr;         // the provider whose token verified
   std::shared_ptr<const nlohmann::json> claims;  // its verified claims (shared with the cache)
   std::string consumer;                          // API-key consumer or basic-auth user
-  // A token named a `kid` its remote provider's key set lacks: the caller asks the main
-  // thread to refresh this JWKS URI (it rate-limits). Empty otherwise.
+  // A token named a `kid` its remote provider's key set lacks (or that key set is still
+  // empty): the caller asks the main thread to refresh this JWKS URI (it rate-limits). Empty
+  // otherwise.
   std::string_view refresh_jwks_uri;
 
   void clear();
