@@ -1,5 +1,5 @@
-// Private to the evaluator (evaluator.cc, evaluator_rules.cc): the per-request context and
-// the request-reading helpers both halves use.
+// Private to the evaluator (evaluator.cc, evaluator_request.cc, evaluator_rules.cc): the
+// per-request context and the request-reading helpers both halves use.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +26,12 @@ std::string_view cookieValue(const Request& req, std::string_view name, bool* fo
 // A credential from `src`: header (with its prefix stripped), query parameter or cookie.
 // "" when the source has none.
 std::string_view extractCredential(const Request& req, const CredentialSource& src);
+
+// %XX sequences decoded (others kept as they are).
+std::string percentDecode(std::string_view s);
+
+// Strict RFC 4648 base64 with padding (canonical, nothing else); appends to `out`.
+bool base64Decode(std::string_view in, std::string& out);
 
 // `"` and `\` escaped, control characters dropped: safe inside a quoted-string.
 void appendQuoted(std::string& out, std::string_view s);
