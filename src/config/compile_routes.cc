@@ -493,7 +493,7 @@ void Compilation::startReuse() {
   if (!reuse_ || cache_->state == nullptr) return;
   const CompileCache::State& st = *cache_->state;
   if (st.stats_instance != ids_.instance() || st.local_zone != local_zone_ ||
-      st.dns.by_name != dns_.by_name || st.others != others_) {
+      st.dns.by_name != dns_.by_name || st.jwks != jwks_ || st.others != others_) {
     return;
   }
   reusing_ = true;
@@ -540,6 +540,7 @@ void Compilation::fillCache() {
     st = std::make_unique<CompileCache::State>();
     st->stats_instance = ids_.instance();
     st->dns = dns_;
+    st->jwks = jwks_;
     st->local_zone = local_zone_;
     st->others = std::move(others_);
     st->routes.reserve(routes_.size());
