@@ -416,8 +416,11 @@ void Compilation::applySecurityPolicies() {
       if (!hasSection(*level, s)) continue;
       Slot& slot = slots[s];
       if (slot.from != nullptr) {
-        if (slot.policy_id != policy_id)
-          lost->push_back(kSectionNames[s] + (" (" + slot.policy_id + ")"));
+        std::string what = kSectionNames[s] + (" (" + slot.policy_id + ")");
+        if (slot.policy_id != policy_id &&
+            std::find(lost->begin(), lost->end(), what) == lost->end()) {
+          lost->push_back(std::move(what));
+        }
         continue;
       }
       slot = Slot{level, policy_id, source};
