@@ -320,6 +320,8 @@ void Compilation::applySecurityPolicies() {
           }
         }
         for (auto& [c, where] : all) auth->consumers.push_back(std::move(c));
+        if (auth->consumers.empty())
+          r.warning(am.where.mark, am.where.path, "no consumer: every request answers 401");
         p->api_key = std::move(auth);
       }
       // Basic auth: htpasswd lines from a Secret or a file.

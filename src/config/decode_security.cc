@@ -79,6 +79,27 @@ std::vector<std::string> stringList(Reporter& r, const YAML::Node& node, const s
   return out;
 }
 
+enum class HeaderUse : uint8_t { kRead, kSet, kReadOrStar };
+
+// A list of header names, checked item by item and lowercased. kSet: a header Portico sets
+// for the upstream (no pseudo or hop-by-hop header); kReadOrStar: "*" allowed.
+std::vector<std::string> headerList(Reporter& r, const YAML::Node& node, const std::string& path,
+                                    HeaderUse use) {
+  std::vector<std::string> out;
+  forEachItem(r, node, path, kMaxList, [&](const YAML::Node& item, const std::string& p, size_t) {
+    std::optional<std::string> v = readString(r, item, p);
+    if (!v) return;
+    if (use == HeaderUse::kReadOrStar && *v == "*") {
+      out.push_back(*v);
+      return;
+    }
+    std::string name = use == HeaderUse::kSet ? upstreamHeader(r, markOf(item), p, *v)
+                                              : headerName(r, markOf(item), p, *v);
+    if (!name.empty()) out.push_back(std::move(name));
+  });
+  return out;
+}
+
 bool readBool(MapReader& m, std::string_view key, bool* out) {
   if (!m.has(key)) {
     m.take(key);
@@ -357,10 +378,9 @@ std::vector<security::CredentialSource> apiKeySources(Reporter& r, const YAML::N
   std::vector<security::CredentialSource> out;
   forEachItem(r, node, path, kMaxList, [&](const YAML::Node& item, const std::string& p, size_t) {
     MapReader m(r, item, p);
-    for (std::string h : stringList(r, m.take("headers"), m.childPath("headers"))) {
-      h = headerName(r, m.markOf("headers"), m.childPath("headers"), h);
-      if (!h.empty()) out.push_back({security::CredentialSource::Kind::kHeader, h, ""});
-    }
+    for (std::string& h :
+         headerList(r, m.take("headers"), m.childPath("headers"), HeaderUse::kRead))
+      out.push_back({security::CredentialSource::Kind::kHeader, std::move(h), ""});
     for (const std::string& q : stringList(r, m.take("params"), m.childPath("params")))
       out.push_back({security::CredentialSource::Kind::kQuery, q, ""});
     for (const std::string& c : stringList(r, m.take("cookies"), m.childPath("cookies")))
@@ -371,11 +391,10 @@ std::vector<security::CredentialSource> apiKeySources(Reporter& r, const YAML::N
   return out;
 }
 
-void decodeApiKey(MapReader& parent, const Resource& res, ApiKeyModel* out) {
+void decodeApiKey(MapReader& parent, ApiKeyModel* out) {
   Reporter& r = parent.reporter();
   out->where = Where{parent.markOf("apiKeyAuth"), parent.childPath("apiKeyAuth")};
   MapReader m(r, parent.take("apiKeyAuth"), parent.childPath("apiKeyAuth"));
-  (void)res;
   forEachItem(r, m.take("credentialRefs"), m.childPath("credentialRefs"), kMaxList,
               [&](const YAML::Node& item, const std::string& path, size_t) {
                 if (std::optional<LocalObjectRefModel> ref = localRef(r, item, path, false))
@@ -490,19 +509,11 @@ void decodeExtAuth(MapReader& parent, const Resource& res, ExtAuthModel* out) {
     }
     out->settings.path = *path;
   }
-  for (const std::string& name :
-       stringList(r, h.take("headersToBackend"), h.childPath("headersToBackend"))) {
-    std::string n =
-        upstreamHeader(r, h.markOf("headersToBackend"), h.childPath("headersToBackend"), name);
-    if (!n.empty()) out->settings.headers_to_backend.push_back(n);
-  }
+  out->settings.headers_to_backend =
+      headerList(r, h.take("headersToBackend"), h.childPath("headersToBackend"), HeaderUse::kSet);
   h.finish();
-  for (const std::string& name :
-       stringList(r, m.take("headersToExtAuth"), m.childPath("headersToExtAuth"))) {
-    std::string n =
-        headerName(r, m.markOf("headersToExtAuth"), m.childPath("headersToExtAuth"), name);
-    if (!n.empty()) out->settings.headers_to_service.push_back(n);
-  }
+  out->settings.headers_to_service =
+      headerList(r, m.take("headersToExtAuth"), m.childPath("headersToExtAuth"), HeaderUse::kRead);
   if (m.has("bodyToExtAuth")) {
     MapReader b(r, m.take("bodyToExtAuth"), m.childPath("bodyToExtAuth"));
     if (std::optional<int64_t> n = b.integer("maxRequestBytes", 1, 1 << 20, Need::kRequired))
@@ -568,14 +579,19 @@ std::optional<security::Cidr> parseCidr(std::string_view text) {
 
 std::vector<std::string> methodList(Reporter& r, const YAML::Node& node, const std::string& path,
                                     bool star_allowed) {
-  std::vector<std::string> out = stringList(r, node, path);
-  for (const std::string& mth : out) {
-    bool ok = !mth.empty() && std::all_of(mth.begin(), mth.end(), [](char c) {
+  std::vector<std::string> out;
+  forEachItem(r, node, path, kMaxList, [&](const YAML::Node& item, const std::string& p, size_t) {
+    std::optional<std::string> v = readString(r, item, p);
+    if (!v) return;
+    bool ok = !v->empty() && std::all_of(v->begin(), v->end(), [](char c) {
       return (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
     });
-    if (!ok && !(star_allowed && mth == "*"))
-      r.error(markOf(node), path, invalidValue(mth, "must be an upper-case HTTP method"));
-  }
+    if (!ok && !(star_allowed && *v == "*")) {
+      r.error(markOf(item), p, invalidValue(*v, "must be an upper-case HTTP method"));
+      return;
+    }
+    out.push_back(std::move(*v));
+  });
   return out;
 }
 
@@ -710,17 +726,10 @@ void decodeCors(MapReader& parent, SecuritySectionsModel* out) {
           cors->allow_origin_regexes.push_back(std::move(re));
       });
   cors->allow_methods = methodList(r, m.take("allowMethods"), m.childPath("allowMethods"), true);
-  for (auto [key, list] : {std::pair{"allowHeaders", &cors->allow_headers},
-                           {"exposeHeaders", &cors->expose_headers}}) {
-    for (const std::string& h : stringList(r, m.take(key), m.childPath(key))) {
-      if (h == "*") {
-        list->push_back(h);
-        continue;
-      }
-      std::string n = headerName(r, m.markOf(key), m.childPath(key), h);
-      if (!n.empty()) list->push_back(n);
-    }
-  }
+  cors->allow_headers =
+      headerList(r, m.take("allowHeaders"), m.childPath("allowHeaders"), HeaderUse::kReadOrStar);
+  cors->expose_headers =
+      headerList(r, m.take("exposeHeaders"), m.childPath("exposeHeaders"), HeaderUse::kRead);
   if (std::optional<uint64_t> ms = m.duration("maxAge"))
     cors->max_age_s = static_cast<int64_t>(*ms / 1000);
   readBool(m, "allowCredentials", &cors->allow_credentials);
@@ -754,7 +763,7 @@ constexpr std::string_view kSections[] = {
 
 void decodeSections(MapReader& m, const Resource& res, SecuritySectionsModel* out) {
   if (m.has("jwt")) decodeJwt(m, &out->jwt.emplace());
-  if (m.has("apiKeyAuth")) decodeApiKey(m, res, &out->api_key.emplace());
+  if (m.has("apiKeyAuth")) decodeApiKey(m, &out->api_key.emplace());
   if (m.has("basicAuth")) decodeBasic(m, &out->basic.emplace());
   if (m.has("extAuth")) decodeExtAuth(m, res, &out->ext_auth.emplace());
   if (m.has("authorization")) decodeAuthorization(m, out);

@@ -168,7 +168,8 @@ spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: devices}]
   overrides: {cors: {allowOrigins: ["*"]}}
   basicAuth: {users: {name: h}, htpasswdFile: x}
-  cors: {allowOrigins: ["https://a.com/path"], allowOriginRegexes: ["[z"], maxAge: 5parsecs}
+  cors: {allowOrigins: ["https://a.com/path"], allowOriginRegexes: ["[z"], maxAge: 5parsecs,
+         exposeHeaders: [x-ok, "x bad"], allowMethods: [GET, get]}
   jwt:
     providers:
     - name: p
@@ -184,6 +185,10 @@ spec:
   EXPECT_TRUE(has(all, "spec.cors.allowOrigins[0]: Invalid value: \"https://a.com/path\""));
   EXPECT_TRUE(has(all, "spec.cors.allowOriginRegexes[0]: Invalid value: \"[z\""));
   EXPECT_TRUE(has(all, "spec.cors.maxAge: "));
+  EXPECT_TRUE(has(all, "spec.cors.exposeHeaders[1]: Invalid value: \"x bad\""));
+  EXPECT_TRUE(has(all,
+                  "spec.cors.allowMethods[1]: Invalid value: \"get\": must be an "
+                  "upper-case HTTP method"));
   EXPECT_TRUE(has(all,
                   "spec.jwt.providers[0].localJWKS.type: Unsupported value: "
                   "\"Elsewhere\""));
