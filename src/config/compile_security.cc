@@ -126,7 +126,8 @@ security::AlgSet defaultAlgorithms(const security::KeySet& keys) {
 struct CompiledSecurity {
   std::shared_ptr<security::Policy> defaults;  // sections as compiled (no sources yet)
   std::shared_ptr<security::Policy> overrides;
-  std::string failure;            // "" when usable; else why its targets fail closed
+  std::string failure;    // "" when usable; else why its targets fail closed
+  bool rejected = false;  // invalid (Accepted=False); else the failure is an unresolved reference
   std::optional<Condition> refs;  // ResolvedRefs=False
 };
 
@@ -148,6 +149,7 @@ void Compilation::applySecurityPolicies() {
     CompiledSecurity& out = compiled[pi];
     if (!item.invalid.empty()) {
       out.failure = "SecurityPolicy " + res.ns + '/' + res.name + " is invalid";
+      out.rejected = true;
       continue;
     }
     Reporter r = reporterFor(item.resource);
@@ -387,6 +389,7 @@ void Compilation::applySecurityPolicies() {
     std::string errors = errorsSince(first);
     if (!errors.empty()) {
       out.failure = "SecurityPolicy " + res.ns + '/' + res.name + " is invalid";
+      out.rejected = true;
       status_[item.resource].conditions.push_back(Condition{"Accepted", false, "Invalid", errors});
       rejected_.insert({res.kind, res.ns, res.name});
     }
@@ -440,15 +443,11 @@ void Compilation::applySecurityPolicies() {
       as.gateway_ns = res.ns;
       as.gateway_name = target.name;
       as.section = target.section;
-      if (!cs.failure.empty()) {
+      if (cs.rejected) {
         as.accepted = Condition{"Accepted", false, "Invalid",
                                 cs.refs ? cs.refs->message : "see the policy's errors"};
       }
-      if (cs.refs) {
-        as.more.push_back(*cs.refs);
-        if (cs.failure.find("extAuth") != std::string::npos)
-          as.accepted = Condition{"Accepted", true, "Accepted", ""};
-      }
+      if (cs.refs) as.more.push_back(*cs.refs);
       std::vector<std::string> lost;
       std::string consequence;
       if (target.kind == "Gateway") {
@@ -496,7 +495,7 @@ void Compilation::applySecurityPolicies() {
                                       " has no rule named \"" + target.section + "\""};
           r.warning(target.where.mark, target.where.path,
                     "Accepted=False/TargetNotFound: " + as.accepted.message);
-          if (!cs.failure.empty()) as.accepted.message += "; the policy is invalid";
+          if (cs.rejected) as.accepted.message += "; the policy is invalid";
         }
         consequence = "the requests it covers answer 500";
       }
