@@ -220,6 +220,12 @@ class Compilation {
   // compile_security.cc: SecurityPolicies compiled and attached to rules and ports (after
   // applyRoutePolicies(); rules of reused routes are final and left alone).
   void applySecurityPolicies();
+  // Whether a file the previous compile's SecurityPolicies read (keys, consumers, htpasswd)
+  // now reads differently: its routes' rules would not be the same (no reuse).
+  bool securityFilesChanged() const;
+  // Reads a file for a SecurityPolicy and records it for securityFilesChanged(); "" on
+  // success, else the problem.
+  std::string readSecurityFile(const std::string& path, std::string* out);
 
   // compile_tls.cc
   // The TLS settings of an HTTPS listener: certificates and CA bundles read from its Secrets,
@@ -265,7 +271,8 @@ class Compilation {
   std::vector<BackendItem> backends_;
   std::vector<PolicyItem> policies_;
   std::vector<SecurityItem> security_policies_;
-  std::vector<RouteFilterModel> route_filters_;  // HTTPRouteFilters
+  std::map<std::string, std::string> security_files_;  // path -> content, or the read error
+  std::vector<RouteFilterModel> route_filters_;        // HTTPRouteFilters
   std::map<std::pair<std::string, std::string>, uint32_t> route_filter_by_name_;
   std::map<std::pair<std::string, std::string>, uint32_t> gateway_by_name_;  // (ns, name)
   std::map<std::pair<std::string, std::string>, uint32_t> backend_by_name_;
@@ -297,6 +304,7 @@ struct CompileCache::State {
   uint64_t stats_instance = 0;
   DnsAnswers dns;
   JwksKeySets jwks;  // compared by key-set pointer: a new fetch compiles everything
+  std::map<std::string, std::string> security_files;  // SecurityPolicy files as last read
   std::string local_zone;
   std::vector<std::shared_ptr<DecodeSlot>> others;
   // The snapshot's backends, the keys of those made for portless endpoints (first use order),

@@ -10,8 +10,8 @@
 // ext-authz backend) never leaves its targets open. Its rules answer 500 (filter_error); a
 // Gateway it targets denies every request (an override whose access rules deny all).
 //
-// Files (localJWKS, consumersFile, htpasswdFile) are read at every compile that compiles the
-// policy's routes; a reload that reuses a route's rules (CompileCache) keeps their keys.
+// Files (localJWKS, consumersFile, htpasswdFile) are read at every compile; a compile reuses
+// the previous one's routes only when every such file reads the same (securityFilesChanged).
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -122,6 +122,21 @@ security::AlgSet defaultAlgorithms(const security::KeySet& keys) {
 
 }  // namespace
 
+std::string Compilation::readSecurityFile(const std::string& path, std::string* out) {
+  std::string problem = readFile(path, out);
+  security_files_[path] = problem.empty() ? *out : std::string(1, '\0') + problem;
+  return problem;
+}
+
+bool Compilation::securityFilesChanged() const {
+  for (const auto& [path, last] : cache_->state->security_files) {
+    std::string now;
+    std::string problem = readFile(path, &now);
+    if ((problem.empty() ? now : std::string(1, '\0') + problem) != last) return true;
+  }
+  return false;
+}
+
 // What compiling one SecurityPolicy gave.
 struct CompiledSecurity {
   std::shared_ptr<security::Policy> defaults;  // sections as compiled (no sources yet)
@@ -204,7 +219,7 @@ void Compilation::applySecurityPolicies() {
               text = pm.local_text;
               break;
             case JwtProviderModel::Keys::kFile:
-              problem = readFile(resolvePath(pm.local_text, res.file), &text);
+              problem = readSecurityFile(resolvePath(pm.local_text, res.file), &text);
               break;
             case JwtProviderModel::Keys::kValueRef:
               if (const std::string* t = secretText(pm.value_ref, "jwks.json", kw)) {
@@ -261,7 +276,7 @@ void Compilation::applySecurityPolicies() {
         if (!am.consumers_file.empty()) {
           const Where& fw = am.consumers_file_where;
           std::string path = resolvePath(am.consumers_file, res.file), text;
-          std::string problem = readFile(path, &text);
+          std::string problem = readSecurityFile(path, &text);
           if (problem.empty()) {
             std::vector<Diagnostic> found;
             Subject subject;
@@ -340,7 +355,7 @@ void Compilation::applySecurityPolicies() {
             have = true;
           }
         } else if (!bm.htpasswd_file.empty()) {
-          std::string problem = readFile(resolvePath(bm.htpasswd_file, res.file), &text);
+          std::string problem = readSecurityFile(resolvePath(bm.htpasswd_file, res.file), &text);
           if (!problem.empty()) {
             r.error(where.mark, where.path, "Invalid value: " + problem);
           } else {

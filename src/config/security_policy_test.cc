@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "config/model.h"
 #include "config/testing.h"
@@ -482,6 +483,45 @@ TEST_F(SecurityPolicyTest, RemoteKeysFromTheFetcher) {
       ruleSecurity("devices.example.com", "/read")->jwt->providers[0];
   EXPECT_EQ(after.verifier->keys(), pem.value());
   EXPECT_NE(after.uid, uid);
+}
+
+TEST_F(SecurityPolicyTest, ChangedKeyFileIsReadAgainDespiteTheCache) {
+  dir_.write("keys.json", kEcJwks);
+  std::string text =
+      std::string(kGateway) + std::string(kRoutes) + R"(apiVersion: portico.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {name: p}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: devices}]
+  jwt:
+    providers:
+    - {name: idp, localJWKS: {type: File, file: keys.json}}
+)";
+  file_ = dir_.write("config.yaml", text);
+  load_ = loadPath(file_);
+  CompileCache cache;
+  CompileOptions options;
+  options.cache = &cache;
+  result_ = compile(load_.resources, ids_, 1, options);
+  auto kid = [&] {
+    return ruleSecurity("devices.example.com", "/read")
+        ->jwt->providers[0]
+        .verifier->keys()
+        ->keys()[0]
+        .kid;
+  };
+  EXPECT_EQ(kid(), "k1");
+  result_ = compile(load_.resources, ids_, 2, options);
+  EXPECT_EQ(result_.timings.routes_reused, 2u);  // nothing changed
+  dir_.write("keys.json", kPem);                 // rotated: a PEM key has no kid
+  result_ = compile(load_.resources, ids_, 3, options);
+  EXPECT_EQ(result_.timings.routes_reused, 0u);
+  EXPECT_EQ(kid(), "");
+  std::remove((dir_.path() + "/keys.json").c_str());  // gone: the policy fails closed
+  result_ = compile(load_.resources, ids_, 4, options);
+  EXPECT_EQ(result_.timings.routes_reused, 0u);
+  EXPECT_EQ(ruleFor("devices.example.com", "/read")->filterError(),
+            "SecurityPolicy default/p is invalid\n");
 }
 
 TEST_F(SecurityPolicyTest, ApiKeysFromConsumersFileAndSecret) {
