@@ -242,32 +242,37 @@ void decodeJwks(MapReader& m, JwtProviderModel* p) {
   p->keys_where = Where{m.markOf("localJWKS"), m.childPath("localJWKS")};
   MapReader j(r, m.take("localJWKS"), m.childPath("localJWKS"));
   std::string type = j.string("type").value_or("Inline");
+  // The fields of the other types are refused, not ignored.
+  auto only = [&](std::string_view key, std::string_view of_type) {
+    if (j.has(key) && type != of_type) {
+      r.error(j.markOf(key), j.childPath(key),
+              "Forbidden: only with type " + std::string(of_type) + " (type is " + type + ")");
+    }
+    j.take(key);
+  };
   if (type == "Inline") {
     p->keys = JwtProviderModel::Keys::kInline;
     p->local_text = j.string("inline", Need::kRequired).value_or("");
     p->keys_where = Where{j.markOf("inline"), j.childPath("inline")};
-    j.ignore("file");
-    j.ignore("valueRef");
   } else if (type == "File") {
     p->keys = JwtProviderModel::Keys::kFile;
     p->local_text = j.string("file", Need::kRequired).value_or("");
     p->keys_where = Where{j.markOf("file"), j.childPath("file")};
-    j.ignore("inline");
-    j.ignore("valueRef");
   } else if (type == "ValueRef") {
     p->keys = JwtProviderModel::Keys::kValueRef;
     p->keys_where = Where{j.markOf("valueRef"), j.childPath("valueRef")};
     if (std::optional<LocalObjectRefModel> ref =
             localRef(r, j.take("valueRef", Need::kRequired), j.childPath("valueRef"), true))
       p->value_ref = *ref;
-    j.ignore("inline");
-    j.ignore("file");
   } else {
     r.error(j.markOf("type"), j.childPath("type"),
             "Unsupported value: \"" + type +
                 "\": supported values: \"Inline\", \"File\", "
                 "\"ValueRef\"");
   }
+  only("inline", "Inline");
+  only("file", "File");
+  only("valueRef", "ValueRef");
   j.finish();
 }
 

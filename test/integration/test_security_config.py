@@ -85,6 +85,10 @@ CASES = [
          "      localJWKS: {type: Inline, inline: x}\n",
          "34:7", "error", "spec.jwt.providers[0]",
          "Invalid value: exactly one of remoteJWKS, localJWKS"),
+    Case("jwks_inline_with_file", HEAD + "  jwt:\n    providers:\n    - name: idp\n"
+         "      localJWKS: {type: Inline, inline: x, file: k.json}\n",
+         "35:50", "error", "spec.jwt.providers[0].localJWKS.file",
+         "Forbidden: only with type File (type is Inline)"),
     Case("jwt_duplicate_provider", HEAD + "  jwt:\n    providers:\n"
          "    - {name: idp, remoteJWKS: {uri: http://a/jwks}}\n"
          "    - {name: idp, remoteJWKS: {uri: http://b/jwks}}\n",
