@@ -17,9 +17,9 @@
 #include "net/dns_resolver.h"
 #include "net/event_loop.h"
 #include "proxy/security_stage.h"
-#include "security/jwks_fetcher.h"
 #include "router/explain.h"
 #include "router/route_table.h"
+#include "security/jwks_fetcher.h"
 
 namespace portico::cli {
 
@@ -365,7 +365,8 @@ int explainMain(int argc, char** argv) {
     net::DnsResolver dns(loop, net::DnsOptions{});
     security::JwksFetcher fetcher(loop, dns, [] {});
     std::vector<std::pair<std::string, uint32_t>> sources;
-    for (const auto& src : compiled.snapshot->jwks_sources) sources.emplace_back(src.uri, src.refresh_ms);
+    for (const auto& src : compiled.snapshot->jwks_sources)
+      sources.emplace_back(src.uri, src.refresh_ms);
     fetcher.setSources(sources);
     auto start = std::chrono::steady_clock::now();
     while (std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {

@@ -13,13 +13,13 @@
 #include <string>
 
 #include "http2/h2.h"
+#include "proxy/ext_authz.h"
 #include "proxy/h1_bridge.h"
 #include "proxy/h2_downstream.h"
-#include "proxy/ext_authz.h"
 #include "proxy/http_util.h"
-#include "proxy/security_stage.h"
 #include "proxy/mirror.h"
 #include "proxy/rewrite.h"
+#include "proxy/security_stage.h"
 #include "proxy/worker.h"
 #include "router/route_table.h"
 #include "router/router.h"

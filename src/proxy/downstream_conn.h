@@ -223,10 +223,10 @@ class DownstreamConn final : public Connection,
   ExtAuthzCall* authz_ = nullptr;                   // a check in flight (the request waits)
   LocalSnapshot* authz_snapshot_ = nullptr;         // pinned while it is: it holds the config
   std::unique_ptr<ExtAuthzVerdict> authz_verdict_;  // its answer, until the request ends
-  uint8_t authz_pass_ = 0;     // the evaluation pass (0, or 1 after a recomputed route) it is for
-  bool resumed_ = false;       // the head is parsed again after a suspension: counted already
-  std::string sec_target_;     // the target without removed query parameters
-  std::string cors_resp_;      // CORS lines for the response to the current request
+  uint8_t authz_pass_ = 0;  // the evaluation pass (0, or 1 after a recomputed route) it is for
+  bool resumed_ = false;    // the head is parsed again after a suspension: counted already
+  std::string sec_target_;  // the target without removed query parameters
+  std::string cors_resp_;   // CORS lines for the response to the current request
   Extras& extras() {
     if (!extras_) extras_ = std::make_unique<Extras>();
     return *extras_;

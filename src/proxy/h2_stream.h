@@ -233,11 +233,11 @@ class H2Stream final : public upstream::UpstreamOwner,
   LocalSnapshot* authz_snapshot_ = nullptr;  // pinned while the call is in flight
   std::unique_ptr<ExtAuthzVerdict> authz_verdict_;
   uint8_t authz_pass_ = 0;
-  bool resumed_ = false;                     // route() runs again after a suspension
+  bool resumed_ = false;                        // route() runs again after a suspension
   std::vector<security::HeaderAdd> sec_added_;  // fields the policy added (headers_ views them)
-  std::string sec_path_;                     // :path without removed query parameters
-  std::string cors_resp_;                    // CORS lines for the response
-  std::string local_extra_;                  // lines for the next respondLocal (WWW-Authenticate)
+  std::string sec_path_;                        // :path without removed query parameters
+  std::string cors_resp_;                       // CORS lines for the response
+  std::string local_extra_;  // lines for the next respondLocal (WWW-Authenticate)
 };
 
 }  // namespace portico::proxy

@@ -79,7 +79,8 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
       if (authz_verdict_ && authz_pass_ == pass) {
         if (authz_verdict_->kind == ExtAuthzVerdict::Kind::kDeny) {
           st.global.security_local_answers.inc();
-          std::string lines = authz_verdict_->client_headers + security::corsHeadersFor(layers, req);
+          std::string lines =
+              authz_verdict_->client_headers + security::corsHeadersFor(layers, req);
           std::string body = authz_verdict_->body;
           std::string type =
               authz_verdict_->content_type.empty() ? "text/plain" : authz_verdict_->content_type;
@@ -116,11 +117,10 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
     }
     if (out.recompute_route && pass == 0)
       original.assign(head.headers, head.headers + head.header_count);
-    if (!applyHeaderEdits(out.remove_headers, out.add_headers, *extra, head.headers, &head.header_count,
-                          worker_.headerCapacity())) {
+    if (!applyHeaderEdits(out.remove_headers, out.add_headers, *extra, head.headers,
+                          &head.header_count, worker_.headerCapacity())) {
       in_.consume(head_len);
-      respondLocal(431, "too many request header fields after the security policy's edits\n",
-                   true);
+      respondLocal(431, "too many request header fields after the security policy's edits\n", true);
       return SecurityStep::kAnswered;
     }
     in.headers = head.headers;

@@ -109,8 +109,7 @@ class Worker {
   // nothing (it rate-limits each URI again).
   void requestJwksRefresh(std::string_view uri) {
     uint64_t now = loop_.nowMs();
-    if (!options_.on_jwks_refresh || (jwks_posted_ms_ != 0 && now - jwks_posted_ms_ < 1000))
-      return;
+    if (!options_.on_jwks_refresh || (jwks_posted_ms_ != 0 && now - jwks_posted_ms_ < 1000)) return;
     jwks_posted_ms_ = now;
     options_.on_jwks_refresh(std::string(uri));
   }
