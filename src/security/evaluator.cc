@@ -222,8 +222,9 @@ const TokenEntry* verifyToken(Ctx& c, WorkerState& state, const JwtProvider& p,
   }
   ++EvaluatorAccess::misses(state);
   *cached = false;
-  if (!p.verifier) {
-    *err = JwtError{JwtReason::kNoMatchingKey, "Jwks is not available"};
+  if (!p.verifier || !p.verifier->keys() || p.verifier->keys()->empty()) {
+    // A remote JWKS not fetched yet (or every key of it unusable).
+    *err = JwtError{JwtReason::kNoMatchingKey, "signing keys not available"};
     return nullptr;
   }
   auto r = p.verifier->verify(token, c.now);
