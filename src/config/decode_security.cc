@@ -775,6 +775,19 @@ void decodeSections(MapReader& m, const Resource& res, SecuritySectionsModel* ou
   if (m.has("cors")) decodeCors(m, out);
   if (m.has("clientIPDetection")) decodeClientIp(m, out);
   for (std::string_view s : kSections) m.take(s);  // absent or null
+  if (out->jwt && !out->jwt->optional && out->basic) {
+    for (const JwtProviderModel& p : out->jwt->providers) {
+      for (const security::CredentialSource& src : p.provider.sources) {
+        if (src.kind == security::CredentialSource::Kind::kHeader && src.name == "authorization") {
+          m.reporter().warning(out->basic->where.mark, out->basic->where.path,
+                               "jwt provider \"" + p.name +
+                                   "\" also reads the Authorization header: a request cannot "
+                                   "pass both (use another extractFrom for the token)");
+          return;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
