@@ -742,8 +742,8 @@ void decodeCors(MapReader& parent, SecuritySectionsModel* out) {
   if (cors->allow_credentials && std::find(cors->allow_origins.begin(), cors->allow_origins.end(),
                                            "*") != cors->allow_origins.end()) {
     r.warning(markOf(origins), parent.childPath("cors.allowOrigins"),
-              "allowCredentials with origin \"*\": the request's own origin is echoed (browsers "
-              "refuse a credentialed \"*\")");
+              "allowCredentials with origin \"*\": every web site may make credentialed requests; "
+              "list the allowed origins instead");
   }
   out->cors = std::move(cors);
 }
