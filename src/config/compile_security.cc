@@ -259,6 +259,18 @@ void Compilation::applySecurityPolicies() {
           }
           security::VerifierOptions options = pm.options;
           options.algorithms = pm.algorithms ? *pm.algorithms : defaultAlgorithms(*keys);
+          if (local && pm.algorithms) {
+            bool usable = false;
+            for (const security::Jwk& k : keys->keys())
+              for (int a = 0; a < security::kAlgCount && !usable; ++a)
+                usable = options.algorithms.contains(static_cast<security::Alg>(a)) &&
+                         k.serves(static_cast<security::Alg>(a));
+            if (!usable) {
+              r.warning(kw.mark, kw.path,
+                        "no key serves an algorithm of the provider's algorithms: every token "
+                        "fails");
+            }
+          }
           security::JwtProvider provider = pm.provider;
           provider.uid = ++g_provider_uid;
           provider.verifier = std::make_shared<const security::Verifier>(std::move(options), keys);

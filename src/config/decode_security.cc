@@ -742,8 +742,8 @@ void decodeCors(MapReader& parent, SecuritySectionsModel* out) {
   if (cors->allow_credentials && std::find(cors->allow_origins.begin(), cors->allow_origins.end(),
                                            "*") != cors->allow_origins.end()) {
     r.warning(markOf(origins), parent.childPath("cors.allowOrigins"),
-              "allowCredentials with origin \"*\": the request's own origin is echoed (browsers "
-              "refuse a credentialed \"*\")");
+              "allowCredentials with origin \"*\": every web site may make credentialed requests; "
+              "list the allowed origins instead");
   }
   out->cors = std::move(cors);
 }
@@ -775,6 +775,19 @@ void decodeSections(MapReader& m, const Resource& res, SecuritySectionsModel* ou
   if (m.has("cors")) decodeCors(m, out);
   if (m.has("clientIPDetection")) decodeClientIp(m, out);
   for (std::string_view s : kSections) m.take(s);  // absent or null
+  if (out->jwt && !out->jwt->optional && out->basic) {
+    for (const JwtProviderModel& p : out->jwt->providers) {
+      for (const security::CredentialSource& src : p.provider.sources) {
+        if (src.kind == security::CredentialSource::Kind::kHeader && src.name == "authorization") {
+          m.reporter().warning(out->basic->where.mark, out->basic->where.path,
+                               "jwt provider \"" + p.name +
+                                   "\" also reads the Authorization header: a request cannot "
+                                   "pass both (use another extractFrom for the token)");
+          return;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

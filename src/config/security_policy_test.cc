@@ -431,6 +431,30 @@ spec:
   EXPECT_EQ(dumpOf("SecurityPolicy", "p")["status"]["conditions"][0]["reason"], "Invalid");
 }
 
+TEST_F(SecurityPolicyTest, UselessCombinationsWarn) {
+  dir_.write("u.htpasswd", "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n");
+  std::vector<std::string> d = compileWith(R"(apiVersion: portico.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {name: p}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: devices}]
+  jwt:
+    providers:
+    - name: idp
+      algorithms: [RS256]
+      localJWKS: {type: Inline, inline: ')" +
+                                           std::string(kEcJwks) + R"('}
+  basicAuth: {htpasswdFile: u.htpasswd}
+)");
+  EXPECT_TRUE(errors(d).empty()) << joined(d);
+  EXPECT_TRUE(has(joined(d),
+                  "warning: SecurityPolicy default/p: spec.basicAuth: jwt provider "
+                  "\"idp\" also reads the Authorization header"));
+  EXPECT_TRUE(has(joined(d),
+                  "spec.jwt.providers[0].localJWKS.inline: no key serves an "
+                  "algorithm of the provider's algorithms: every token fails"));
+}
+
 TEST_F(SecurityPolicyTest, InvalidGatewayPolicyDeniesEverything) {
   std::vector<std::string> d = compileWith(R"(apiVersion: portico.dev/v1alpha1
 kind: SecurityPolicy
