@@ -21,7 +21,7 @@
 #include <sstream>
 
 #include "config/compilation.h"
-#include "config/htpasswd_pending.h"  // TODO(integration): security/htpasswd.h
+#include "security/htpasswd.h"
 #include "security/jwks.h"
 #include "security/jwt.h"
 
