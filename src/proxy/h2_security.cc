@@ -40,9 +40,7 @@ H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const con
       path_ = original_path;
       sec_added_.clear();
       cors_resp_.clear();
-      size_t q = path_.find('?');
-      in.path = path_.substr(0, q);
-      in.query = q == std::string_view::npos ? std::string_view() : path_.substr(q + 1);
+      splitTarget(path_, &in);
       in.headers = headers_.data();
       in.header_count = static_cast<uint32_t>(headers_.size());
     }
@@ -100,9 +98,7 @@ H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const con
     if (!out.remove_query_params.empty()) {
       sec_path_ = security::removeQueryParams(path_, out.remove_query_params);
       path_ = sec_path_;
-      size_t q = path_.find('?');
-      in.path = path_.substr(0, q);
-      in.query = q == std::string_view::npos ? std::string_view() : path_.substr(q + 1);
+      splitTarget(path_, &in);
     }
     if (!out.cors_response_headers.empty()) cors_resp_.append(out.cors_response_headers);
     if (!out.recompute_route || pass == 1) return SecurityStep::kContinue;

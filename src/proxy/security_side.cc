@@ -54,9 +54,7 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
       in.headers = head.headers;
       in.header_count = head.header_count;
       target = original_target;
-      size_t q = target.find('?');
-      in.path = target.substr(0, q);
-      in.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+      splitTarget(target, &in);
       cors_resp_.clear();
     }
     security::Layers layers = securityLayers(port.settings, *rule_);
@@ -128,9 +126,7 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
     if (!out.remove_query_params.empty()) {
       sec_target_ = security::removeQueryParams(target, out.remove_query_params);
       target = sec_target_;
-      size_t q = target.find('?');
-      in.path = target.substr(0, q);
-      in.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+      splitTarget(target, &in);
     }
     if (!out.cors_response_headers.empty()) cors_resp_.append(out.cors_response_headers);
     if (!out.recompute_route || pass == 1) return SecurityStep::kContinue;

@@ -45,6 +45,13 @@ inline security::Request securityRequest(const router::RouteInput& in, uint8_t p
   return r;
 }
 
+// Sets in.path and in.query from a request target ("/p?q").
+inline void splitTarget(std::string_view target, router::RouteInput* in) {
+  size_t q = target.find('?');
+  in->path = target.substr(0, q);
+  in->query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+}
+
 // True when both give every section from the same compiled object (the same checks).
 bool sameSections(const security::Layers& a, const security::Layers& b);
 
