@@ -264,7 +264,9 @@ JwtResult<bool> Verifier::checkClaims(const json& claims, int64_t now_s) const {
   auto iat = numericDate(claims, "iat", bad);
   if (bad) return fail(JwtReason::kMalformed, "Jwt exp, nbf or iat is not a number");
   if (exp && now >= *exp + skew) return fail(JwtReason::kExpired, "Jwt is expired");
-  if (!exp && options_.require_expiration) return fail(JwtReason::kMissingClaim, "Jwt has no exp");
+  // A token that never expires, where one must: invalid (401), not a lack of permission (403).
+  if (!exp && options_.require_expiration)
+    return fail(JwtReason::kExpired, "Jwt has no exp (an expiration is required)");
   if (nbf && now < *nbf - skew) return fail(JwtReason::kNotYetValid, "Jwt not yet valid");
   if (iat && *iat > now + skew) return fail(JwtReason::kNotYetValid, "Jwt issued in the future");
 
