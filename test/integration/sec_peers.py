@@ -25,7 +25,7 @@ from harness import HttpPeer, QuietHandler
 
 ISSUER = "https://idp.example.com"
 AUDIENCE = "devices-api"
-HMAC_SECRET = b"portico-test-hmac-secret-0123456789abcdef-0123456789abcdef"
+HMAC_SECRET = b"portico-test-hmac-secret-" + b"0123456789abcdef" * 5  # >= 64 bytes (HS512)
 
 RSA_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 ALL_ALGS = RSA_ALGS + ["ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512"]
