@@ -19,7 +19,7 @@ import time
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, HMACAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import HMACAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from harness import HttpPeer, QuietHandler
 
@@ -61,7 +61,12 @@ class SigningKey:
         if self.kind == "RSA":
             d = json.loads(RSAAlgorithm.to_jwk(self.private.public_key()))
         elif self.kind in ("EC256", "EC384"):
-            d = json.loads(ECAlgorithm.to_jwk(self.private.public_key()))
+            # By hand: PyJWT 2.6 drops leading zero bytes of x/y (RFC 7518 §6.2.1.2 wants the
+            # full coordinate length), which a strict verifier rightly refuses.
+            n = 32 if self.kind == "EC256" else 48
+            pub = self.private.public_key().public_numbers()
+            d = {"kty": "EC", "crv": "P-256" if n == 32 else "P-384",
+                 "x": b64url(pub.x.to_bytes(n, "big")), "y": b64url(pub.y.to_bytes(n, "big"))}
         elif self.kind == "OKP":
             d = json.loads(OKPAlgorithm.to_jwk(self.private.public_key()))
         else:
