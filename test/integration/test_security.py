@@ -21,6 +21,8 @@ import threading
 import time
 import unittest
 
+import jwt
+
 from harness import BIN, GatewayTestCase, free_port, wait_port
 import sec_peers as sp
 
@@ -48,10 +50,11 @@ def other_keys():
 
 # ---- Config pieces (block-style YAML) -----------------------------------------------------
 
-def gateway_doc(port, name="gw"):
+def gateway_doc(port, name="gw", addresses=("127.0.0.1",)):
+    addrs = ", ".join(f'{{type: IPAddress, value: "{a}"}}' for a in addresses)
     return (f"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
             f"metadata: {{name: {name}}}\nspec:\n"
-            f"  addresses: [{{type: IPAddress, value: 127.0.0.1}}]\n"
+            f"  addresses: [{addrs}]\n"
             f"  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n")
 
 
@@ -117,9 +120,9 @@ class SecurityCase(GatewayTestCase):
         except TimeoutError:
             self.fail(self.gw.output())
 
-    def request(self, method, path, headers=None, body=None, conn=None):
+    def request(self, method, path, headers=None, body=None, conn=None, addr="127.0.0.1"):
         """Returns (status, headers as a lowercase dict (repeated fields joined), body)."""
-        c = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c = conn or http.client.HTTPConnection(addr, self.port, timeout=10)
         c.request(method, path, body=body, headers={"Host": "api.example.com",
                                                     **(headers or {})})
         r = c.getresponse()
@@ -132,8 +135,8 @@ class SecurityCase(GatewayTestCase):
             c.close()
         return r.status, hs, data
 
-    def get(self, path, headers=None, conn=None):
-        return self.request("GET", path, headers, conn=conn)
+    def get(self, path, headers=None, conn=None, addr="127.0.0.1"):
+        return self.request("GET", path, headers, conn=conn, addr=addr)
 
     def echoed(self, path, headers=None, method="GET"):
         """The request head the upstream saw (asserts a 200 from the echo upstream)."""
@@ -247,6 +250,50 @@ class JwtLocal(SecurityCase):
         self.assertIs(c.sock, sock, "a new connection was opened")
         c.close()
 
+    def test_attack_alg_none_spellings(self):
+        for alg in ["None", "NONE", "nOnE", ""]:
+            with self.subTest(alg=alg):
+                head = sp.b64url_json({"alg": alg, "typ": "JWT"})
+                self.assert_invalid(head + "." + sp.b64url_json(sp.claims()) + ".")
+                # With a signature segment that is not empty either.
+                self.assert_invalid(head + "." + sp.b64url_json(sp.claims()) + ".c2ln")
+
+    def test_attack_embedded_jwk_header(self):
+        # CVE-2018-0114 style: the token carries its own (attacker's) public key in `jwk`.
+        k = other_keys().keys["RSA"]
+        token = jwt.encode(sp.claims(), k.private, algorithm="RS256",
+                           headers={"jwk": k.jwk(), "kid": k.kid})
+        self.assert_invalid(token)
+        token = jwt.encode(sp.claims(), k.private, algorithm="RS256", headers={"jwk": k.jwk()})
+        self.assert_invalid(token)
+
+    def test_attack_jku_header_not_followed(self):
+        # The token names the attacker's key set URL: Portico never fetches it.
+        evil = sp.JwksServer(free_port(), other_keys().jwks(["RSA"]))
+        self.addCleanup(evil.stop)
+        k = other_keys().keys["RSA"]
+        for member in ("jku", "x5u"):
+            token = jwt.encode(sp.claims(), k.private, algorithm="RS256",
+                               headers={member: evil.uri, "kid": k.kid})
+            self.assert_invalid(token)
+        time.sleep(0.3)
+        self.assertEqual(evil.requests, 0, "the gateway fetched a key set named by a token")
+
+    def test_attack_crit_header(self):
+        k = keys().keys["RSA"]
+        token = jwt.encode(sp.claims(), k.private, algorithm="RS256",
+                           headers={"kid": k.kid, "crit": ["exp"], "exp": 1})
+        self.assert_invalid(token)
+
+    def test_clock_skew_tolerated(self):
+        now = int(time.time())
+        # Within the default 60 s of skew: accepted.
+        self.echoed("/api/x", bearer(keys().token("RS256", exp=now - 20)))
+        self.echoed("/api/x", bearer(keys().token("RS256", nbf=now + 20)))
+        # Beyond it: refused.
+        self.assert_invalid(keys().token("RS256", exp=now - 120))
+        self.assert_invalid(keys().token("RS256", nbf=now + 120))
+
     def test_attack_malformed_base64(self):
         good = keys().token("RS256")
         head, body, sig = good.split(".")
@@ -333,6 +380,78 @@ class JwtLocal(SecurityCase):
 for _alg in sp.ALL_ALGS:
     setattr(JwtLocal, f"test_alg_{_alg}_accepted",
             (lambda alg: lambda self: self.check_alg(alg))(_alg))
+
+
+# ---- HTTP/2 ------------------------------------------------------------------------------
+
+class Http2(SecurityCase):
+    """The same checks on h2c (curl with prior knowledge): the HTTP/2 path runs the policy too."""
+
+    def setUp(self):
+        super().setUp()
+        self.up = self.echo("up")
+        self.start_gateway([
+            gateway_doc(self.port), backend_doc("up", self.up),
+            route_doc("api", "/api", "up"), route_doc("keys", "/keys", "up"),
+            route_doc("cors", "/cors", "up"),
+            policy_doc("api", "HTTPRoute", "api", jwt_section(provider(
+                extra="claimToHeaders: [{claim: tenant, header: x-tenant}]\n"))),
+            policy_doc("keys", "HTTPRoute", "keys", (
+                "  apiKeyAuth:\n    consumers: [{name: app, key: k-h2}]\n"
+                "    forwardClientIDHeader: x-consumer\n")),
+            policy_doc("cors", "HTTPRoute", "cors", (
+                "  cors:\n    allowOrigins: [\"https://app.example.com\"]\n"
+                "    allowMethods: [GET, PUT]\n")),
+        ])
+
+    def curl(self, path, *args):
+        """Returns (status, headers dict, body) of an h2c request made by curl."""
+        out = subprocess.run(
+            ["curl", "-s", "--http2-prior-knowledge", "-D", "-", "-o",
+             os.path.join(self.tmp, "body"), "-H", "Host: api.example.com", *args,
+             f"http://127.0.0.1:{self.port}{path}"], capture_output=True, text=True, timeout=15)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.strip().split("\r\n")
+        self.assertTrue(lines[0].startswith("HTTP/2 "), lines[0])
+        hs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hs[k.strip().lower()] = v.strip()
+        with open(os.path.join(self.tmp, "body"), "rb") as f:
+            body = f.read()
+        return int(lines[0].split()[1]), hs, body
+
+    def test_h2_jwt(self):
+        status, hs, _ = self.curl("/api/x")
+        self.assertEqual(status, 401)
+        self.assertTrue(hs.get("www-authenticate", "").startswith("Bearer realm="), hs)
+        status, hs, _ = self.curl("/api/x", "-H", f"Authorization: Bearer {sp.token_alg_none()}")
+        self.assertEqual(status, 401)
+        self.assertIn("invalid_token", hs.get("www-authenticate", ""))
+        token = keys().token("ES256", tenant="acme")
+        status, hs, body = self.curl("/api/x", "-H", f"Authorization: Bearer {token}",
+                                     "-H", "X-Tenant: globex")
+        self.assertEqual(status, 200, body)
+        seen = json.loads(body)
+        self.assertNotIn("authorization", seen["headers"])
+        self.assertEqual(seen["headers"].get("x-tenant"), "acme")
+
+    def test_h2_api_key(self):
+        self.assertEqual(self.curl("/keys/x", "-H", "x-api-key: nope")[0], 401)
+        status, _, body = self.curl("/keys/x", "-H", "x-api-key: k-h2")
+        self.assertEqual(status, 200)
+        seen = json.loads(body)
+        self.assertEqual(seen["headers"].get("x-consumer"), "app")
+        self.assertNotIn("x-api-key", seen["headers"])
+
+    def test_h2_cors_preflight(self):
+        status, hs, body = self.curl("/cors/x", "-X", "OPTIONS", "-H",
+                                     "Origin: https://app.example.com", "-H",
+                                     "Access-Control-Request-Method: PUT")
+        self.assertEqual(status, 200)
+        self.assertEqual(body, b"")
+        self.assertEqual(hs.get("access-control-allow-origin"), "https://app.example.com")
+        self.assertIn("PUT", hs.get("access-control-allow-methods", ""))
 
 
 # ---- Remote JWKS --------------------------------------------------------------------------
@@ -832,7 +951,7 @@ class AccessRules(SecurityCase):
         self.up = self.echo("up")
         names = ["v4", "v6only", "xff", "claim", "consumer", "ops"]
         self.start_gateway(
-            [gateway_doc(self.port), backend_doc("up", self.up)]
+            [gateway_doc(self.port, addresses=("127.0.0.1", "::1")), backend_doc("up", self.up)]
             + [route_doc(n, f"/{n}", "up") for n in names]
             + [policy_doc("v4", "HTTPRoute", "v4", (
                 "  authorization:\n    defaultAction: Deny\n    rules:\n"
@@ -868,6 +987,14 @@ class AccessRules(SecurityCase):
     def test_cidr_ipv6_rule_denies_ipv4_client(self):
         status, hs, body = self.get("/v6only/x")
         self.assertEqual(status, 403, (hs, body))
+
+    def test_cidr_ipv4_vs_ipv6_clients(self):
+        wait_port(self.port, host="::1")
+        # The same rules, the client on ::1 instead of 127.0.0.1.
+        self.assertEqual(self.get("/v6only/x", addr="::1")[0], 200)
+        self.assertEqual(self.get("/v4/x", addr="::1")[0], 403)
+        self.assertEqual(self.get("/v4/x")[0], 200)
+        self.assertEqual(self.get("/v6only/x")[0], 403)
 
     def test_cidr_via_x_forwarded_for_trusted_hops(self):
         self.echoed("/xff/x", {"X-Forwarded-For": "192.168.1.1"})
