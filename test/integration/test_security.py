@@ -632,6 +632,10 @@ class ClaimRouting(SecurityCase):
         self.assertEqual(seen["name"], "tenant-acme")
         self.assertEqual(seen["headers"].get("x-tenant"), "acme")
         self.assertNotIn("x-plan", seen["headers"])  # the token has no plan claim
+        # A valid token without a tenant claim: the client's x-tenant is still removed.
+        seen = self.echoed("/devices/1", {**bearer(keys().token("RS256")), "X-Tenant": "globex"})
+        self.assertEqual(seen["name"], "fallback")
+        self.assertNotIn("x-tenant", seen["headers"])
         # Without a token: 401, never routed on the client's header.
         self.assert_status(401, "/devices/1", {"X-Tenant": "globex"})
 
