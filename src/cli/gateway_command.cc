@@ -31,6 +31,7 @@
 #include "net/dns_resolver.h"
 #include "net/socket.h"
 #include "proxy/worker.h"
+#include "security/jwks_fetcher.h"
 #include "stats/prometheus.h"
 #include "upstream/health_checker.h"
 #include "upstream/outlier_detector.h"
@@ -112,6 +113,9 @@ class Gateway {
       loop_.post([this, pool_id, snap = std::move(snap), backend_index] {
         outliers_.report(pool_id, *snap->backends[backend_index]);
       });
+    };
+    wopts.on_jwks_refresh = [this](std::string uri) {
+      loop_.post([this, uri = std::move(uri)] { jwks_.refreshSoon(uri); });
     };
     applied(snapshot);
     for (uint32_t w = 0; w < n; ++w) {
@@ -230,6 +234,7 @@ class Gateway {
     config::CompileOptions o;
     o.local_zone = options_.zone;
     o.dns = &dns_answers_;
+    o.jwks = &jwks_.keySets();
     o.cache = &compile_cache_;
     return o;
   }
@@ -333,6 +338,11 @@ class Gateway {
       dns_answers_.by_name.erase(n);
     }
     dns_tracked_ = std::move(names);
+    // Remote JWKS of SecurityPolicies: fetched (and refreshed) on this loop; a changed key set
+    // recompiles (jwksChanged).
+    std::vector<std::pair<std::string, uint32_t>> jwks;
+    for (const auto& src : snapshot->jwks_sources) jwks.emplace_back(src.uri, src.refresh_ms);
+    jwks_.setSources(jwks);
     // Certificate and CA files of HTTPS listeners: a change reloads, as a config change does.
     // Watchers are only added (never freed inside a reload that a watcher may have started).
     for (const auto& p : snapshot->ports) {
@@ -356,6 +366,18 @@ class Gateway {
     ips.clear();
     for (const net::Address& a : addresses) ips.push_back(a.ipString());
     std::fprintf(stderr, "portico: dns: %s -> %zu address(es)\n", name.c_str(), ips.size());
+    recompileRunning();
+  }
+
+  // A remote JWKS changed (first fetch, rotation): recompile the running resources.
+  void jwksChanged() {
+    std::fprintf(stderr, "portico: jwks: a remote key set changed; recompiling\n");
+    recompileRunning();
+  }
+
+  // The running resources compiled again with new inputs (DNS answers, JWKS) and published;
+  // no listener changes.
+  void recompileRunning() {
     if (draining_ || workers_.empty()) return;
     if (!last_resources_) return;
     config::CompileResult compiled =
@@ -547,6 +569,7 @@ class Gateway {
   upstream::HealthChecker checker_{loop_, shared_.health};
   upstream::OutlierDetector outliers_{loop_, shared_.health};
   net::DnsResolver dns_{loop_, dnsOptions(options_)};
+  security::JwksFetcher jwks_{loop_, dns_, [this] { jwksChanged(); }};
   net::DnsReresolver reresolver_{
       loop_, dns_, net::ReresolveOptions{},
       [this](const std::string& name, const std::vector<net::Address>& a) { dnsChanged(name, a); },

@@ -29,6 +29,7 @@ struct DecodedSpec {
   std::optional<TrafficPolicyModel> policy;
   std::optional<RouteFilterModel> route_filter;
   std::optional<SecretModel> secret;  // Secret or ConfigMap
+  std::optional<SecurityPolicyModel> security;
   // The decoder's diagnostics, lines relative to the document (Resource::line_offset not added).
   std::vector<Diagnostic> diagnostics;
 };
@@ -65,6 +66,7 @@ struct AncestorStatus {
   std::string gateway_name;  // the target's name
   std::string section;       // sectionName of the target, if any
   Condition accepted{"Accepted", true, "Accepted", ""};
+  std::vector<Condition> more;  // further conditions (SecurityPolicy: ResolvedRefs, Conflicted)
   bool operator==(const AncestorStatus&) const = default;
 };
 
@@ -152,12 +154,18 @@ struct PolicyItem {
   const TrafficPolicyModel& model;
 };
 
+struct SecurityItem {
+  uint32_t resource = 0;
+  const SecurityPolicyModel& model;
+  std::string invalid;  // decode errors (the policy fails closed); "" when valid
+};
+
 class Compilation {
  public:
   // `cache` may be null; `reuse`: take routes from it when allowed (else only refill it).
   Compilation(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
               uint64_t version, const DnsAnswers& dns, std::string local_zone, CompileCache* cache,
-              bool reuse);
+              bool reuse, const JwksKeySets* jwks = nullptr);
   CompileResult run();
   // run() gave up reusing routes (a reused route would not be the same as compiled now):
   // compile again with reuse = false. Its result is not to be used.
@@ -209,6 +217,16 @@ class Compilation {
   void targetNotFound(uint32_t policy_resource, const PolicyTargetModel& target, AncestorStatus as,
                       Reporter& r);
 
+  // compile_security.cc: SecurityPolicies compiled and attached to rules and ports (after
+  // applyRoutePolicies(); rules of reused routes are final and left alone).
+  void applySecurityPolicies();
+  // Whether a file the previous compile's SecurityPolicies read (keys, consumers, htpasswd)
+  // now reads differently: its routes' rules would not be the same (no reuse).
+  bool securityFilesChanged() const;
+  // Reads a file for a SecurityPolicy and records it for securityFilesChanged(); "" on
+  // success, else the problem.
+  std::string readSecurityFile(const std::string& path, std::string* out);
+
   // compile_tls.cc
   // The TLS settings of an HTTPS listener: certificates and CA bundles read from its Secrets,
   // ConfigMaps and files. nullopt (reported, *failed set) when a reference does not resolve.
@@ -230,6 +248,7 @@ class Compilation {
   const std::vector<Resource>& resources_;  // *resources_ptr_
   StatsIds& ids_;
   const DnsAnswers& dns_;
+  const JwksKeySets& jwks_;
   std::string local_zone_;  // the gateway's zone, for zone-aware load balancing
   CompileCache* cache_;     // may be null
   bool reuse_;              // may take routes from cache_
@@ -251,7 +270,9 @@ class Compilation {
   std::vector<RouteItem> routes_;
   std::vector<BackendItem> backends_;
   std::vector<PolicyItem> policies_;
-  std::vector<RouteFilterModel> route_filters_;  // HTTPRouteFilters
+  std::vector<SecurityItem> security_policies_;
+  std::map<std::string, std::string> security_files_;  // path -> content, or the read error
+  std::vector<RouteFilterModel> route_filters_;        // HTTPRouteFilters
   std::map<std::pair<std::string, std::string>, uint32_t> route_filter_by_name_;
   std::map<std::pair<std::string, std::string>, uint32_t> gateway_by_name_;  // (ns, name)
   std::map<std::pair<std::string, std::string>, uint32_t> backend_by_name_;
@@ -282,6 +303,8 @@ struct CompileCache::State {
   // What the routes depended on besides their own documents.
   uint64_t stats_instance = 0;
   DnsAnswers dns;
+  JwksKeySets jwks;  // compared by key-set pointer: a new fetch compiles everything
+  std::map<std::string, std::string> security_files;  // SecurityPolicy files as last read
   std::string local_zone;
   std::vector<std::shared_ptr<DecodeSlot>> others;
   // The snapshot's backends, the keys of those made for portless endpoints (first use order),

@@ -493,7 +493,8 @@ void Compilation::startReuse() {
   if (!reuse_ || cache_->state == nullptr) return;
   const CompileCache::State& st = *cache_->state;
   if (st.stats_instance != ids_.instance() || st.local_zone != local_zone_ ||
-      st.dns.by_name != dns_.by_name || st.others != others_) {
+      st.dns.by_name != dns_.by_name || st.jwks != jwks_ || st.others != others_ ||
+      securityFilesChanged()) {
     return;
   }
   reusing_ = true;
@@ -540,6 +541,7 @@ void Compilation::fillCache() {
     st = std::make_unique<CompileCache::State>();
     st->stats_instance = ids_.instance();
     st->dns = dns_;
+    st->jwks = jwks_;
     st->local_zone = local_zone_;
     st->others = std::move(others_);
     st->routes.reserve(routes_.size());
@@ -547,6 +549,7 @@ void Compilation::fillCache() {
   st->backends = snapshot_->backends;
   st->materialized = materialized_;
   st->dns_names = snapshot_->dns_names;
+  st->security_files = security_files_;
   st->port_backends.clear();
   for (const RouteItem& route : routes_) {
     for (const BackendKey& key : route.compiled->port_backends) {

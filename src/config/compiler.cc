@@ -23,6 +23,7 @@ enum class KindClass {
   kBackend,
   kTrafficPolicy,
   kRouteFilter,
+  kSecurityPolicy,
   kSecret,  // core v1 Secret or ConfigMap
   kIgnored,
   kUnknown
@@ -64,11 +65,13 @@ KindClass classify(const Resource& res, std::string* problem, std::string* field
              (res.kind == "Secret" || res.kind == "ConfigMap")) {
     return KindClass::kSecret;
   } else if (group == kPorticoGroup) {
-    if (res.kind == "Backend" || res.kind == "TrafficPolicy" || res.kind == "HTTPRouteFilter") {
+    if (res.kind == "Backend" || res.kind == "TrafficPolicy" || res.kind == "HTTPRouteFilter" ||
+        res.kind == "SecurityPolicy") {
       if (version == "v1alpha1") {
-        return res.kind == "Backend"         ? KindClass::kBackend
-               : res.kind == "TrafficPolicy" ? KindClass::kTrafficPolicy
-                                             : KindClass::kRouteFilter;
+        return res.kind == "Backend"          ? KindClass::kBackend
+               : res.kind == "TrafficPolicy"  ? KindClass::kTrafficPolicy
+               : res.kind == "SecurityPolicy" ? KindClass::kSecurityPolicy
+                                              : KindClass::kRouteFilter;
       }
       *problem = "Unsupported value: \"" + res.api_version + "\": " + res.kind +
                  " is served as portico.dev/v1alpha1";
@@ -79,8 +82,8 @@ KindClass classify(const Resource& res, std::string* problem, std::string* field
   *problem =
       "Unsupported value: kind " + res.kind + " of apiVersion \"" + res.api_version +
       "\": supported kinds are Gateway, HTTPRoute and GRPCRoute (gateway.networking.k8s.io/v1), "
-      "Backend, TrafficPolicy and HTTPRouteFilter (portico.dev/v1alpha1), Secret and "
-      "ConfigMap (v1)";
+      "Backend, TrafficPolicy, HTTPRouteFilter and SecurityPolicy (portico.dev/v1alpha1), Secret "
+      "and ConfigMap (v1)";
   return KindClass::kUnknown;
 }
 
@@ -101,6 +104,8 @@ std::string where(const Resource& res) {
 
 }  // namespace
 
+const JwksKeySets kNoJwks;
+
 bool olderFirst(const Resource& a, const Resource& b) {
   if (a.created_us != b.created_us) return a.created_us < b.created_us;
   return (a.ns + '/' + a.name) < (b.ns + '/' + b.name);
@@ -108,11 +113,12 @@ bool olderFirst(const Resource& a, const Resource& b) {
 
 Compilation::Compilation(std::shared_ptr<const std::vector<Resource>> resources, StatsIds& ids,
                          uint64_t version, const DnsAnswers& dns, std::string local_zone,
-                         CompileCache* cache, bool reuse)
+                         CompileCache* cache, bool reuse, const JwksKeySets* jwks)
     : resources_ptr_(std::move(resources)),
       resources_(*resources_ptr_),
       ids_(ids),
       dns_(dns),
+      jwks_(jwks != nullptr ? *jwks : kNoJwks),
       local_zone_(std::move(local_zone)),
       cache_(cache),
       reuse_(reuse && cache != nullptr),
@@ -165,6 +171,9 @@ const DecodedSpec& Compilation::decoded(uint32_t i) {
         break;
       case KindClass::kRouteFilter:
         fresh->route_filter = decodeRouteFilter(res, r);
+        break;
+      case KindClass::kSecurityPolicy:
+        fresh->security = decodeSecurityPolicy(res, r);
         break;
       case KindClass::kSecret:
         fresh->secret = decodeSecret(res, r);
@@ -288,6 +297,15 @@ void Compilation::decodeAll() {
           route_filters_.push_back(*spec.route_filter);
           status_[i].conditions.push_back(Condition{"Accepted", true, "Accepted", ""});
           ok = true;
+        }
+        break;
+      case KindClass::kSecurityPolicy:
+        if (spec.security) {
+          std::string message = spec.security->invalid ? errorsSince(first) : "";
+          if (spec.security->invalid && message.empty()) message = "invalid (see its errors)";
+          security_policies_.push_back(SecurityItem{i, *spec.security, message});
+          // An invalid one is rejected but still placed: its targets fail closed.
+          ok = !spec.security->invalid;
         }
         break;
       case KindClass::kSecret:
@@ -481,6 +499,8 @@ CompileResult Compilation::run() {
     attachRoutes();
     if (abandoned_) return {};
     applyRoutePolicies();
+    applySecurityPolicies();
+    if (abandoned_) return {};
     timings_.routes_ms = lap();
     buildPorts();
     fillStatsNames();
@@ -537,13 +557,13 @@ CompileResult compile(std::shared_ptr<const std::vector<Resource>> resources, St
   bool abandoned = false;
   {
     internal::Compilation reusing(resources, ids, version, dns, options.local_zone, options.cache,
-                                  /*reuse=*/true);
+                                  /*reuse=*/true, options.jwks);
     result = reusing.run();
     abandoned = reusing.abandoned();
   }
   if (abandoned) {
     result = internal::Compilation(std::move(resources), ids, version, dns, options.local_zone,
-                                   options.cache, /*reuse=*/false)
+                                   options.cache, /*reuse=*/false, options.jwks)
                  .run();
   }
   result.timings.total_ms =

@@ -16,7 +16,14 @@
 #include "config/snapshot.h"
 #include "config/stats_ids.h"
 
+namespace portico::security {
+class KeySet;
+}
+
 namespace portico::config {
+
+// The last good key set of each remote JWKS URI (Snapshot::jwks_sources), by URI.
+using JwksKeySets = std::map<std::string, std::shared_ptr<const security::KeySet>, std::less<>>;
 
 // What the gateway's resolver knows about DNS endpoint names: name -> IP literals. A name
 // without an answer contributes no endpoints yet.
@@ -54,7 +61,7 @@ struct CompileResult {
 // Compiles `resources` (from loadPath/loadString) into a Snapshot with the given version.
 // `ids` assigns stats and pool ids; it must be the same object across reloads so that ids
 // stay stable. Supported kinds: Gateway and HTTPRoute (gateway.networking.k8s.io/v1, v1beta1),
-// Backend and TrafficPolicy (portico.dev/v1alpha1).
+// Backend, TrafficPolicy, HTTPRouteFilter and SecurityPolicy (portico.dev/v1alpha1).
 // What one compile() leaves for the next, so that a reload that changed only HTTPRoutes
 // compiles only those: the compiled rules, attachments, statuses and diagnostics of every
 // route, by document. compile() reuses a route's when its document is the same and nothing
@@ -79,6 +86,10 @@ struct CompileOptions {
   const DnsAnswers* dns = nullptr;  // addresses of DNS endpoints (see Snapshot::dns_names)
   std::string local_zone;           // the gateway's zone, for zone-aware load balancing
   CompileCache* cache = nullptr;    // reuse the previous compile's routes (see CompileCache)
+  // Remote JWKS key sets fetched so far (uri -> last good set); a URI without one gives its
+  // providers an empty key set (every token fails until the first fetch). Like DNS answers,
+  // a change of any key set compiles everything again (no route reuse).
+  const JwksKeySets* jwks = nullptr;
 };
 
 CompileResult compile(const std::vector<Resource>& resources, StatsIds& ids, uint64_t version = 0,

@@ -294,8 +294,8 @@ spec:
           "supported yet; ignored",
           "F:14:7: error: Service default/s: kind: Unsupported value: kind Service of "
           "apiVersion \"v1\": supported kinds are Gateway, HTTPRoute and GRPCRoute "
-          "(gateway.networking.k8s.io/v1), Backend, TrafficPolicy and HTTPRouteFilter "
-          "(portico.dev/v1alpha1), Secret and ConfigMap (v1)",
+          "(gateway.networking.k8s.io/v1), Backend, TrafficPolicy, HTTPRouteFilter and "
+          "SecurityPolicy (portico.dev/v1alpha1), Secret and ConfigMap (v1)",
           "F:17:13: error: Backend default/b: apiVersion: Unsupported value: \"portico.dev/v1\": "
           "Backend is served as portico.dev/v1alpha1",
           "F:24:9: error: Gateway default/gw: metadata.name: Duplicate value: Gateway "

@@ -109,7 +109,9 @@ std::string statusJson(const Resource& res, const ResourceStatus& st) {
         appendJsonString(as.section, &out);
       }
       out.append("},\"conditions\":");
-      appendConditions({as.accepted}, gen, &out);
+      std::vector<Condition> conditions = {as.accepted};
+      conditions.insert(conditions.end(), as.more.begin(), as.more.end());
+      appendConditions(conditions, gen, &out);
       out.append(",\"controllerName\":");
       appendJsonString(kControllerName, &out);
       out.push_back('}');

@@ -95,6 +95,8 @@ void forEachEntry(Reporter& r, const YAML::Node& node, const std::string& path,
 }
 
 void storeEntry(SecretModel* s, const std::string& key, std::string value, Where where) {
+  s->entries.emplace_back(key, value);
+  s->entry_where.push_back(where);
   if (key == "tls.crt") {
     s->tls_crt = std::move(value);
     s->tls_crt_where = std::move(where);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/backend_settings.h"
@@ -19,6 +20,7 @@
 #include "config/policy.h"
 #include "config/resource.h"
 #include "config/yaml_reader.h"
+#include "security/policy.h"
 
 namespace re2 {
 class RE2;
@@ -79,6 +81,9 @@ struct ListenerTlsModel {
 // reads (tls.crt, tls.key, ca.crt), base64-decoded from `data` or plain from `stringData`.
 struct SecretModel {
   std::string type;  // Secret type ("kubernetes.io/tls"); "" for a ConfigMap
+  // Every entry, decoded (SecurityPolicy reads API keys, .htpasswd and jwks.json from here).
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<Where> entry_where;  // parallel to entries
   std::string tls_crt, tls_key, ca_crt;
   Where tls_crt_where, tls_key_where, ca_crt_where;
   bool has_tls_crt = false, has_tls_key = false, has_ca_crt = false;
@@ -284,6 +289,93 @@ struct TrafficPolicyModel {
   RouteSettingsModel overrides;
 };
 
+// ---- SecurityPolicy (portico.dev) ------------------------------------------------------
+// The sections as decoded; what depends on other resources, files or the JWKS fetcher
+// (keys, consumers from Secrets and files, htpasswd, the ext-authz backend) is resolved by
+// compile_security.cc. Sections that depend on the document alone are built here.
+
+// A Secret or ConfigMap in the policy's namespace.
+struct LocalObjectRefModel {
+  Where where;
+  std::string kind = "Secret";
+  std::string name;
+};
+
+struct JwtProviderModel {
+  Where where;
+  std::string name;
+  enum class Keys : uint8_t { kRemote, kInline, kFile, kValueRef } keys = Keys::kRemote;
+  Where keys_where;        // remoteJWKS / localJWKS
+  std::string remote_uri;  // kRemote
+  uint32_t refresh_ms = 300'000;
+  std::string local_text;         // kInline: the JWKS or PEM text; kFile: the file name
+  LocalObjectRefModel value_ref;  // kValueRef (key jwks.json)
+  std::optional<security::AlgSet> algorithms;  // unset: the default set (see compile)
+  security::VerifierOptions options;           // issuer, audiences, skew, claims (no algs)
+  security::JwtProvider provider;              // name, sources, forward, claimToHeaders...
+};
+
+struct JwtModel {
+  Where where;
+  bool optional = false;
+  std::vector<JwtProviderModel> providers;
+};
+
+struct ApiConsumerModel {
+  Where where;
+  security::ApiConsumer consumer;  // name, digest, disabled, metadata
+};
+
+struct ApiKeyModel {
+  Where where;
+  std::vector<LocalObjectRefModel> credential_refs;
+  std::vector<ApiConsumerModel> consumers;
+  std::string consumers_file;
+  Where consumers_file_where;
+  security::ApiKeyAuth settings;  // sources, headers, sanitize (consumers filled at compile)
+};
+
+struct BasicAuthModel {
+  Where where;
+  std::optional<LocalObjectRefModel> users;  // Secret key .htpasswd
+  std::string htpasswd_file;
+  Where htpasswd_file_where;
+  security::BasicAuth settings;  // realm, forwardUsernameHeader, forward (users at compile)
+};
+
+struct ExtAuthModel {
+  Where where;
+  BackendRefModel backend;
+  security::ExtAuthz settings;  // everything but the backend
+};
+
+// The sections of one SecurityPolicy level (the defaults, or a Gateway policy's overrides).
+// Each is taken whole from one policy.
+struct SecuritySectionsModel {
+  std::optional<JwtModel> jwt;
+  std::optional<ApiKeyModel> api_key;
+  std::optional<BasicAuthModel> basic;
+  std::optional<ExtAuthModel> ext_auth;
+  std::shared_ptr<const security::Authorization> authorization;
+  Where authorization_where;
+  std::shared_ptr<const security::Cors> cors;
+  Where cors_where;
+  std::optional<uint32_t> xff_trusted_hops;  // clientIPDetection
+  Where xff_where;
+  bool empty() const {
+    return !jwt && !api_key && !basic && !ext_auth && !authorization && !cors && !xff_trusted_hops;
+  }
+};
+
+struct SecurityPolicyModel {
+  std::vector<PolicyTargetModel> targets;  // kind Gateway, HTTPRoute or GRPCRoute
+  SecuritySectionsModel defaults;
+  SecuritySectionsModel overrides;  // Gateway targets only
+  // Some section did not decode: the policy is rejected, and fails closed (its targets
+  // answer 500 / are denied) rather than leaving them open. The message is for the status.
+  bool invalid = false;
+};
+
 // ---- Decoders --------------------------------------------------------------------------
 // Each validates res.spec strictly, reporting through `r` (whose subject is `res`).
 // nullopt: the resource is rejected as a whole. A Gateway listener that is invalid is kept
@@ -297,6 +389,15 @@ std::optional<HttpRouteModel> decodeGrpcRoute(const Resource& res, Reporter& r);
 std::optional<BackendModel> decodeBackend(const Resource& res, Reporter& r);
 std::optional<TrafficPolicyModel> decodeTrafficPolicy(const Resource& res, Reporter& r);
 std::optional<RouteFilterModel> decodeRouteFilter(const Resource& res, Reporter& r);
+// SecurityPolicy (decode_security.cc). nullopt only when its targetRefs cannot be read; a
+// policy with errors elsewhere comes back with `invalid` set, so that its targets fail closed.
+std::optional<SecurityPolicyModel> decodeSecurityPolicy(const Resource& res, Reporter& r);
+// A list of API-key consumers ({name, key | keyHash, disabled, metadata}), as in
+// apiKeyAuth.consumers and in a consumersFile.
+void decodeApiConsumers(Reporter& r, const YAML::Node& node, const std::string& path,
+                        std::vector<ApiConsumerModel>* out);
+// SHA-256 of an API key: what Portico stores and compares instead of the key.
+security::KeyDigest apiKeyDigest(std::string_view key);
 // Secret and ConfigMap (core v1; their content is at the top level, not in spec).
 std::optional<SecretModel> decodeSecret(const Resource& res, Reporter& r);
 // A listener's `tls` into out->tls (decode_tls.cc).

@@ -24,6 +24,9 @@ class RouteTable;
 namespace portico::upstream {
 class LoadBalancer;
 }
+namespace portico::security {
+struct Policy;
+}
 
 namespace portico::config {
 
@@ -133,8 +136,12 @@ struct RuleExtras {
   uint32_t upstream_idle_ms = 0;  // idle timeout of pooled upstream connections it releases
   std::shared_ptr<const RetryPolicy> retry;
   std::vector<std::string> policy_sources;  // "retry: TrafficPolicy ns/name (HTTPRoute default)"
-  // An ExtensionRef filter that did not resolve: the rule answers 500 with this reason
-  // (Gateway API: such a filter must not be skipped).
+  // SecurityPolicy sections of the route and rule policies (security/policy.h); null: none.
+  // Gateway policies are in PortSettings (the proxy layers them: security::Layers).
+  std::shared_ptr<const security::Policy> security;
+  // An ExtensionRef filter that did not resolve, or a SecurityPolicy targeting the rule that
+  // is invalid (fail closed): the rule answers 500 with this reason (Gateway API: such a
+  // filter must not be skipped).
   std::string filter_error;
   // The rule's single PathPrefix value without trailing '/' ("" for "/"), for
   // ReplacePrefixMatch (which requires exactly one PathPrefix match). Set only when the rule
@@ -180,6 +187,7 @@ struct Rule {
   const std::vector<std::string>& policySources() const {
     return extras ? extras->policy_sources : kNoStrings;
   }
+  const security::Policy* security() const { return extras ? extras->security.get() : nullptr; }
   const std::string& filterError() const { return extras ? extras->filter_error : kNoString; }
   const std::string& rewritePrefix() const { return extras ? extras->rewrite_prefix : kNoString; }
 };
@@ -211,6 +219,10 @@ struct PortSettings {
     uint32_t upstream_idle_ms = 0;
     std::shared_ptr<const RetryPolicy> retry;
   } overrides;
+  // SecurityPolicies targeting the Gateway: their defaults (a route's or rule's own section
+  // wins) and overrides (win over every route's); null when none.
+  std::shared_ptr<const security::Policy> security_defaults;
+  std::shared_ptr<const security::Policy> security_overrides;
 };
 
 // A listening socket (address, port) and the listeners (Gateway × listener) served on it.
@@ -226,6 +238,14 @@ struct Port {
 
 struct ConfigDumpSource;  // config_dump.cc
 
+// A remote JWKS the snapshot's JWT providers use: the gateway fetches it every refresh_ms
+// and compiles again when the key set changes (CompileOptions::jwks).
+struct JwksSource {
+  std::string uri;
+  uint32_t refresh_ms = 300'000;  // the smallest cacheDuration of the providers using it
+  bool operator==(const JwksSource&) const = default;
+};
+
 struct Snapshot {
   uint64_t version = 0;
   std::vector<Port> ports;
@@ -235,7 +255,8 @@ struct Snapshot {
   // The rules, one entry per route: its first rule. A route's rules are contiguous, in one
   // allocation that the pointer to the first keeps.
   std::vector<std::shared_ptr<const Rule>> rules;
-  std::vector<std::string> dns_names;  // DNS endpoint names the config uses (may repeat)
+  std::vector<std::string> dns_names;    // DNS endpoint names the config uses (may repeat)
+  std::vector<JwksSource> jwks_sources;  // remote JWKS URIs the config uses, sorted by uri
   // The resources and their status, for admin /config_dump (config::renderConfigDump, main
   // thread only: workers never touch it).
   std::shared_ptr<const ConfigDumpSource> dump;

@@ -13,11 +13,13 @@
 #include <string>
 
 #include "http2/h2.h"
+#include "proxy/ext_authz.h"
 #include "proxy/h1_bridge.h"
 #include "proxy/h2_downstream.h"
 #include "proxy/http_util.h"
 #include "proxy/mirror.h"
 #include "proxy/rewrite.h"
+#include "proxy/security_stage.h"
 #include "proxy/worker.h"
 #include "router/route_table.h"
 #include "router/router.h"
@@ -143,6 +145,7 @@ void DownstreamConn::process() {
     return;
   }
   while (phase_ == Phase::kHead) {
+    if (authz_ != nullptr) return;  // the request waits for its external authorization
     if (in_.empty()) {
       in_.release();
       return;
@@ -230,6 +233,11 @@ void DownstreamConn::resetRequestState() {
   target_ = nullptr;
   backend_ = nullptr;
   endpoint_ = nullptr;
+  resumed_ = false;
+  authz_verdict_.reset();
+  authz_pass_ = 0;
+  sec_target_.clear();
+  cors_resp_.clear();
   req_head_.clear();
   req_head_.release();
   if (snapshot_ != nullptr) {
@@ -260,7 +268,7 @@ bool DownstreamConn::handOffToHttp2() {
 bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   first_request_ = false;
   stats::Shard& st = worker_.stats();
-  st.global.downstream_requests.inc();
+  if (!resumed_) st.global.downstream_requests.inc();
   start_us_ = net::EventLoop::monotonicUs();
   snapshot_ = worker_.acquireSnapshot();
   phase_ = Phase::kProxy;
@@ -335,8 +343,16 @@ bool DownstreamConn::startRequest(http1::RequestHead& head, size_t head_len) {
   if (port->tls && port->tls->misdirected(transport_.listenerIndex(), d.listener))
     return reject(421, "misdirected request: this connection was not made for this host\n");
   rule_ = d.rule;
-  stats::RouteStats& rs = st.routes.at(rule_->route_stats_id);
-  rs.requests.inc();
+  if (!resumed_) st.routes.at(rule_->route_stats_id).requests.inc();
+  switch (checkSecurity(head, head_len, target, in, *port)) {
+    case SecurityStep::kAnswered:
+      return phase_ == Phase::kHead;
+    case SecurityStep::kSuspended:
+      return false;
+    case SecurityStep::kContinue:
+      break;
+  }
+  q = target.find('?');
   if (needsStreamPath(*rule_, head)) return startBridged(head, head_len, authority, target);
   if (!rule_->filterError().empty()) return reject(500, rule_->filterError());
   if (const config::DirectResponse* dr = rule_->directResponse()) {
@@ -698,7 +714,7 @@ bool DownstreamConn::flushOut() {
 
 void DownstreamConn::updateInterest() {
   if (phase_ == Phase::kClosed) return;
-  uint32_t want = client_eof_ ? 0u : static_cast<uint32_t>(EPOLLIN);
+  uint32_t want = client_eof_ || authz_ != nullptr ? 0u : static_cast<uint32_t>(EPOLLIN);
   if (phase_ == Phase::kProxy) {
     if (!req_done_ && up_ != nullptr && up_->out.size() > kHighWater) want = 0;
     if (!req_done_ && up_ == nullptr && in_.size() > kHighWater) want = 0;  // retry backoff
@@ -791,6 +807,11 @@ void DownstreamConn::drain() {
 void DownstreamConn::close() {
   if (phase_ == Phase::kClosed) return;
   if (bridge_) bridge_->abort();
+  if (authz_ != nullptr) {
+    authz_->cancel();
+    authz_ = nullptr;
+  }
+  if (authz_snapshot_ != nullptr) worker_.releaseSnapshot(std::exchange(authz_snapshot_, nullptr));
   releaseUpstream(false);
   resetRequestState();
   if (phase_ == Phase::kTunnel) worker_.stats().global.downstream_tunnels_active.dec();

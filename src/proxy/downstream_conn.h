@@ -24,6 +24,7 @@
 #include "proxy/connection.h"
 #include "proxy/listener.h"
 #include "router/router.h"
+#include "security/evaluator.h"
 #include "upstream/upstream_conn.h"
 
 namespace portico::proxy {
@@ -31,6 +32,8 @@ namespace portico::proxy {
 class Worker;
 class MirrorRequest;
 class H1Bridge;
+class ExtAuthzCall;
+struct ExtAuthzVerdict;
 struct LocalSnapshot;
 
 class DownstreamConn final : public Connection,
@@ -77,6 +80,15 @@ class DownstreamConn final : public Connection,
   void bridgeDone();
   friend class H1Bridge;
   bool startRequest(http1::RequestHead& head, size_t head_len);
+  // The rule's SecurityPolicy (security_stage.h): answers locally, suspends the request for the
+  // external authorization service (the head stays unread in in_ and is parsed again when the
+  // verdict arrives), or edits the head (and `target`, `in`) and may choose another rule.
+  enum class SecurityStep : uint8_t { kContinue, kAnswered, kSuspended };
+  SecurityStep checkSecurity(http1::RequestHead& head, size_t head_len, std::string_view& target,
+                             router::RouteInput& in, const config::Port& port);
+  // Stops the current request before it started upstream; it is parsed again later.
+  void suspendRequest();
+  static void onAuthzDone(void* ctx, ExtAuthzVerdict& verdict);
   bool forwardRequestBody();
   bool flushOut();
   void updateInterest();
@@ -207,6 +219,14 @@ class DownstreamConn final : public Connection,
   };
   std::unique_ptr<Extras> extras_;
   std::unique_ptr<H1Bridge> bridge_;  // created by the first bridged request, then kept
+  // SecurityPolicy state of the current request.
+  ExtAuthzCall* authz_ = nullptr;                   // a check in flight (the request waits)
+  LocalSnapshot* authz_snapshot_ = nullptr;         // pinned while it is: it holds the config
+  std::unique_ptr<ExtAuthzVerdict> authz_verdict_;  // its answer, until the request ends
+  uint8_t authz_pass_ = 0;  // the evaluation pass (0, or 1 after a recomputed route) it is for
+  bool resumed_ = false;    // the head is parsed again after a suspension: counted already
+  std::string sec_target_;  // the target without removed query parameters
+  std::string cors_resp_;   // CORS lines for the response to the current request
   Extras& extras() {
     if (!extras_) extras_ = std::make_unique<Extras>();
     return *extras_;

@@ -73,11 +73,14 @@ void H1Bridge::submitResponse(H2Stream*, const nghttp2_nv* nva, size_t n, bool e
   out.append(reasonPhrase(code));
   out.append("\r\n");
   for (size_t i = 1; i < n; ++i) {
-    out.append(std::string_view(reinterpret_cast<const char*>(nva[i].name), nva[i].namelen));
+    std::string_view name(reinterpret_cast<const char*>(nva[i].name), nva[i].namelen);
+    if (!conn_.cors_resp_.empty() && isCorsResponseHeader(name)) continue;
+    out.append(name);
     out.append(": ");
     out.append(std::string_view(reinterpret_cast<const char*>(nva[i].value), nva[i].valuelen));
     out.append("\r\n");
   }
+  out.append(conn_.cors_resp_);  // the SecurityPolicy's CORS lines (gRPC-Web from browsers)
   if (chunked_) {
     out.append("transfer-encoding: chunked\r\n");
   } else if (end_stream && !has_length && !head_only_ && code != 204 && code != 304) {

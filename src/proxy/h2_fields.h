@@ -84,6 +84,41 @@ inline void toNv(const std::string& arena, const std::vector<std::pair<uint32_t,
   }
 }
 
+// "name: value\r\n" lines (a security answer's WWW-Authenticate, CORS fields, an external
+// authorization service's headers) as nghttp2_nv views into `lines`, whose names are lowercased
+// in place; connection-specific fields are skipped. With `drop_cors`, access-control-* fields
+// already in `out` are removed first (the policy's replace the upstream's).
+inline void linesToNv(std::string& lines, std::vector<nghttp2_nv>& out, bool drop_cors = false) {
+  if (drop_cors) {
+    std::erase_if(out, [](const nghttp2_nv& nv) {
+      return isCorsResponseHeader(
+          std::string_view(reinterpret_cast<const char*>(nv.name), nv.namelen));
+    });
+  }
+  size_t pos = 0;
+  while (pos < lines.size()) {
+    size_t eol = lines.find("\r\n", pos);
+    if (eol == std::string::npos) eol = lines.size();
+    size_t colon = lines.find(':', pos);
+    if (colon != std::string::npos && colon < eol && colon > pos) {
+      for (size_t i = pos; i < colon; ++i) {
+        char& c = lines[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
+      std::string_view name(lines.data() + pos, colon - pos);
+      size_t v = colon + 1;
+      while (v < eol && (lines[v] == ' ' || lines[v] == '\t')) ++v;
+      std::string_view value(lines.data() + v, eol - v);
+      if (name != "connection" && name != "transfer-encoding" && name != "keep-alive" &&
+          name != "upgrade" && name != "content-length" && name != "proxy-connection" &&
+          name != "te") {
+        out.push_back(http2::nv(name, value));
+      }
+    }
+    pos = eol + 2;
+  }
+}
+
 inline thread_local std::vector<nghttp2_nv> t_nv;  // nghttp2_nv views, reused per thread
 
 }  // namespace portico::proxy::h2_fields

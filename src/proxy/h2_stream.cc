@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "net/socket.h"
+#include "proxy/ext_authz.h"
 #include "proxy/h2_fields.h"
 #include "proxy/http_util.h"
 #include "proxy/rewrite.h"
@@ -30,6 +31,8 @@ H2Stream::~H2Stream() {
     if (f.name_buf != nullptr) nghttp2_rcbuf_decref(f.name_buf);
     if (f.value_buf != nullptr) nghttp2_rcbuf_decref(f.value_buf);
   }
+  if (authz_ != nullptr) authz_->cancel();
+  if (authz_snapshot_ != nullptr) conn_.worker().releaseSnapshot(authz_snapshot_);
   if (snapshot_ != nullptr) conn_.worker().releaseSnapshot(snapshot_);
 }
 
@@ -134,8 +137,8 @@ void H2Stream::headersDone(bool end_stream) {
 void H2Stream::route() {
   Worker& w = conn_.worker();
   stats::Shard& st = w.stats();
-  if (!bridged_) st.global.downstream_requests.inc();
-  start_us_ = net::EventLoop::monotonicUs();
+  if (!bridged_ && !resumed_) st.global.downstream_requests.inc();
+  if (!resumed_) start_us_ = net::EventLoop::monotonicUs();
   snapshot_ = w.acquireSnapshot();
   is_head_ = method_ == "HEAD";
   if (method_ == "CONNECT") {
@@ -173,7 +176,17 @@ void H2Stream::route() {
     return;
   }
   rule_ = d.rule;
-  if (!bridged_) st.routes.at(rule_->route_stats_id).requests.inc();
+  if (!bridged_ && !resumed_) st.routes.at(rule_->route_stats_id).requests.inc();
+  if (!bridged_) {
+    switch (checkSecurity(in, *port)) {
+      case SecurityStep::kAnswered:
+      case SecurityStep::kSuspended:
+        return;
+      case SecurityStep::kContinue:
+        break;
+    }
+    q = path_.find('?');
+  }
   if (!rule_->filterError().empty()) {
     respondLocal(500, rule_->filterError());
     return;
@@ -308,6 +321,7 @@ void H2Stream::respondLocal(int status, std::string_view body, std::string_view 
     nva.push_back(http2::nv("grpc-status", code_text));
     if (!encoded.empty()) nva.push_back(http2::nv("grpc-message", encoded));
     if (!overloaded.empty()) nva.push_back(http2::nv("x-portico-overloaded", overloaded));
+    linesToNv(local_extra_, nva);
     countResponse(200);
     resp_started_ = true;
     resp_end_ = true;
@@ -340,6 +354,7 @@ void H2Stream::respondLocal(int status, std::string_view body, std::string_view 
     nva.push_back(http2::nv("location", v));
   }
   if (!overloaded.empty()) nva.push_back(http2::nv("x-portico-overloaded", overloaded));
+  linesToNv(local_extra_, nva);
   countResponse(status);
   resp_started_ = true;
   resp_end_ = true;
@@ -582,6 +597,10 @@ void H2Stream::closed(uint32_t error) {
   if (closed_) return;
   closed_ = true;
   timer_.cancel();
+  if (authz_ != nullptr) {
+    authz_->cancel();
+    authz_ = nullptr;
+  }
   Worker& w = conn_.worker();
   if (h2_ != nullptr && up_stream_ >= 0) {
     h2_->cancel(up_stream_, NGHTTP2_CANCEL);  // the client went away: so does the upstream

@@ -318,6 +318,7 @@ void H2Stream::sendResponseHead(bool end_stream) {
   int n = std::snprintf(status_buf, sizeof status_buf, "%d", status_);
   nva.push_back(http2::nv(":status", std::string_view(status_buf, static_cast<size_t>(n))));
   toNv(resp_arena_, resp_fields_, nva);
+  if (!cors_resp_.empty()) linesToNv(cors_resp_, nva, /*drop_cors=*/true);
   countResponse(status_);
   resp_started_ = true;
   if (!deadline_whole_ && !end_stream) {

@@ -80,4 +80,16 @@ inline bool isHopByHop(http1::HeaderTag tag) {
   }
 }
 
+// An access-control-* response field: replaced by the gateway's own when a CORS policy applies.
+inline bool isCorsResponseHeader(std::string_view name) {
+  constexpr std::string_view kPrefix = "access-control-";
+  if (name.size() < kPrefix.size()) return false;
+  for (size_t i = 0; i < kPrefix.size(); ++i) {
+    char c = name[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kPrefix[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace portico::proxy

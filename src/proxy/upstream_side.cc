@@ -347,6 +347,8 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
       continue;
     } else if (mod != nullptr && modifierTakesOver(*mod, h.name)) {
       continue;
+    } else if (!cors_resp_.empty() && isCorsResponseHeader(h.name)) {
+      continue;  // the gateway's CORS policy answers for the origin
     }
     out_.append(h.name);
     out_.append(": ");
@@ -354,6 +356,7 @@ void DownstreamConn::writeResponseHead(const http1::ResponseHead& head) {
     out_.append("\r\n");
   }
   if (mod != nullptr) appendModifierHeaders(*mod, head.headers, head.header_count, out_);
+  out_.append(cors_resp_);
   if (head.info.body == BodyKind::kContentLength) {
     out_.append("content-length: ");
     appendDecimal(out_, head.info.content_length);

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "proxy/downstream_conn.h"
+#include "proxy/ext_authz.h"
 #include "proxy/listener.h"
 #include "proxy/mirror.h"
 
@@ -17,6 +18,7 @@ Worker::Worker(uint32_t index, stats::Shard& shard, WorkerOptions options)
       options_(options),
       pool_(loop_, upstream::PoolSettings{}),
       h2_pool_(loop_),
+      ext_authz_cache_(std::make_unique<ExtAuthzCache>()),
       rng_(0x9E3779B97F4A7C15ull ^
            (static_cast<uint64_t>(index + 1) *
             static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()))) {
@@ -28,6 +30,7 @@ Worker::~Worker() {
   // Connections still open at exit (only after a forced stop) are closed here.
   while (conns_ != nullptr) conns_->close();
   while (mirrors_ != nullptr) mirrors_->abort();
+  while (ext_authz_calls_ != nullptr) ext_authz_calls_->abort();
   listeners_.clear();
   if (current_ != nullptr) releaseSnapshot(current_);
 }
@@ -44,6 +47,7 @@ void Worker::run() {
   // Drained or stopped: close whatever remains on this thread.
   while (conns_ != nullptr) conns_->close();
   while (mirrors_ != nullptr) mirrors_->abort();
+  while (ext_authz_calls_ != nullptr) ext_authz_calls_->abort();
   pool_.closeIdle();
   h2_pool_.closeIdle();
   listeners_.clear();
@@ -88,6 +92,7 @@ void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot, std
   uint32_t max_headers = Worker::kUpstreamMaxHeaders;
   for (const auto& p : snapshot->ports)
     max_headers = std::max(max_headers, p.settings.limits.max_headers);
+  max_headers += kSecurityHeaderRoom;
   if (headers_.size() < max_headers) headers_.resize(max_headers);
   if (round_robin_.size() < snapshot->backend_stats_count) {
     round_robin_.resize(snapshot->backend_stats_count, 0);
@@ -99,6 +104,8 @@ void Worker::applySnapshot(std::shared_ptr<const config::Snapshot> snapshot, std
   }
   LocalSnapshot* old = current_;
   current_ = local;
+  // Cached ext-authz verdicts are keyed by config address, which a later snapshot may reuse.
+  ext_authz_cache_->clear();
   if (old != nullptr) releaseSnapshot(old);
 }
 
@@ -156,6 +163,23 @@ void Worker::removeMirror(MirrorRequest* m) {
   }
   if (m->next != nullptr) m->next->prev = m->prev;
   m->prev = m->next = nullptr;
+}
+
+void Worker::addExtAuthz(ExtAuthzCall* c) {
+  c->prev = nullptr;
+  c->next = ext_authz_calls_;
+  if (ext_authz_calls_ != nullptr) ext_authz_calls_->prev = c;
+  ext_authz_calls_ = c;
+}
+
+void Worker::removeExtAuthz(ExtAuthzCall* c) {
+  if (c->prev != nullptr) {
+    c->prev->next = c->next;
+  } else if (ext_authz_calls_ == c) {
+    ext_authz_calls_ = c->next;
+  }
+  if (c->next != nullptr) c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
 }
 
 void Worker::removeConnection(Connection* c) {

@@ -14,6 +14,7 @@
 #include "config/snapshot.h"
 #include "http1/message.h"
 #include "net/event_loop.h"
+#include "security/evaluator.h"
 #include "stats/stats.h"
 #include "upstream/h2_client.h"
 #include "upstream/load_balancer.h"
@@ -25,6 +26,8 @@ namespace portico::proxy {
 class Connection;
 class Listener;
 class MirrorRequest;
+class ExtAuthzCall;
+class ExtAuthzCache;
 
 // A snapshot as one worker sees it: worker-local, non-atomic reference count, and this
 // worker's load-balancing state for each of the snapshot's backends.
@@ -43,6 +46,9 @@ struct WorkerOptions {
   std::function<void(uint32_t pool_id, std::shared_ptr<const config::Snapshot> snapshot,
                      uint32_t backend_index)>
       on_outlier;
+  // A token named a kid its remote JWKS lacks (called on the worker thread; posts to the main
+  // thread, which rate-limits the refresh).
+  std::function<void(std::string uri)> on_jwks_refresh;
 };
 
 class Worker {
@@ -90,8 +96,23 @@ class Worker {
     return static_cast<uint32_t>(rng_ >> 32);
   }
   uint32_t nextRoundRobin(uint32_t backend_stats_id);
-  // Scratch header storage for one head parse at a time.
+  // Scratch header storage for one head parse at a time, with room for the fields a security
+  // policy adds (headerCapacity()).
   http1::Header* headerScratch() { return headers_.data(); }
+  uint32_t headerCapacity() const { return static_cast<uint32_t>(headers_.size()); }
+  static constexpr uint32_t kSecurityHeaderRoom = 64;
+  // A copy of a head's fields kept while a recomputed route is checked (security_side.cc).
+  std::vector<http1::Header>& headerBackup() { return header_backup_; }
+  // SecurityPolicy caches (verified tokens, basic-auth credentials) and the outcome scratch.
+  security::WorkerState& security() { return security_; }
+  // At most one post per second per worker: a flood of unknown kids costs the main thread
+  // nothing (it rate-limits each URI again).
+  void requestJwksRefresh(std::string_view uri) {
+    uint64_t now = loop_.nowMs();
+    if (!options_.on_jwks_refresh || (jwks_posted_ms_ != 0 && now - jwks_posted_ms_ < 1000)) return;
+    jwks_posted_ms_ = now;
+    options_.on_jwks_refresh(std::string(uri));
+  }
   static constexpr uint32_t kUpstreamMaxHeaders = 256;
 
   // `fresh`: a new client connection (counted in downstream_connections_total); false for a
@@ -105,6 +126,11 @@ class Worker {
 
   void addMirror(MirrorRequest* m);
   void removeMirror(MirrorRequest* m);
+  // External authorization calls in flight (aborted at exit) and the verdict cache (cleared
+  // when a new snapshot is installed).
+  void addExtAuthz(ExtAuthzCall* c);
+  void removeExtAuthz(ExtAuthzCall* c);
+  ExtAuthzCache& extAuthzCache() { return *ext_authz_cache_; }
 
  private:
   void run();
@@ -122,11 +148,17 @@ class Worker {
   LocalSnapshot* current_ = nullptr;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<http1::Header> headers_;
+  std::vector<http1::Header> header_backup_;
+  security::WorkerState security_;
+  uint64_t jwks_posted_ms_ = 0;
   std::vector<uint32_t> round_robin_;
   std::vector<uint16_t> consecutive_5xx_;  // by pool id, for outlier detection
   std::vector<uint16_t> consecutive_gateway_;
   Connection* conns_ = nullptr;       // intrusive list of live downstream connections
   MirrorRequest* mirrors_ = nullptr;  // intrusive list of mirror copies in flight
+
+  ExtAuthzCall* ext_authz_calls_ = nullptr;  // intrusive list of ext-authz calls in flight
+  std::unique_ptr<ExtAuthzCache> ext_authz_cache_;
   bool draining_ = false;
   net::Timer drain_timer_;
   uint64_t rng_;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -57,21 +58,25 @@ struct Outcome {
 
   // kContinue and kExtAuthz: the upstream request's edits — headers removed (lowercase names;
   // every field of that name), then headers added; query parameters removed from the target.
+  // A credential read from a cookie is never removed (the edits cannot drop one cookie).
   std::vector<std::string> remove_headers;
   std::vector<HeaderAdd> add_headers;
   std::vector<std::string> remove_query_params;
   bool recompute_route = false;  // match the route again once the edits are applied
   // Actual (non-preflight) CORS request from an allowed origin: lines added to the response.
+  // Also set when Portico answers (kRespond 401/403): add them to that answer too.
   std::string cors_response_headers;
 
   // kExtAuthz: the service to ask (the edits above apply when it allows).
   const ExtAuthz* ext_authz = nullptr;
 
   // Who the caller is (explain, logs, access rules).
-  const JwtProvider* provider = nullptr;  // the provider whose token verified
-  std::string consumer;                   // API-key consumer or basic-auth user
-  // A token named a `kid` its remote provider's key set lacks: the caller asks the main
-  // thread to refresh this JWKS URI (it rate-limits). Empty otherwise.
+  const JwtProvider* provider = nullptr;         // the provider whose token verified
+  std::shared_ptr<const nlohmann::json> claims;  // its verified claims (shared with the cache)
+  std::string consumer;                          // API-key consumer or basic-auth user
+  // A token named a `kid` its remote provider's key set lacks (or that key set is still
+  // empty): the caller asks the main thread to refresh this JWKS URI (it rate-limits). Empty
+  // otherwise.
   std::string_view refresh_jwks_uri;
 
   void clear();
@@ -89,6 +94,7 @@ class WorkerState {
   size_t cachedTokens() const;
   uint64_t tokenCacheHits() const { return token_hits_; }
   uint64_t tokenCacheMisses() const { return token_misses_; }
+  uint64_t basicCacheHits() const { return basic_hits_; }
 
  private:
   friend struct EvaluatorAccess;  // evaluator.cc
@@ -97,6 +103,7 @@ class WorkerState {
   Outcome outcome_;
   uint64_t token_hits_ = 0;
   uint64_t token_misses_ = 0;
+  uint64_t basic_hits_ = 0;
 };
 
 // One line per decision, for `portico explain` ("jwt: provider idp: token verified (RS256,

@@ -115,6 +115,11 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
   sample(out, "portico_downstream_timeouts_total", "", global(&GlobalStats::header_timeouts));
   family(out, "portico_no_route_total", "counter", "Requests answered 404 for lack of a route.");
   sample(out, "portico_no_route_total", "", global(&GlobalStats::no_route));
+  family(out, "portico_security_local_answers_total", "counter",
+         "Requests a SecurityPolicy answered itself (401, 403, ext-authz denials, CORS "
+         "preflights).");
+  sample(out, "portico_security_local_answers_total", "",
+         global(&GlobalStats::security_local_answers));
   family(out, "portico_upstream_retries_total", "counter",
          "Requests retried on a fresh connection after a stale pooled one failed.");
   sample(out, "portico_upstream_retries_total", "", global(&GlobalStats::upstream_retries));
@@ -141,6 +146,15 @@ std::string renderPrometheus(const std::vector<const Shard*>& shards,
          global(&GlobalStats::mirror_requests));
   sample(out, "portico_mirror_requests_total", label("result", "failed"),
          global(&GlobalStats::mirror_failures));
+  family(out, "portico_ext_authz_total", "counter",
+         "External authorization verdicts (SecurityPolicy extAuth), cache hits included: "
+         "allowed, denied, or error (timeout, unreachable, 5xx, malformed answer).");
+  sample(out, "portico_ext_authz_total", label("result", "allowed"),
+         global(&GlobalStats::ext_authz_allowed));
+  sample(out, "portico_ext_authz_total", label("result", "denied"),
+         global(&GlobalStats::ext_authz_denied));
+  sample(out, "portico_ext_authz_total", label("result", "error"),
+         global(&GlobalStats::ext_authz_errors));
 
   // Per route.
   const auto& routes = *names.routes;

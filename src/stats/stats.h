@@ -77,9 +77,11 @@ struct GlobalStats {
   Counter downstream_connections_active;  // gauge
   Counter downstream_requests;
   std::array<Counter, 5> downstream_responses;
-  Counter bad_requests;     // rejected by the HTTP/1 parser
-  Counter header_timeouts;  // slow clients closed by the header/body timeouts
-  Counter no_route;         // 404 by the router
+  Counter bad_requests;            // rejected by the HTTP/1 parser
+  Counter header_timeouts;         // slow clients closed by the header/body timeouts
+  Counter no_route;                // 404 by the router
+  Counter security_local_answers;  // answered by a SecurityPolicy (401, 403, ext-authz deny, CORS
+                                   // preflight)
   Counter upstream_connect_failures;
   Counter upstream_resets;
   Counter upstream_retries;           // stale pooled connection retried on a fresh one
@@ -91,6 +93,11 @@ struct GlobalStats {
   Counter http2_streams;              // HTTP/2 requests (streams) opened by clients
   Counter http2_abuse_closes;         // HTTP/2 connections closed for abuse (rapid reset,
                                       // floods, oversized header blocks)
+  // SecurityPolicy external authorization verdicts (cache hits included); errors: timeout,
+  // unreachable, 5xx, malformed answer.
+  Counter ext_authz_allowed;
+  Counter ext_authz_denied;
+  Counter ext_authz_errors;
   Histogram latency;
 };
 
