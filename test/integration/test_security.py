@@ -411,7 +411,7 @@ class Http2(SecurityCase):
              os.path.join(self.tmp, "body"), "-H", "Host: api.example.com", *args,
              f"http://127.0.0.1:{self.port}{path}"], capture_output=True, text=True, timeout=15)
         self.assertEqual(out.returncode, 0, out.stderr)
-        lines = out.stdout.strip().split("\r\n")
+        lines = out.stdout.strip().splitlines()  # text mode: "\r\n" reads as "\n"
         self.assertTrue(lines[0].startswith("HTTP/2 "), lines[0])
         hs = {}
         for line in lines[1:]:
