@@ -382,6 +382,91 @@ for _alg in sp.ALL_ALGS:
             (lambda alg: lambda self: self.check_alg(alg))(_alg))
 
 
+# ---- JWT provider options -------------------------------------------------------------------
+
+class JwtProviders(SecurityCase):
+    """optional, several providers, keys from a JWKS file and a PEM file, requireExpiration,
+    an algorithm allow-list, and JWT plus API key on one route."""
+
+    def setUp(self):
+        super().setUp()
+        self.up = self.echo("up")
+        with open(os.path.join(self.tmp, "keys.json"), "w") as f:
+            f.write(keys().jwks_json(["EC256"]))
+        with open(os.path.join(self.tmp, "rsa.pem"), "wb") as f:
+            f.write(keys().keys["RSA"].public_pem())
+        other = other_keys().jwks_json(["RSA"])
+        names = ["opt", "multi", "file", "pem", "exp", "algs", "both"]
+        self.start_gateway(
+            [gateway_doc(self.port), backend_doc("up", self.up)]
+            + [route_doc(n, f"/{n}", "up") for n in names]
+            + [policy_doc("opt", "HTTPRoute", "opt", jwt_section(provider(), optional=True)),
+               policy_doc("multi", "HTTPRoute", "multi", jwt_section(
+                   provider() + provider(name="idp2", jwks=(
+                       f"localJWKS: {{type: Inline, inline: '{other}'}}")).replace(
+                       f"issuer: {sp.ISSUER}\n  audiences: [{sp.AUDIENCE}]\n  localJWKS: "
+                       f"{{type: Inline, inline: '{other}'}}",
+                       f"issuer: https://idp2.example.com\n  audiences: [{sp.AUDIENCE}]\n"
+                       f"  localJWKS: {{type: Inline, inline: '{other}'}}"))),
+               policy_doc("file", "HTTPRoute", "file", jwt_section(provider(
+                   jwks="localJWKS: {type: File, file: keys.json}"))),
+               policy_doc("pem", "HTTPRoute", "pem", jwt_section(provider(
+                   jwks="localJWKS: {type: File, file: rsa.pem}"))),
+               policy_doc("exp", "HTTPRoute", "exp", jwt_section(provider(
+                   extra="requireExpiration: true\n"))),
+               policy_doc("algs", "HTTPRoute", "algs", jwt_section(provider(
+                   extra="algorithms: [ES256]\n"))),
+               policy_doc("both", "HTTPRoute", "both", jwt_section(provider()) + (
+                   "  apiKeyAuth:\n    consumers: [{name: app, key: k-both}]\n"))])
+
+    def test_optional_token(self):
+        self.echoed("/opt/x")
+        self.echoed("/opt/x", bearer(keys().token("RS256")))
+        # optional is about a missing token: a bad one is still refused.
+        self.assert_status(401, "/opt/x", bearer(sp.token_alg_none()))
+
+    def test_several_providers(self):
+        self.echoed("/multi/x", bearer(keys().token("RS256")))
+        self.echoed("/multi/x", bearer(other_keys().token("RS256",
+                                                          iss="https://idp2.example.com")))
+        # A provider's keys never verify the other provider's issuer.
+        self.assert_status(401, "/multi/x", bearer(other_keys().token("RS256")))
+
+    def test_keys_from_jwks_file(self):
+        self.echoed("/file/x", bearer(keys().token("ES256")))
+        self.assert_status(401, "/file/x", bearer(keys().token("RS256")))
+
+    def test_keys_from_pem_file(self):
+        # A PEM public key has no kid: a token without one verifies (and one with any kid).
+        k = keys().keys["RSA"]
+        self.echoed("/pem/x", bearer(sp.make_token(k.private, "RS256", None)))
+        self.echoed("/pem/x", bearer(sp.make_token(k.private, "PS256", None)))
+        self.assert_status(401, "/pem/x", bearer(keys().token("ES256")))
+
+    def test_require_expiration(self):
+        self.echoed("/exp/x", bearer(keys().token("RS256")))
+        # A token without exp is not valid here (RFC 6750: invalid_token, 401), not a
+        # question of privileges (insufficient_scope, 403).
+        status, hs, body = self.get("/exp/x", bearer(keys().token("RS256", exp=None)))
+        self.assertEqual(status, 401, (hs, body))
+        self.assertIn('error="invalid_token"', hs.get("www-authenticate", ""))
+        # Without requireExpiration the same token is fine.
+        self.echoed("/opt/x", bearer(keys().token("RS256", exp=None)))
+
+    def test_algorithm_allow_list(self):
+        self.echoed("/algs/x", bearer(keys().token("ES256")))
+        for alg in ("RS256", "EdDSA", "HS256", "ES384"):
+            status, hs, _ = self.get("/algs/x", bearer(keys().token(alg)))
+            self.assertEqual(status, 401, alg)
+            self.assertIn("invalid_token", hs.get("www-authenticate", ""))
+
+    def test_jwt_and_api_key_both_required(self):
+        token = keys().token("RS256")
+        self.echoed("/both/x", {**bearer(token), "X-Api-Key": "k-both"})
+        self.assert_status(401, "/both/x", bearer(token))
+        self.assert_status(401, "/both/x", {"X-Api-Key": "k-both"})
+
+
 # ---- HTTP/2 ------------------------------------------------------------------------------
 
 class Http2(SecurityCase):
