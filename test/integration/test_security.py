@@ -929,7 +929,7 @@ class ExtAuth(SecurityCase):
                 "      path: /check\n"
                 "      headersToBackend: [x-user-id]\n" + indent(extra, 4)))
 
-        names = ["ext", "open", "cached", "limited", "down"]
+        names = ["ext", "open", "cached", "limited", "down", "body"]
         self.start_gateway(
             [gateway_doc(self.port), backend_doc("up", self.up),
              backend_doc("authz", self.authz.port), backend_doc("authz-down", down)]
@@ -938,7 +938,8 @@ class ExtAuth(SecurityCase):
                ext("open", "timeout: 300ms\nfailOpen: true\n"),
                ext("cached", "cache: {ttl: 10s, maxEntries: 100}\n"),
                ext("limited", "headersToExtAuth: [x-authz, x-request-id]\n"),
-               ext("down", "failOpen: false\n")],
+               ext("down", "failOpen: false\n"),
+               ext("body", "bodyToExtAuth: {maxRequestBytes: 64}\n")],
             workers=1)  # one worker: a call that blocked it would hold up every request
 
     def tearDown(self):
@@ -1022,6 +1023,19 @@ class ExtAuth(SecurityCase):
         ask("/ext/a")
         self.assertEqual(self.authz.count(), before + 4)
         c.close()
+
+    def test_body_to_ext_auth(self):
+        status, hs, body = self.request("POST", "/body/x", {"X-Authz": "allow",
+                                                            "Content-Type": "text/plain"},
+                                        body=b"hello authz")
+        self.assertEqual(status, 200, (hs, body))
+        self.assertEqual(self.authz.last()["body"], b"hello authz")
+        self.assertEqual(json.loads(body)["body"], "hello authz")  # the upstream gets it too
+        # Without bodyToExtAuth the service gets no body.
+        status, _, body = self.request("POST", "/ext/x", {"X-Authz": "allow"}, body=b"secret")
+        self.assertEqual(status, 200)
+        self.assertEqual(self.authz.last()["body"], b"")
+        self.assertEqual(json.loads(body)["body"], "secret")
 
     def test_headers_to_ext_auth(self):
         self.echoed("/limited/x", {"X-Authz": "allow", "X-Request-Id": "r-1",
