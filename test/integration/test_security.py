@@ -35,8 +35,12 @@ def keys():
     global _KEYS
     if _KEYS is None:
         import tempfile
+        import shutil
         d = tempfile.mkdtemp(prefix="portico-keys-")
-        _KEYS = sp.KeySet(tmpdir=d, prefix="k1")
+        try:
+            _KEYS = sp.KeySet(tmpdir=d, prefix="k1")  # the RSA key from `openssl genpkey`
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
     return _KEYS
 
 
