@@ -63,7 +63,8 @@ template <size_t... K>
 std::shared_ptr<Rule> makeRules(size_t n, std::index_sequence<K...>) {
   std::shared_ptr<Rule> first;
   auto make = [&](auto block) { first = std::shared_ptr<Rule>(block, block->data()); };
-  ((n == K + 1 ? (make(std::make_shared<std::array<Rule, K + 1>>()), true) : false) || ...);
+  static_cast<void>(
+      ((n == K + 1 ? (make(std::make_shared<std::array<Rule, K + 1>>()), true) : false) || ...));
   if (first == nullptr) make(std::make_shared<std::vector<Rule>>(n));
   return first;
 }

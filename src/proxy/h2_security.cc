@@ -53,7 +53,7 @@ H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const con
     const std::vector<security::HeaderAdd>* extra = &kNoHeaders;
     if (out.action == security::Outcome::Action::kRespond) {
       st.global.security_local_answers.inc();
-      local_extra_ = securityAnswerHeaders(out, layers, req);
+      local_extra_ = securityAnswerHeaders(out);
       std::string body = out.body;
       respondLocal(out.status, body, "text/plain", {}, {}, -1, /*overridable=*/false);
       return SecurityStep::kAnswered;

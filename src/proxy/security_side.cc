@@ -66,7 +66,7 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
     const std::vector<security::HeaderAdd>* extra = &kNoHeaders;
     if (out.action == security::Outcome::Action::kRespond) {
       st.global.security_local_answers.inc();
-      std::string lines = securityAnswerHeaders(out, layers, req);
+      std::string lines = securityAnswerHeaders(out);
       std::string body = out.body;
       int status = out.status;
       in_.consume(head_len);

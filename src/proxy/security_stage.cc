@@ -86,11 +86,11 @@ int64_t unixSeconds() {
   return ts.tv_sec;
 }
 
-std::string securityAnswerHeaders(const security::Outcome& out, const security::Layers& layers,
-                                  const security::Request& req) {
+std::string securityAnswerHeaders(const security::Outcome& out) {
+  // The evaluator's CORS lines for an allowed origin (a preflight's are in response_headers).
   std::string lines = out.response_headers;
   if (out.reason != "cors_preflight" && out.reason != "cors_origin_denied")
-    lines += security::corsHeadersFor(layers, req);
+    lines += out.cors_response_headers;
   return lines;
 }
 

@@ -67,7 +67,6 @@ bool applyHeaderEdits(const std::vector<std::string>& remove,
 int64_t unixSeconds();
 
 // "www-authenticate: ...\r\n" lines of a local answer plus the CORS lines for its origin.
-std::string securityAnswerHeaders(const security::Outcome& out, const security::Layers& layers,
-                                  const security::Request& req);
+std::string securityAnswerHeaders(const security::Outcome& out);
 
 }  // namespace portico::proxy
