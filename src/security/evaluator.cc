@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <optional>
 
@@ -95,6 +96,16 @@ KeyDigest sha256(std::string_view s) {
   return d;
 }
 
+// CPU a worker may spend checking passwords in one second (the rest of its time serves
+// requests); a cached credential costs nothing.
+constexpr uint64_t kPasswordBudgetUsPerSecond = 250'000;
+
+uint64_t monotonicUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
 uint64_t tokenHash(uint64_t uid, std::string_view token) {
   return fastHash(token) ^ (uid * 0x9E3779B97F4A7C15ull);
 }
@@ -105,6 +116,11 @@ struct WorkerState::Impl {
   Impl(size_t tokens_cap, size_t basic_cap) : tokens(tokens_cap), basic(basic_cap) {}
   Lru<TokenEntry> tokens;
   Lru<BasicEntry> basic;
+  // Password hashes a worker checks per second (bcrypt and SHA-crypt cost milliseconds each):
+  // past the budget, credentials not in the cache are answered 429 without a check, so a
+  // flood of wrong passwords cannot take the worker.
+  uint64_t slow_window_s = 0;
+  uint64_t slow_spent_us = 0;
   std::vector<std::string> spare_strings;
   std::vector<HeaderAdd> spare_adds;
 
@@ -439,9 +455,23 @@ bool runBasic(Ctx& c, WorkerState& state, const BasicAuth& basic) {
     if (e) {
       ok = true;
       ++EvaluatorAccess::basicHits(state);
-    } else if (verifyPassword(*user, password)) {
-      ok = true;
-      cache.insert(BasicEntry{hash, key, user->name, user->hash});
+    } else {
+      auto& impl = EvaluatorAccess::impl(state);
+      uint64_t t0 = monotonicUs();
+      if (t0 / 1'000'000 != impl.slow_window_s) {
+        impl.slow_window_s = t0 / 1'000'000;
+        impl.slow_spent_us = 0;
+      }
+      if (impl.slow_spent_us >= kPasswordBudgetUsPerSecond) {
+        OPENSSL_cleanse(decoded.data(), decoded.size());
+        if (c.trace) c.note("basic: password checks over this worker's budget: 429");
+        c.respond(429, "basic_busy", "too many password checks; retry later\n");
+        c.out->response_headers += "retry-after: 1\r\n";
+        return false;
+      }
+      ok = verifyPassword(*user, password);
+      impl.slow_spent_us += monotonicUs() - t0;
+      if (ok) cache.insert(BasicEntry{hash, key, user->name, user->hash});
     }
   }
   OPENSSL_cleanse(decoded.data(), decoded.size());

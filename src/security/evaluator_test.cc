@@ -640,6 +640,39 @@ TEST(EvaluatorBasic, EveryScheme) {
   }
 }
 
+TEST(EvaluatorBasic, PasswordChecksHaveABudgetPerWorker) {
+  // bcrypt at cost 12 (htpasswd -nbB -C 12 slow pw): ~250 ms per check. A flood of wrong
+  // passwords is answered 429 once a second's budget is spent; a cached credential still passes.
+  auto basic = std::make_shared<BasicAuth>();
+  std::string error;
+  auto users =
+      parseHtpasswd("slow:$2y$12$UFdbmqtx4MWHUoW0unYvo.4PGXGOqD.oqAQPHELJxXY4xEVyE5g02\n", &error);
+  ASSERT_TRUE(users) << error;
+  basic->users = *users;
+  Policy pol;
+  pol.basic = basic;
+  Eval e;
+  Req good;
+  good.h("authorization", "Basic " + b64("slow:pw"));
+  ASSERT_EQ(e.run(pol, good).action, Action::kContinue);  // checked once, then cached
+  bool busy = false;
+  for (int i = 0; i < 6 && !busy; ++i) {
+    Req wrong;
+    wrong.h("authorization", "Basic " + b64("slow:guess" + std::to_string(i)));
+    Outcome& o = e.run(pol, wrong);
+    ASSERT_EQ(o.action, Action::kRespond);
+    if (o.status == 429) {
+      busy = true;
+      EXPECT_EQ(o.reason, "basic_busy");
+      EXPECT_EQ(o.response_headers, "retry-after: 1\r\n");
+    } else {
+      EXPECT_EQ(o.status, 401);
+    }
+  }
+  EXPECT_TRUE(busy);
+  EXPECT_EQ(e.run(pol, good).action, Action::kContinue);  // the cache needs no budget
+}
+
 TEST(EvaluatorBasic, MissingMalformedUnknown) {
   Policy pol = basicPolicy();
   Eval e;
