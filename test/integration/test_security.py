@@ -963,6 +963,52 @@ class ExtAuth(SecurityCase):
         seen = self.echoed("/ext/x", {"X-Authz": "allow", "X-User-Id": "admin"})
         self.assertEqual(seen["headers"].get("x-user-id"), "user-42")
 
+    def h2(self, path, *args):
+        """(status, headers, body) of an h2c request by curl (the HTTP/2 path's ext-authz)."""
+        out = subprocess.run(
+            ["curl", "-s", "--http2-prior-knowledge", "-D", "-", "--max-time", "10", *args,
+             f"http://127.0.0.1:{self.port}{path}"], capture_output=True, timeout=15)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        head, _, body = out.stdout.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        self.assertTrue(lines[0].startswith("HTTP/2 "), lines[0])
+        hs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hs[k.strip().lower()] = v.strip()
+        return int(lines[0].split()[1]), hs, body
+
+    def test_http2_allow_copies_headers_and_deny_passes_the_answer(self):
+        status, _, body = self.h2("/ext/h2/1", "-H", "X-Authz: allow", "-H", "X-User-Id: spoof")
+        self.assertEqual(status, 200, body)
+        seen = json.loads(body)
+        self.assertEqual(seen["headers"].get("x-user-id"), "user-42")  # the service's, not the client's
+        self.assertTrue(self.authz.last()["path"].startswith("/check/ext/h2/1"))
+        status, hs, body = self.h2("/ext/h2/2", "-H", "X-Authz: deny")
+        self.assertEqual(status, sp.AuthzServer.DENY_STATUS)
+        self.assertEqual(body, sp.AuthzServer.DENY_BODY)
+        self.assertEqual(hs.get("x-deny-reason"), "policy-says-no")
+        status, _, _ = self.h2("/ext/h2/3", "-H", "X-Authz: slow")
+        self.assertEqual(status, 403)  # timed out, fail closed
+
+    def test_http2_streams_wait_without_holding_the_connection(self):
+        # Two streams on one connection (curl multiplexes with --parallel): the slow check does
+        # not hold up the allowed one, and both get their answer.
+        base = f"http://127.0.0.1:{self.port}"
+        common = ["--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                  "%{http_code} %{url_effective}\n"]
+        out = subprocess.run(
+            ["curl", "-s", "--parallel", "--parallel-immediate", *common,
+             "-H", "X-Authz: slow", f"{base}/open/slow", "--next", *common,
+             "-H", "X-Authz: allow", f"{base}/ext/fast"],
+            capture_output=True, text=True, timeout=15)
+        codes = {}
+        for line in out.stdout.splitlines():
+            code, _, url = line.partition(" ")
+            codes[url] = code
+        self.assertEqual(codes.get(f"{base}/ext/fast"), "200", out)
+        self.assertEqual(codes.get(f"{base}/open/slow"), "200", out)  # timed out, fail open
+
     def test_deny_passes_status_body_headers(self):
         status, hs, body = self.get("/ext/x", {"X-Authz": "deny"})
         self.assertEqual(status, sp.AuthzServer.DENY_STATUS)
