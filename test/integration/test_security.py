@@ -583,6 +583,23 @@ class RemoteJwks(SecurityCase):
         # A key the set does not contain (P-384) does not verify.
         self.assert_status(401, "/api/x", bearer(keys().token("ES384")))
 
+    def test_explain_fetches_the_remote_keys(self):
+        self.jwks = sp.JwksServer(self.jwks_port, keys().jwks(["RSA"]))
+        self.start_with_jwks()
+        out = subprocess.run([BIN, "explain", "-c", self.config_path, "--host", "x",
+                              "--path", "/api/x", "--token", keys().token("RS256")],
+                             capture_output=True, text=True, timeout=15)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("verified", out.stdout)
+        self.jwks.stop()
+        self.jwks = None
+        out = subprocess.run([BIN, "explain", "-c", self.config_path, "--host", "x",
+                              "--path", "/api/x", "--token", keys().token("RS256")],
+                             capture_output=True, text=True, timeout=15)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("signing keys not available", out.stdout)
+        self.assertIn("401", out.stdout)
+
     def test_unknown_kid_refresh_is_rate_limited(self):
         self.jwks = sp.JwksServer(self.jwks_port, keys().jwks(["RSA"]))
         self.start_with_jwks()
