@@ -10,59 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "net/tls_testing.h"
+
 namespace portico::net {
 namespace {
 
-std::string pemOf(int (*write)(BIO*, void*), void* obj) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  write(bio, obj);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<size_t>(len));
-  BIO_free(bio);
-  return out;
-}
-
-struct Pem {
-  std::string cert, key;
-};
-
-// A self-signed P-256 certificate with subject CN `cn` and DNS SANs `dns`.
-Pem makeCertificate(const std::string& cn, const std::vector<std::string>& dns) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, key);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  if (!dns.empty()) {
-    std::string san;
-    for (const std::string& d : dns) san += (san.empty() ? "DNS:" : ",DNS:") + d;
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-  X509_sign(x, key, EVP_sha256());
-  Pem out;
-  out.cert = pemOf([](BIO* b, void* o) { return PEM_write_bio_X509(b, static_cast<X509*>(o)); }, x);
-  out.key = pemOf(
-      [](BIO* b, void* o) {
-        return PEM_write_bio_PrivateKey(b, static_cast<EVP_PKEY*>(o), nullptr, nullptr, 0, nullptr,
-                                        nullptr);
-      },
-      key);
-  X509_free(x);
-  EVP_PKEY_free(key);
-  return out;
-}
+using testing::makeCertificate;
+using testing::Pem;
 
 std::shared_ptr<const TlsCertificate> certificate(const std::string& cn,
                                                   const std::vector<std::string>& dns) {

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "net/tls_testing.h"
+
 namespace portico::security {
 namespace {
 
@@ -370,114 +372,10 @@ TEST(JwksUriTest, Parses) {
 
 // ---- https, against `openssl s_server -WWW` (a real TLS peer) -------------------------------
 
-std::string pemOf(int (*write)(BIO*, void*), void* obj) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  write(bio, obj);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<size_t>(len));
-  BIO_free(bio);
-  return out;
-}
-
-// A self-signed P-256 certificate for DNS name `dns`: {certificate PEM, key PEM}.
-std::pair<std::string, std::string> makeCertificate(const std::string& dns) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, key);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(dns.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-  std::string san = "DNS:" + dns;
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  X509_sign(x, key, EVP_sha256());
-  std::string cert =
-      pemOf([](BIO* b, void* o) { return PEM_write_bio_X509(b, static_cast<X509*>(o)); }, x);
-  std::string pkey = pemOf(
-      [](BIO* b, void* o) {
-        return PEM_write_bio_PrivateKey(b, static_cast<EVP_PKEY*>(o), nullptr, nullptr, 0, nullptr,
-                                        nullptr);
-      },
-      key);
-  X509_free(x);
-  EVP_PKEY_free(key);
-  return {cert, pkey};
-}
-
-uint16_t freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
-
-// `openssl s_server -WWW` serving a directory with jwks.json over TLS on a loopback port.
-class OpensslServer {
- public:
-  OpensslServer(const std::string& cert, const std::string& key, const std::string& jwks) {
-    char tmpl[] = "/tmp/portico-jwks-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    std::ofstream(dir_ + "/cert.pem") << cert;
-    std::ofstream(dir_ + "/key.pem") << key;
-    std::ofstream(dir_ + "/jwks.json") << jwks;
-    port_ = freePort();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (::chdir(dir_.c_str()) != 0) ::_exit(127);
-      int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      std::string accept = "127.0.0.1:" + std::to_string(port_);
-      ::execlp("openssl", "openssl", "s_server", "-quiet", "-accept", accept.c_str(), "-cert",
-               "cert.pem", "-key", "key.pem", "-WWW", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    // Ready when it accepts connections.
-    for (int i = 0; i < 200 && !ready(); ++i) ::usleep(10'000);
-  }
-  ~OpensslServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    std::system(("rm -rf " + dir_).c_str());
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  bool ready() const {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons(port_);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    ::close(fd);
-    return ok;
-  }
-  std::string dir_;
-  uint16_t port_ = 0;
-  pid_t pid_ = -1;
-};
-
 TEST_F(JwksFetcherTest, HttpsVerifiesTheServerCertificate) {
-  auto [cert, key] = makeCertificate("localhost");
-  OpensslServer server(cert, key, kDocA);
+  net::testing::Pem pem = net::testing::makeCertificate("localhost", {"localhost"});
+  const std::string& cert = pem.cert;
+  net::testing::OpensslWwwServer server(pem, "jwks.json", kDocA);
   std::string uri = "https://localhost:" + std::to_string(server.port()) + "/jwks.json";
   // The system CAs do not know this self-signed certificate: the handshake fails.
   {

@@ -124,14 +124,14 @@ struct BasicAuth {
 
 struct ExtAuthz {
   const config::Backend* backend = nullptr;  // the authorization service (snapshot-owned)
-  std::string path = "/";     // prefix: the request path is appended ("/auth" + "/orders/1")
+  std::string path = "/";  // prefix: the request path is appended ("/auth" + "/orders/1")
   std::vector<std::string> headers_to_service;  // lowercase; empty = all request headers
   std::vector<std::string> headers_to_backend;  // lowercase: copied from an allow upstream
   uint32_t timeout_ms = 200;
-  bool fail_open = false;         // the service unreachable / timed out / 5xx: allow
-  uint32_t max_body_bytes = 0;    // 0: the body is not sent
-  uint32_t cache_ttl_ms = 0;      // 0: no cache; else verdicts cached per worker by request
-  uint32_t cache_max_entries = 0; // key (method, path, the headers sent)
+  bool fail_open = false;          // the service unreachable / timed out / 5xx: allow
+  uint32_t max_body_bytes = 0;     // 0: the body is not sent
+  uint32_t cache_ttl_ms = 0;       // 0: no cache; else verdicts cached per worker by request
+  uint32_t cache_max_entries = 0;  // key (method, path, the headers sent)
 };
 
 // ---- Access rules -----------------------------------------------------------------------
@@ -197,11 +197,9 @@ struct Policy {
   // Client address for access rules: the Nth address from the right of X-Forwarded-For
   // (0: the peer's address).
   uint32_t xff_trusted_hops = 0;
-  bool xff_set = false;                  // xff_trusted_hops was written (for layering)
-  std::vector<std::string> sources;      // "jwt: SecurityPolicy ns/name (HTTPRoute)", explain
-  bool empty() const {
-    return !jwt && !api_key && !basic && !ext_authz && !authorization && !cors;
-  }
+  bool xff_set = false;              // xff_trusted_hops was written (for layering)
+  std::vector<std::string> sources;  // "jwt: SecurityPolicy ns/name (HTTPRoute)", explain
+  bool empty() const { return !jwt && !api_key && !basic && !ext_authz && !authorization && !cors; }
 };
 
 // The layers the proxy combines per request: each section from the first that has it.
