@@ -23,6 +23,13 @@ void H2Stream::onAuthzDone(void* ctx, ExtAuthzVerdict& verdict) {
   if (!self->closed_) {
     self->resumed_ = true;
     self->route();
+    // The body that arrived meanwhile, then its end, as if they came now.
+    if (!self->held_body_.empty()) {
+      std::string held = std::move(self->held_body_);
+      self->held_body_.clear();
+      self->requestData(reinterpret_cast<const uint8_t*>(held.data()), held.size());
+    }
+    if (std::exchange(self->held_end_, false)) self->requestEnd();
   }
   self->conn_.worker().releaseSnapshot(pinned);
 }

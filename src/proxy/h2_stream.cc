@@ -491,6 +491,12 @@ void H2Stream::onTimer(void* ctx) {
 
 void H2Stream::requestData(const uint8_t* data, size_t len) {
   std::string_view d(reinterpret_cast<const char*>(data), len);
+  if (authz_ != nullptr) {
+    // Waiting for the external authorization service: kept (at most the stream's window, the
+    // client's window is not given back) and passed on once the request goes upstream.
+    held_body_.append(d);
+    return;
+  }
   if (closed_ || upstream_done_ || (h2_ == nullptr && up_ == nullptr)) {
     conn_.consumeRequest(this, len);  // nobody takes it: give the window back
     return;
@@ -517,6 +523,10 @@ void H2Stream::requestData(const uint8_t* data, size_t len) {
 }
 
 void H2Stream::requestEnd() {
+  if (authz_ != nullptr) {
+    held_end_ = true;  // passed on after the held body, once the request goes upstream
+    return;
+  }
   if (req_end_) return;
   req_end_ = true;
   if (closed_ || upstream_done_) return;

@@ -238,6 +238,8 @@ class H2Stream final : public upstream::UpstreamOwner,
   std::string sec_path_;                        // :path without removed query parameters
   std::string cors_resp_;                       // CORS lines for the response
   std::string local_extra_;  // lines for the next respondLocal (WWW-Authenticate)
+  std::string held_body_;    // request body received while the external authorization call runs
+  bool held_end_ = false;    // ... and the request's end
 };
 
 }  // namespace portico::proxy

@@ -1008,6 +1008,19 @@ class ExtAuth(SecurityCase):
         status, _, _ = self.h2("/ext/h2/3", "-H", "X-Authz: slow")
         self.assertEqual(status, 403)  # timed out, fail closed
 
+    def test_http2_request_body_sent_while_the_check_runs_reaches_the_upstream(self):
+        # The DATA frames arrive before the service answers: they are held, then forwarded.
+        body = os.path.join(self.tmp, "post.bin")
+        payload = bytes(range(256)) * 400  # 100 KiB
+        with open(body, "wb") as f:
+            f.write(payload)
+        for authz in ("allow", "slow"):  # "slow": answered after the timeout, fail open
+            status, _, out = self.h2("/open/post", "-H", f"X-Authz: {authz}",
+                                     "--data-binary", f"@{body}")
+            self.assertEqual(status, 200, out[:200])
+            seen = json.loads(out)
+            self.assertEqual(seen["body_bytes"], len(payload), authz)
+
     def test_http2_streams_wait_without_holding_the_connection(self):
         # Two streams on one connection (curl multiplexes with --parallel): the slow check does
         # not hold up the allowed one, and both get their answer.
