@@ -118,7 +118,9 @@ H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const con
     }
     security::Layers before = layers;
     rule_ = d.rule;
-    if (sameSections(before, securityLayers(port.settings, *rule_))) return SecurityStep::kContinue;
+    security::Layers after = securityLayers(port.settings, *rule_);
+    // The same checks, or none on that rule: this pass's edits stand.
+    if (!after.any() || sameSections(before, after)) return SecurityStep::kContinue;
   }
   return SecurityStep::kContinue;
 }

@@ -142,7 +142,9 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
     }
     security::Layers before = layers;
     rule_ = d.rule;
-    if (sameSections(before, securityLayers(port.settings, *rule_))) return SecurityStep::kContinue;
+    security::Layers after = securityLayers(port.settings, *rule_);
+    // The same checks, or none on that rule: this pass's edits stand.
+    if (!after.any() || sameSections(before, after)) return SecurityStep::kContinue;
   }
   return SecurityStep::kContinue;
 }
