@@ -1,6 +1,7 @@
 // H2Stream's SecurityPolicy step (h2_stream.h: checkSecurity) — the HTTP/2 twin of
 // security_side.cc: the same evaluator, the same passes, with the stream's own field storage.
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "proxy/ext_authz.h"
@@ -57,51 +58,75 @@ H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const con
     security::Request req = securityRequest(in, conn_.peerFamily(), conn_.peerAddr());
     security::evaluate(layers, req, ws, unixSeconds(), &out);
     if (!out.refresh_jwks_uri.empty()) w.requestJwksRefresh(out.refresh_jwks_uri);
-    const std::vector<security::HeaderAdd>* extra = &kNoHeaders;
-    if (out.action == security::Outcome::Action::kRespond) {
-      st.global.security_local_answers.inc();
-      local_extra_ = securityAnswerHeaders(out);
-      std::string body = out.body;
-      respondLocal(out.status, body, "text/plain", {}, {}, -1, /*overridable=*/false);
-      return SecurityStep::kAnswered;
-    }
-    if (out.action == security::Outcome::Action::kExtAuthz) {
+
+    // As in DownstreamConn::checkSecurity (security_side.cc).
+    bool deferred =
+        pass == 0 && out.recompute_route &&
+        ((out.action == security::Outcome::Action::kRespond && out.reason == "access_denied") ||
+         out.action == security::Outcome::Action::kExtAuthz);
+    auto decide = [&]() -> std::optional<SecurityStep> {
+      if (out.action == security::Outcome::Action::kRespond) {
+        st.global.security_local_answers.inc();
+        local_extra_ = securityAnswerHeaders(out);
+        std::string body = out.body;
+        respondLocal(out.status, body, "text/plain", {}, {}, -1, /*overridable=*/false);
+        return SecurityStep::kAnswered;
+      }
+      if (out.action != security::Outcome::Action::kExtAuthz) return std::nullopt;
       if (authz_verdict_ && authz_pass_ == pass) {
         if (authz_verdict_->kind == ExtAuthzVerdict::Kind::kDeny) {
           st.global.security_local_answers.inc();
-          local_extra_ = authz_verdict_->client_headers + security::corsHeadersFor(layers, req);
+          local_extra_ = authz_verdict_->client_headers + out.cors_response_headers;
           std::string type =
               authz_verdict_->content_type.empty() ? "text/plain" : authz_verdict_->content_type;
           respondLocal(authz_verdict_->status, authz_verdict_->body, type, {}, {}, -1,
                        /*overridable=*/false);
           return SecurityStep::kAnswered;
         }
-        extra = &authz_verdict_->upstream_headers;
         authz_used = true;
-      } else if (!authz_used) {
-        // The request body is not sent to the service on this path (HTTP/1.1 requests send it).
-        ExtAuthzCall* call = ExtAuthzCall::start(w, *out.ext_authz, req, conn_.tls(), {},
-                                                 &H2Stream::onAuthzDone, this);
-        // Suspended: the snapshot stays pinned (the call reads the policy's config) and
-        // route() runs again with the verdict.
-        authz_snapshot_ = std::exchange(snapshot_, nullptr);
-        rule_ = nullptr;
-        authz_ = call;
-        authz_pass_ = pass;
-        return SecurityStep::kSuspended;
+        return std::nullopt;
       }
+      if (authz_used) return std::nullopt;
+      // The request body is not sent to the service on this path (HTTP/1.1 requests send it);
+      // body bytes that arrive meanwhile are held (requestData).
+      ExtAuthzCall* call = ExtAuthzCall::start(w, *out.ext_authz, req, conn_.tls(), {},
+                                               &H2Stream::onAuthzDone, this);
+      // Suspended: the snapshot stays pinned (the call reads the policy's config) and route()
+      // runs again with the verdict.
+      authz_snapshot_ = std::exchange(snapshot_, nullptr);
+      rule_ = nullptr;
+      if (deferred) {  // route() starts again from the request as the client sent it
+        headers_ = original;
+        path_ = original_path;
+        sec_added_.clear();
+        cors_resp_.clear();
+      }
+      authz_ = call;
+      authz_pass_ = pass;
+      return SecurityStep::kSuspended;
+    };
+    // The fields this pass adds, owned by the stream (the outcome is the worker's scratch),
+    // with the service's headers when it allowed.
+    auto applyEdits = [&](bool with_outcome) {
+      sec_added_.clear();
+      if (with_outcome) sec_added_.assign(out.add_headers.begin(), out.add_headers.end());
+      if (authz_used && authz_verdict_ && authz_pass_ == pass)
+        sec_added_.insert(sec_added_.end(), authz_verdict_->upstream_headers.begin(),
+                          authz_verdict_->upstream_headers.end());
+      uint32_t count = static_cast<uint32_t>(headers_.size());
+      headers_.resize(headers_.size() + sec_added_.size());
+      applyHeaderEdits(with_outcome ? out.remove_headers : std::vector<std::string>{}, kNoHeaders,
+                       sec_added_, headers_.data(), &count, static_cast<uint32_t>(headers_.size()));
+      headers_.resize(count);
+      in.headers = headers_.data();
+      in.header_count = count;
+    };
+
+    if (!deferred) {
+      if (std::optional<SecurityStep> step = decide()) return *step;
     }
     if (out.recompute_route && pass == 0) original = headers_;
-    // The stream owns what it adds: the outcome is the worker's scratch.
-    sec_added_.assign(out.add_headers.begin(), out.add_headers.end());
-    sec_added_.insert(sec_added_.end(), extra->begin(), extra->end());
-    uint32_t count = static_cast<uint32_t>(headers_.size());
-    headers_.resize(headers_.size() + sec_added_.size());
-    applyHeaderEdits(out.remove_headers, kNoHeaders, sec_added_, headers_.data(), &count,
-                     static_cast<uint32_t>(headers_.size()));
-    headers_.resize(count);
-    in.headers = headers_.data();
-    in.header_count = count;
+    applyEdits(/*with_outcome=*/true);
     if (!out.remove_query_params.empty()) {
       sec_path_ = security::removeQueryParams(path_, out.remove_query_params);
       path_ = sec_path_;
@@ -119,8 +144,14 @@ H2Stream::SecurityStep H2Stream::checkSecurity(router::RouteInput& in, const con
     security::Layers before = layers;
     rule_ = d.rule;
     security::Layers after = securityLayers(port.settings, *rule_);
-    // The same checks, or none on that rule: this pass's edits stand.
-    if (!after.any() || sameSections(before, after)) return SecurityStep::kContinue;
+    if (!after.any()) return SecurityStep::kContinue;
+    if (sameSections(before, after)) {
+      if (!deferred) return SecurityStep::kContinue;
+      if (std::optional<SecurityStep> step = decide()) return *step;
+      headers_ = original;  // pass 0's edits again, now with the service's headers
+      applyEdits(/*with_outcome=*/true);
+      return SecurityStep::kContinue;
+    }
   }
   return SecurityStep::kContinue;
 }

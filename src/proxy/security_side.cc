@@ -2,6 +2,7 @@
 // outcome applied to an HTTP/1.1 request, the external authorization round trip, and the route
 // chosen again after claims became headers.
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "proxy/downstream_conn.h"
@@ -41,12 +42,15 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
                                                            const config::Port& port) {
   security::WorkerState& ws = worker_.security();
   stats::Shard& st = worker_.stats();
-  bool authz_used = false;  // an earlier pass of this request asked the service
-  // Pass 0 is the matched rule's policy. When its edits (claims to headers) choose another rule
-  // whose policy differs, pass 1 checks that rule's policy on the request as the client sent it
-  // (pass 0's edits undone) and applies its edits; the route is not recomputed again.
+  // Pass 0 is the matched rule's policy. When a provider recomputes the route (claims to
+  // headers), pass 0's authorization decisions (access rules, external authorization) wait
+  // for the route matched again, as in Envoy (authentication from the first match,
+  // authorization from the final one): the same checks there, they stand; another policy
+  // there, pass 1 checks it on the request as the client sent it (pass 0's edits undone) and
+  // applies its edits; the route is not recomputed again.
   std::vector<http1::Header>& original = worker_.headerBackup();
   std::string_view original_target = target;
+  bool authz_used = false;  // an earlier pass of this request asked the service
   for (uint8_t pass = 0; pass < 2; ++pass) {
     if (pass == 1) {
       std::copy(original.begin(), original.end(), head.headers);
@@ -63,22 +67,24 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
     security::Request req = securityRequest(in, peer_family_, peer_addr_);
     security::evaluate(layers, req, ws, unixSeconds(), &out);
     if (!out.refresh_jwks_uri.empty()) worker_.requestJwksRefresh(out.refresh_jwks_uri);
-    const std::vector<security::HeaderAdd>* extra = &kNoHeaders;
-    if (out.action == security::Outcome::Action::kRespond) {
-      st.global.security_local_answers.inc();
-      std::string lines = securityAnswerHeaders(out);
-      std::string body = out.body;
-      int status = out.status;
-      in_.consume(head_len);
-      respondLocal(status, body, !req_bodyless_, lines, "text/plain", /*overridable=*/false);
-      return SecurityStep::kAnswered;
-    }
-    if (out.action == security::Outcome::Action::kExtAuthz) {
+
+    // The outcome's decision: a local answer, or the external authorization service.
+    // nullopt: go on with the edits.
+    auto decide = [&]() -> std::optional<SecurityStep> {
+      if (out.action == security::Outcome::Action::kRespond) {
+        st.global.security_local_answers.inc();
+        std::string lines = securityAnswerHeaders(out);
+        std::string body = out.body;
+        int status = out.status;
+        in_.consume(head_len);
+        respondLocal(status, body, !req_bodyless_, lines, "text/plain", /*overridable=*/false);
+        return SecurityStep::kAnswered;
+      }
+      if (out.action != security::Outcome::Action::kExtAuthz) return std::nullopt;
       if (authz_verdict_ && authz_pass_ == pass) {
         if (authz_verdict_->kind == ExtAuthzVerdict::Kind::kDeny) {
           st.global.security_local_answers.inc();
-          std::string lines =
-              authz_verdict_->client_headers + security::corsHeadersFor(layers, req);
+          std::string lines = authz_verdict_->client_headers + out.cors_response_headers;
           std::string body = authz_verdict_->body;
           std::string type =
               authz_verdict_->content_type.empty() ? "text/plain" : authz_verdict_->content_type;
@@ -87,35 +93,47 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
           respondLocal(status, body, !req_bodyless_, lines, type, /*overridable=*/false);
           return SecurityStep::kAnswered;
         }
-        extra = &authz_verdict_->upstream_headers;
         authz_used = true;
-      } else if (!authz_used) {
-        // The body, when the policy sends it: only a Content-Length body, up to the limit,
-        // once it has all arrived (the head is parsed again as more bytes come).
-        std::string_view body;
-        uint32_t max_body = out.ext_authz->max_body_bytes;
-        if (max_body > 0 && head.info.body == http1::BodyKind::kContentLength &&
-            head.info.content_length > 0) {
-          size_t need = std::min<uint64_t>(max_body, head.info.content_length);
-          if (in_.size() < head_len + need) {
-            suspendRequest();
-            return SecurityStep::kSuspended;
-          }
-          body = in_.view().substr(head_len, need);
-        }
-        ExtAuthzCall* call = ExtAuthzCall::start(worker_, *out.ext_authz, req, transport_.isTls(),
-                                                 body, &DownstreamConn::onAuthzDone, this);
-        authz_snapshot_ = worker_.acquireSnapshot();  // the call reads the policy's config
-        suspendRequest();
-        authz_ = call;
-        authz_pass_ = pass;
-        updateInterest();
-        return SecurityStep::kSuspended;
+        return std::nullopt;  // allowed: its headers join the edits
       }
+      if (authz_used) return std::nullopt;  // asked in pass 0 already
+      // The body, when the policy sends it: only a Content-Length body, up to the limit, once
+      // it has all arrived (the head is parsed again as more bytes come).
+      std::string_view body;
+      uint32_t max_body = out.ext_authz->max_body_bytes;
+      if (max_body > 0 && head.info.body == http1::BodyKind::kContentLength &&
+          head.info.content_length > 0) {
+        size_t need = std::min<uint64_t>(max_body, head.info.content_length);
+        if (in_.size() < head_len + need) {
+          suspendRequest();
+          return SecurityStep::kSuspended;
+        }
+        body = in_.view().substr(head_len, need);
+      }
+      ExtAuthzCall* call = ExtAuthzCall::start(worker_, *out.ext_authz, req, transport_.isTls(),
+                                               body, &DownstreamConn::onAuthzDone, this);
+      authz_snapshot_ = worker_.acquireSnapshot();  // the call reads the policy's config
+      suspendRequest();
+      authz_ = call;
+      authz_pass_ = pass;
+      updateInterest();
+      return SecurityStep::kSuspended;
+    };
+    auto authzHeaders = [&]() -> const std::vector<security::HeaderAdd>& {
+      return authz_used && authz_verdict_ && authz_pass_ == pass ? authz_verdict_->upstream_headers
+                                                                 : kNoHeaders;
+    };
+
+    bool deferred =
+        pass == 0 && out.recompute_route &&
+        ((out.action == security::Outcome::Action::kRespond && out.reason == "access_denied") ||
+         out.action == security::Outcome::Action::kExtAuthz);
+    if (!deferred) {
+      if (std::optional<SecurityStep> step = decide()) return *step;
     }
     if (out.recompute_route && pass == 0)
       original.assign(head.headers, head.headers + head.header_count);
-    if (!applyHeaderEdits(out.remove_headers, out.add_headers, *extra, head.headers,
+    if (!applyHeaderEdits(out.remove_headers, out.add_headers, authzHeaders(), head.headers,
                           &head.header_count, worker_.headerCapacity())) {
       in_.consume(head_len);
       respondLocal(431, "too many request header fields after the security policy's edits\n", true);
@@ -143,8 +161,23 @@ DownstreamConn::SecurityStep DownstreamConn::checkSecurity(http1::RequestHead& h
     security::Layers before = layers;
     rule_ = d.rule;
     security::Layers after = securityLayers(port.settings, *rule_);
-    // The same checks, or none on that rule: this pass's edits stand.
-    if (!after.any() || sameSections(before, after)) return SecurityStep::kContinue;
+    if (!after.any()) return SecurityStep::kContinue;  // no checks on that rule
+    if (sameSections(before, after)) {
+      // The same checks: pass 0's decision stands (the external authorization's headers,
+      // when it allows, are added now).
+      if (!deferred) return SecurityStep::kContinue;
+      if (std::optional<SecurityStep> step = decide()) return *step;
+      if (!applyHeaderEdits({}, {}, authzHeaders(), head.headers, &head.header_count,
+                            worker_.headerCapacity())) {
+        in_.consume(head_len);
+        respondLocal(431, "too many request header fields after the security policy's edits\n",
+                     true);
+        return SecurityStep::kAnswered;
+      }
+      in.headers = head.headers;
+      in.header_count = head.header_count;
+      return SecurityStep::kContinue;
+    }
   }
   return SecurityStep::kContinue;
 }

@@ -712,13 +712,35 @@ class ClaimRouting(SecurityCase):
             + [policy_doc("tenants", "HTTPRoute", "devices", jwt_section(provider(extra=(
                 "claimToHeaders: [{claim: tenant, header: x-tenant}, "
                 "{claim: plan, header: x-plan}]\n"
-                "recomputeRoute: true\n"))))])
+                "recomputeRoute: true\n")))),
+               # The globex rule alone also has access rules: checked after the route is
+               # matched again on the claims (policy.h's pass 1).
+               policy_doc("globex-admins", "HTTPRoute", "devices", (
+                   "  authorization:\n    defaultAction: Deny\n    rules:\n"
+                   "    - name: admins\n      action: Allow\n"
+                   "      principal: {jwt: {claims: [{name: role, values: [admin]}]}}\n"),
+                   section="globex")])
+
+    def test_rule_reached_by_claims_runs_its_own_policy(self):
+        # globex without role admin: its rule's access rules deny (the first match, "rest",
+        # had none); with the role: served, and the claim headers are still set.
+        self.assert_status(403, "/devices/1", bearer(keys().token("RS256", tenant="globex")))
+        seen = self.echoed("/devices/1", bearer(keys().token("RS256", tenant="globex",
+                                                             role="admin")))
+        self.assertEqual(seen["name"], "tenant-globex")
+        self.assertEqual(seen["headers"].get("x-tenant"), "globex")
+        self.assertNotIn("authorization", seen["headers"])
+        # A client that names globex itself with an acme token is routed by the claim.
+        seen = self.echoed("/devices/1", {**bearer(keys().token("RS256", tenant="acme")),
+                                          "X-Tenant": "globex"})
+        self.assertEqual(seen["name"], "tenant-acme")
 
     def test_two_tenants_routed_by_claim(self):
         acme = self.echoed("/devices/1", bearer(keys().token("RS256", tenant="acme")))
         self.assertEqual(acme["name"], "tenant-acme")
         self.assertEqual(acme["headers"].get("x-tenant"), "acme")
-        globex = self.echoed("/devices/1", bearer(keys().token("ES256", tenant="globex")))
+        globex = self.echoed("/devices/1", bearer(keys().token("ES256", tenant="globex",
+                                                               role="admin")))
         self.assertEqual(globex["name"], "tenant-globex")
         self.assertEqual(globex["headers"].get("x-tenant"), "globex")
         other = self.echoed("/devices/1", bearer(keys().token("RS256", tenant="initech")))
@@ -777,6 +799,59 @@ class ClaimRouting(SecurityCase):
                              capture_output=True, text=True, timeout=10)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertRegex(out.stdout, r"401|refused|invalid")
+
+
+class ClaimRoutingWithExtAuth(SecurityCase):
+    """recomputeRoute and an external authorization service in one policy: the service is asked
+    once the route was matched again (as in Envoy), on HTTP/1.1 and HTTP/2 alike."""
+
+    def setUp(self):
+        super().setUp()
+        self.authz = sp.AuthzServer()
+        acme, other = self.echo("tenant-acme"), self.echo("other")
+        route = (
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+            "metadata: {name: devices}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n"
+            "  - matches: [{path: {type: PathPrefix, value: /d},"
+            " headers: [{name: x-tenant, value: acme}]}]\n"
+            "    backendRefs: [{name: tenant-acme}]\n"
+            "  - matches: [{path: {type: PathPrefix, value: /d}}]\n"
+            "    backendRefs: [{name: other}]\n")
+        self.start_gateway([
+            gateway_doc(self.port), route, backend_doc("tenant-acme", acme),
+            backend_doc("other", other), backend_doc("authz", self.authz.port),
+            policy_doc("tenants", "HTTPRoute", "devices", jwt_section(provider(extra=(
+                "claimToHeaders: [{claim: tenant, header: x-tenant}]\n"
+                "recomputeRoute: true\n"))) + (
+                "  extAuth:\n    http:\n"
+                "      backendRefs: [{group: portico.dev, kind: Backend, name: authz}]\n"
+                "      path: /check\n      headersToBackend: [x-user-id]\n"))])
+
+    def tearDown(self):
+        super().tearDown()
+        self.authz.close()
+
+    def test_http1(self):
+        token = keys().token("RS256", tenant="acme")
+        seen = self.echoed("/d/1", {**bearer(token), "X-Authz": "allow"})
+        self.assertEqual(seen["name"], "tenant-acme")
+        self.assertEqual(seen["headers"].get("x-user-id"), "user-42")
+        self.assertEqual(seen["headers"].get("x-tenant"), "acme")
+        self.assertEqual(self.authz.last()["headers"].get("x-tenant"), "acme")
+        self.assert_status(sp.AuthzServer.DENY_STATUS, "/d/1", {**bearer(token), "X-Authz": "no"})
+
+    def test_http2(self):
+        token = keys().token("RS256", tenant="acme")
+        out = subprocess.run(
+            ["curl", "-s", "--http2-prior-knowledge", "--max-time", "10", "-H",
+             f"Authorization: Bearer {token}", "-H", "X-Authz: allow",
+             f"http://127.0.0.1:{self.port}/d/1"], capture_output=True, timeout=15)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        seen = json.loads(out.stdout)
+        self.assertEqual(seen["name"], "tenant-acme")
+        self.assertEqual(seen["headers"].get("x-user-id"), "user-42")
+        self.assertEqual(seen["headers"].get("x-tenant"), "acme")
+        self.assertNotIn("authorization", seen["headers"])
 
 
 # ---- API keys ------------------------------------------------------------------------------
